@@ -1,0 +1,131 @@
+"""The ``cmrrisk`` command line.
+
+Errors caused by the input print one message naming the file and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+
+from . import __version__
+from .errors import CMRRiskError
+
+
+def _fmt(x, nd=3):
+    return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
+
+
+def cmd_segment(args) -> int:
+    from .segmentation.pipeline import segment_inputs
+
+    _threads(args.threads)
+    report = segment_inputs(args.inputs, args.out, model=args.model, device=args.device,
+                            progress=not args.quiet)
+    for e in report["inputs"]:
+        flags = ", ".join(e["flags"]) or "none"
+        print(f"{e['output']}  ({e['seconds_per_frame']:.2f} s/frame; flags: {flags})")
+    print(f"report: {os.path.join(args.out, 'segment.json')}")
+    return 0
+
+
+def cmd_evaluate_segmentation(args) -> int:
+    from .modeldir import write_json
+    from .segmentation.evaluate import evaluate_folders
+
+    res = evaluate_folders(args.pred, args.ref, args.ref_labels)
+    print(f"{'frame':28s} {'Dice LV':>8s} {'Dice Myo':>8s} {'Dice RV':>8s} {'HD95 LV':>8s} {'HD95 Myo':>8s} {'HD95 RV':>8s}")
+    for f in res["frames"]:
+        m = f["metrics"]
+        print(f"{f['name']:28s} " + " ".join(f"{_fmt(m[k]['dice']):>8s}" for k in m)
+              + " " + " ".join(f"{_fmt(m[k]['hd95_mm'], 1):>8s}" for k in m))
+    if res["subjects"]:
+        print(f"\n{'subject':14s} {'LVEDV':>14s} {'LVESV':>14s} {'LVEF %':>14s} {'LV mass g':>14s} {'RVEF %':>14s}   (pred / ref)")
+        for s in res["subjects"]:
+            p, r = s["indices_pred"], s["indices_ref"]
+            print(f"{s['subject']:14s} " + " ".join(
+                f"{_fmt(p[k], 1):>6s}/{_fmt(r[k], 1):<7s}" for k in ("lv_edv_ml", "lv_esv_ml", "lv_ef_pct", "lv_mass_g", "rv_ef_pct")))
+    print("\nsummary:")
+    for k, v in res["summary"].items():
+        print(f"  {k}: " + ", ".join(f"{kk} {_fmt(vv)}" for kk, vv in v.items()))
+    if res["missing_reference"]:
+        print(f"no reference for: {', '.join(res['missing_reference'])}", file=sys.stderr)
+    if args.json:
+        write_json(args.json, res)
+        print(f"written: {args.json}")
+    return 0
+
+
+def cmd_train_segmentation(args) -> int:
+    from .segmentation.train import train
+
+    metrics = train(args.data, args.out, seed=args.seed, device=args.device, use_all=args.all,
+                    threads=args.threads, iterations=args.iterations, batch=args.batch)
+    if metrics:
+        s = metrics["summary"]
+        print(json.dumps({k: s[k] for k in s if k != "n_subjects"}, indent=1))
+    return 0
+
+
+def _threads(n):
+    if n:
+        import torch
+
+        torch.set_num_threads(int(n))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="cmrrisk", description="CMRRisk: cardiac MRI segmentation, "
+                                "features, prognostic models and explanations.")
+    p.add_argument("--version", action="version", version=f"cmrrisk {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("segment", help="segment cine frames, 4D cines or DICOM cine folders")
+    s.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="NIfTI/NRRD/MHA 3D frame or 4D cine, or a folder with one DICOM series")
+    s.add_argument("--out", required=True, help="output folder for <name>_seg.nii.gz and segment.json")
+    s.add_argument("--model", default="cine", help="bundled model name or model directory (default: cine)")
+    s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    s.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
+    s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.set_defaults(func=cmd_segment)
+
+    e = sub.add_parser("evaluate-segmentation", help="Dice, HD95, volumes and clinical indices "
+                       "of predicted vs reference label maps")
+    e.add_argument("--pred", required=True, help="folder with <name>_seg.nii.gz predictions")
+    e.add_argument("--ref", required=True, help="folder (searched recursively) with references")
+    e.add_argument("--ref-labels", default="cmrrisk", choices=["cmrrisk", "acdc"],
+                   help="label convention of the references (acdc: 1 RV, 2 myocardium, 3 LV)")
+    e.add_argument("--json", help="write all results to this JSON file")
+    e.set_defaults(func=cmd_evaluate_segmentation)
+
+    t = sub.add_parser("train-segmentation", help="train the cine segmentation model on ACDC")
+    t.add_argument("--data", required=True, help="ACDC training folder (patientNNN/Info.cfg, frames, _gt)")
+    t.add_argument("--out", required=True, help="model directory to write (checkpoints resume)")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    t.add_argument("--iterations", type=int, default=None, help="training iterations (default 8000)")
+    t.add_argument("--batch", type=int, default=None, help="crops per iteration (default 16)")
+    t.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
+    t.add_argument("--all", action="store_true", help="train on all subjects (no validation split)")
+    t.set_defaults(func=cmd_train_segmentation)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except CMRRiskError as exc:
+        print(f"cmrrisk {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cmrrisk {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

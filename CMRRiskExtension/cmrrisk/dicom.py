@@ -1,0 +1,231 @@
+"""DICOM folders read with pydicom: series grouping, cine short-axis recognition, 4D geometry.
+
+A folder must hold one image series. Files are grouped by SeriesInstanceUID (taken as a plain
+string, so non-conforming UIDs are accepted). Slices are ordered along the slice normal
+(ImagePositionPatient projected on the cross product of the ImageOrientationPatient cosines);
+a location holding several images with different TriggerTime is a cine, whose phases are sorted
+by TriggerTime. The result is a :class:`~cmrrisk.image.Volume` of shape (phase, slice, row, col)
+for a cine, or (slice, row, col) otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections import defaultdict
+
+import numpy as np
+
+from .errors import CMRRiskError
+from .image import Volume, geometry_matrix, lps_to_ras
+
+POSITION_TOLERANCE_MM = 0.1
+
+
+class _quiet_pydicom:
+    """Accept non-conforming values (e.g. invalid UIDs) without warnings while we read."""
+
+    def __enter__(self):
+        import logging
+
+        self._w = warnings.catch_warnings()
+        self._w.__enter__()
+        warnings.simplefilter("ignore", UserWarning)
+        self._logger = logging.getLogger("pydicom")
+        self._level = self._logger.level
+        self._logger.setLevel(logging.ERROR)
+        return self
+
+    def __exit__(self, *exc):
+        self._logger.setLevel(self._level)
+        self._w.__exit__(*exc)
+        return False
+
+
+def _files(folder: str) -> list[str]:
+    out = []
+    for root, _dirs, names in os.walk(folder):
+        for n in sorted(names):
+            if n.startswith("."):
+                continue
+            out.append(os.path.join(root, n))
+    return sorted(out)
+
+
+def _read_headers(folder: str):
+    import pydicom
+
+    headers = []
+    for path in _files(folder):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                ds = pydicom.dcmread(path, stop_before_pixels=True)
+            except Exception:
+                continue  # not a DICOM file (e.g. DICOMDIR helper files, notes)
+        if "PixelData" not in ds and not hasattr(ds, "Rows"):
+            continue
+        headers.append((path, ds))
+    return headers
+
+
+def list_series(folder: str) -> dict:
+    """{series key: [file paths]} for every image series in ``folder``."""
+    groups = defaultdict(list)
+    with _quiet_pydicom():
+        for path, ds in _read_headers(folder):
+            groups[_series_key(ds)].append(path)
+    return dict(groups)
+
+
+def _series_key(ds) -> str:
+    uid = ds.get("SeriesInstanceUID")
+    if uid:
+        return str(uid)
+    return f"series {ds.get('SeriesNumber', '?')} {ds.get('SeriesDescription', '')}".strip()
+
+
+def _short(paths, n=4) -> str:
+    names = [os.path.basename(p) for p in paths]
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
+def read_dicom_folder(folder: str) -> Volume:
+    """Read the single image series in ``folder`` as a 3D stack or a 4D cine."""
+    with _quiet_pydicom():
+        return _read_dicom_folder(folder)
+
+
+def _read_dicom_folder(folder: str) -> Volume:
+    import pydicom
+
+    headers = _read_headers(folder)
+    if not headers:
+        raise CMRRiskError(f"{folder}: no readable DICOM image files in this folder.")
+    groups = defaultdict(list)
+    for path, ds in headers:
+        groups[_series_key(ds)].append((path, ds))
+    if len(groups) > 1:
+        desc = "; ".join(f"{k} ({len(v)} files, e.g. {_short([p for p, _ in v], 2)})"
+                         for k, v in groups.items())
+        raise CMRRiskError(f"{folder}: holds {len(groups)} series ({desc}); put each series in "
+                           "its own folder.")
+    items = next(iter(groups.values()))
+
+    for path, ds in items:
+        for tag in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns"):
+            if ds.get(tag) is None:
+                raise CMRRiskError(f"{path}: DICOM tag {tag} is missing; cannot place the image in space.")
+
+    sizes = defaultdict(list)
+    for path, ds in items:
+        sizes[(int(ds.Rows), int(ds.Columns))].append(path)
+    if len(sizes) > 1:
+        desc = "; ".join(f"{r}x{c}: {_short(p)}" for (r, c), p in sizes.items())
+        raise CMRRiskError(f"{folder}: images of different sizes in one series ({desc}).")
+
+    orients = defaultdict(list)
+    for path, ds in items:
+        key = tuple(np.round(np.asarray(ds.ImageOrientationPatient, float), 3))
+        orients[key].append(path)
+    if len(orients) > 1:
+        desc = "; ".join(f"{list(k)}: {_short(p)}" for k, p in orients.items())
+        raise CMRRiskError(f"{folder}: images with different orientations in one series ({desc}).")
+
+    spacings = {tuple(np.round(np.asarray(ds.PixelSpacing, float), 4)) for _, ds in items}
+    if len(spacings) > 1:
+        raise CMRRiskError(f"{folder}: images with different pixel spacings {sorted(spacings)}.")
+
+    iop = np.asarray(items[0][1].ImageOrientationPatient, float)
+    row_dir, col_dir = iop[:3], iop[3:]
+    normal = np.cross(row_dir, col_dir)
+    if np.linalg.norm(normal) < 1e-6:
+        raise CMRRiskError(f"{items[0][0]}: ImageOrientationPatient {list(iop)} is degenerate.")
+    normal /= np.linalg.norm(normal)
+
+    # group by location along the normal
+    proj = [(float(np.dot(np.asarray(ds.ImagePositionPatient, float), normal)), path, ds)
+            for path, ds in items]
+    proj.sort(key=lambda t: t[0])
+    locations: list[list] = []
+    for d, path, ds in proj:
+        if locations and abs(d - locations[-1][0][0]) <= POSITION_TOLERANCE_MM:
+            locations[-1].append((d, path, ds))
+        else:
+            locations.append([(d, path, ds)])
+
+    n_phases = max(len(loc) for loc in locations)
+    is_cine = n_phases > 1
+    if is_cine:
+        for loc in locations:
+            tts = [ds.get("TriggerTime") for _, _, ds in loc]
+            if any(t is None for t in tts):
+                missing = [p for (_, p, ds) in loc if ds.get("TriggerTime") is None]
+                raise CMRRiskError(f"{folder}: several images at one slice location but no "
+                                   f"TriggerTime in {_short(missing)}; cannot order the phases.")
+            seen = defaultdict(list)
+            for _, p, ds in loc:
+                seen[round(float(ds.TriggerTime), 3)].append(p)
+            dups = {t: ps for t, ps in seen.items() if len(ps) > 1}
+            if dups:
+                t, ps = next(iter(dups.items()))
+                raise CMRRiskError(f"{folder}: duplicate phase: TriggerTime {t} appears "
+                                   f"{len(ps)} times at slice {loc[0][0]:.2f} mm ({_short(ps)}).")
+            loc.sort(key=lambda e: float(e[2].TriggerTime))
+    for loc in locations:
+        if len(loc) != n_phases:
+            raise CMRRiskError(
+                f"{folder}: slice at {loc[0][0]:.2f} mm along the normal has {len(loc)} phases, "
+                f"others have {n_phases} (files {_short([p for _, p, _ in loc])}); phases are "
+                "missing or the folder mixes series.")
+
+    positions = np.array([loc[0][0] for loc in locations])
+    if len(positions) > 1:
+        gaps = np.diff(positions)
+        dz = float(np.median(gaps))
+        if np.max(np.abs(gaps - dz)) > 0.1 * dz + 0.01:
+            raise CMRRiskError(f"{folder}: slice positions are not evenly spaced (gaps "
+                               f"{np.round(gaps, 2).tolist()} mm); a slice may be missing.")
+    else:
+        dz = float(items[0][1].get("SpacingBetweenSlices") or items[0][1].get("SliceThickness") or 1.0)
+
+    rows, cols = next(iter(sizes))
+    arr = np.zeros((n_phases, len(locations), rows, cols), dtype=np.float32)
+    for z, loc in enumerate(locations):
+        for t, (_, path, _) in enumerate(loc):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    ds = pydicom.dcmread(path)
+                    px = ds.pixel_array.astype(np.float32)
+                except Exception as exc:
+                    raise CMRRiskError(f"{path}: cannot decode pixel data ({exc}).") from exc
+            slope = float(ds.get("RescaleSlope", 1) or 1)
+            inter = float(ds.get("RescaleIntercept", 0) or 0)
+            arr[t, z] = px * slope + inter
+
+    ps = np.asarray(items[0][1].PixelSpacing, float)  # (row spacing = y, column spacing = x)
+    first = locations[0][0][2]
+    origin = np.asarray(first.ImagePositionPatient, float)
+    direction = np.stack([row_dir, col_dir, normal], axis=1)
+    m = lps_to_ras(geometry_matrix((ps[1], ps[0], dz), origin, direction))
+
+    ds0 = items[0][1]
+    meta = {
+        "manufacturer": str(ds0.get("Manufacturer", "")),
+        "model": str(ds0.get("ManufacturerModelName", "")),
+        "field_strength_t": float(ds0.get("MagneticFieldStrength")) if ds0.get("MagneticFieldStrength") else None,
+        "series_description": str(ds0.get("SeriesDescription", "")),
+        "series_uid": _series_key(ds0),
+        "slice_thickness_mm": float(ds0.get("SliceThickness")) if ds0.get("SliceThickness") else None,
+        "n_files": len(items),
+    }
+    time_spacing = None
+    if is_cine:
+        tt = np.array([[float(e[2].TriggerTime) for e in loc] for loc in locations])
+        meta["trigger_times_ms"] = np.round(tt.mean(0), 3).tolist()
+        time_spacing = float(np.median(np.diff(tt.mean(0)))) if n_phases > 1 else None
+        vol_arr = arr
+    else:
+        vol_arr = arr[0]
+    return Volume(vol_arr, m, folder, time_spacing, meta)

@@ -1,0 +1,168 @@
+"""Model directories on disk (DESIGN.md section 3).
+
+A model directory holds ``model.safetensors`` (weights only, never a pickled object),
+``config.json`` (network, preprocessing, labels, training summary, software versions),
+optional ``metrics.json`` and ``MODEL_CARD.md``, and ``checksums.json`` with the SHA-256 of
+every other file. :func:`verify` refuses a directory whose files do not match their checksums.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+
+from .errors import CMRRiskError
+
+CHECKSUMS = "checksums.json"
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+
+BUNDLED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "models")
+
+
+def sha256(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def software_versions() -> dict:
+    import numpy
+    import torch
+
+    out = {"python": platform.python_version(), "numpy": numpy.__version__, "torch": torch.__version__}
+    try:
+        import monai
+
+        out["monai"] = monai.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    from . import __version__
+
+    out["cmrrisk"] = __version__
+    return out
+
+
+def resolve(model: str) -> str:
+    """A model name of a bundled model (``cine``) or a path to a model directory."""
+    if os.path.isdir(model):
+        return os.path.abspath(model)
+    bundled = os.path.join(BUNDLED_DIR, model)
+    if os.path.isdir(bundled):
+        return bundled
+    names = sorted(d for d in os.listdir(BUNDLED_DIR) if os.path.isdir(os.path.join(BUNDLED_DIR, d)))
+    raise CMRRiskError(f"model {model!r}: not a model directory and not a bundled model "
+                       f"(bundled: {', '.join(names) or 'none'}).")
+
+
+def write_checksums(model_dir: str) -> dict:
+    sums = {}
+    for name in sorted(os.listdir(model_dir)):
+        p = os.path.join(model_dir, name)
+        if name != CHECKSUMS and os.path.isfile(p) and not name.startswith("."):
+            sums[name] = sha256(p)
+    write_json(os.path.join(model_dir, CHECKSUMS), sums)
+    return sums
+
+
+def verify(model_dir: str) -> None:
+    path = os.path.join(model_dir, CHECKSUMS)
+    if not os.path.isfile(path):
+        raise CMRRiskError(f"{model_dir}: no {CHECKSUMS}; not a CMRRisk model directory.")
+    sums = read_json(path)
+    for name, expected in sums.items():
+        p = os.path.join(model_dir, name)
+        if not os.path.isfile(p):
+            raise CMRRiskError(f"{p}: listed in {CHECKSUMS} but missing; reinstall or retrain the model.")
+        got = sha256(p)
+        if got != expected:
+            raise CMRRiskError(f"{p}: SHA-256 {got[:12]}... does not match {CHECKSUMS} "
+                               f"({expected[:12]}...); the file is corrupt or was changed.")
+    for required in (WEIGHTS, CONFIG):
+        if required not in sums:
+            raise CMRRiskError(f"{model_dir}: {required} missing from {CHECKSUMS}.")
+
+
+def load(model_dir: str):
+    """Verify checksums and return (config dict, state dict of tensors)."""
+    from safetensors.torch import load_file
+
+    verify(model_dir)
+    config = read_json(os.path.join(model_dir, CONFIG))
+    state = load_file(os.path.join(model_dir, WEIGHTS))
+    return config, state
+
+
+def save(model_dir: str, state_dict: dict, config: dict, extra_files: dict | None = None) -> None:
+    """Write a complete model directory atomically (built in a temporary folder, then renamed)."""
+    from safetensors.torch import save_file
+
+    parent = os.path.dirname(os.path.abspath(model_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".model-", dir=parent)
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in state_dict.items()},
+                  os.path.join(tmp, WEIGHTS))
+        write_json(os.path.join(tmp, CONFIG), config)
+        for name, content in (extra_files or {}).items():
+            p = os.path.join(tmp, name)
+            if isinstance(content, (dict, list)):
+                write_json(p, content)
+            else:
+                with open(p, "w") as f:
+                    f.write(content)
+        write_checksums(tmp)
+        if os.path.isdir(model_dir):
+            # keep files that are not part of the model (e.g. training checkpoints)
+            old = tempfile.mkdtemp(prefix=".old-", dir=parent)
+            os.rmdir(old)
+            for name in os.listdir(model_dir):
+                if name.startswith("checkpoint") or name.endswith(".log") or name.endswith(".jsonl"):
+                    shutil.move(os.path.join(model_dir, name), os.path.join(tmp, name))
+            os.replace(model_dir, old)
+            os.replace(tmp, model_dir)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, model_dir)
+    finally:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp)
+
+
+def read_json(path: str):
+    with open(path) as f:
+        return json.load(f)
+
+
+def write_json(path: str, obj) -> None:
+    """Write JSON atomically."""
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=d)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(f"not JSON serialisable: {type(o)}")

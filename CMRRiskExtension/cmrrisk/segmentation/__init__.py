@@ -1,0 +1,1 @@
+"""Deep-learning segmentation of short-axis cine (and later LGE) stacks."""

@@ -1,0 +1,169 @@
+"""Evaluation of a segmenter against reference labels: Dice, HD95 and LVEF error at ED and ES."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from .. import labels as L
+from ..datasets import AcdcSubject
+from ..image import read_image
+from ..metrics import clinical_indices, compare
+
+
+def _nanmean(vals):
+    vals = [v for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def evaluate_acdc(segmenter, subjects: list[AcdcSubject], progress=None) -> dict:
+    """Segment the ED and ES frames of each subject and compare with the reference."""
+    rows = []
+    seconds = []
+    for n, s in enumerate(subjects):
+        row = {"subject": s.subject, "group": s.group}
+        segs = {}
+        for phase in ("ed", "es"):
+            img = read_image(s.frame_path(phase))
+            ref = L.map_labels(read_image(s.frame_path(phase, gt=True)).array, L.ACDC_TO_PROJECT)
+            t0 = time.perf_counter()
+            pred = segmenter.segment(img).array
+            seconds.append(time.perf_counter() - t0)
+            segs[phase] = (pred, ref, img.spacing)
+            row[phase] = compare(pred, ref, img.spacing)
+        sp = segs["ed"][2]
+        ip = clinical_indices(segs["ed"][0], segs["es"][0], sp)
+        ir = clinical_indices(segs["ed"][1], segs["es"][1], sp)
+        row["indices_pred"] = ip
+        row["indices_ref"] = ir
+        rows.append(row)
+        if progress:
+            progress(n + 1, len(subjects))
+    return {"subjects": rows, "summary": summarize(rows), "seconds_per_frame_median": float(np.median(seconds))}
+
+
+def summarize(rows: list[dict]) -> dict:
+    out = {}
+    for lab in L.CINE_LABELS:
+        name = L.SEGMENTS[lab][0]
+        d = {}
+        for phase in ("ed", "es"):
+            d[f"dice_{phase}"] = _nanmean([r[phase][name]["dice"] for r in rows])
+            d[f"hd95_mm_{phase}"] = _nanmean([r[phase][name]["hd95_mm"] for r in rows])
+        d["dice_mean"] = (d["dice_ed"] + d["dice_es"]) / 2
+        out[name] = d
+    for key in ("lv_ef_pct", "rv_ef_pct", "lv_edv_ml", "lv_esv_ml", "lv_mass_g"):
+        err = np.array([r["indices_pred"][key] - r["indices_ref"][key] for r in rows], dtype=float)
+        err = err[np.isfinite(err)]
+        out[key + "_error"] = {
+            "mae": float(np.mean(np.abs(err))) if len(err) else float("nan"),
+            "bias": float(np.mean(err)) if len(err) else float("nan"),
+            "sd": float(np.std(err, ddof=1)) if len(err) > 1 else float("nan"),
+        }
+    out["n_subjects"] = len(rows)
+    return out
+
+
+def _find_reference(ref_dir: str, name: str) -> str | None:
+    import os
+
+    candidates = (f"{name}_gt.nii.gz", f"{name}_seg.nii.gz", f"{name}.nii.gz", f"{name}_gt.nii",
+                  f"{name}.nrrd", f"{name}_seg.nrrd")
+    for root, _dirs, files in os.walk(ref_dir):
+        for c in candidates:
+            if c in files:
+                return os.path.join(root, c)
+    return None
+
+
+def evaluate_folders(pred_dir: str, ref_dir: str, ref_labels: str = "cmrrisk") -> dict:
+    """Compare every ``<name>_seg.nii.gz`` in ``pred_dir`` with the reference ``<name>_gt``,
+    ``<name>_seg`` or ``<name>`` found (recursively) in ``ref_dir``.
+
+    Frames named ``<subject>_frameNN`` are grouped by subject; a subject with two frames gets
+    clinical indices from both segmentations. ED and ES come from an ACDC ``Info.cfg`` beside the
+    reference when there is one, else ED is the frame with the larger reference LV volume.
+    """
+    import os
+    import re
+
+    from ..datasets import read_info_cfg
+    from ..errors import CMRRiskError
+
+    if not os.path.isdir(pred_dir):
+        raise CMRRiskError(f"{pred_dir}: no such folder (--pred).")
+    if not os.path.isdir(ref_dir):
+        raise CMRRiskError(f"{ref_dir}: no such folder (--ref).")
+    if ref_labels not in ("cmrrisk", "acdc"):
+        raise CMRRiskError(f"--ref-labels {ref_labels!r}: use cmrrisk or acdc.")
+    preds = sorted(f for f in os.listdir(pred_dir) if f.endswith("_seg.nii.gz"))
+    if not preds:
+        raise CMRRiskError(f"{pred_dir}: no *_seg.nii.gz files to evaluate.")
+    frames = []
+    missing = []
+    for f in preds:
+        name = f[: -len("_seg.nii.gz")]
+        ref_path = _find_reference(ref_dir, name)
+        if ref_path is None:
+            missing.append(name)
+            continue
+        pred = read_image(os.path.join(pred_dir, f))
+        ref = read_image(ref_path)
+        if pred.array.shape != ref.array.shape:
+            raise CMRRiskError(f"{os.path.join(pred_dir, f)}: shape {pred.array.shape} differs from "
+                               f"reference {ref_path} {ref.array.shape}.")
+        if pred.is_cine:
+            raise CMRRiskError(f"{os.path.join(pred_dir, f)}: 4D; evaluate 3D frames.")
+        ref_arr = L.map_labels(ref.array, L.ACDC_TO_PROJECT) if ref_labels == "acdc" else ref.array
+        frames.append({"name": name, "pred": pred.array, "ref": ref_arr, "spacing": ref.spacing,
+                       "ref_path": ref_path,
+                       "metrics": compare(pred.array, ref_arr, ref.spacing)})
+    if not frames:
+        raise CMRRiskError(f"{ref_dir}: no reference found for any prediction (looked for "
+                           f"<name>_gt.nii.gz, <name>_seg.nii.gz, <name>.nii.gz).")
+
+    subjects = {}
+    for fr in frames:
+        m = re.match(r"(.+)_frame(\d+)$", fr["name"])
+        if m:
+            subjects.setdefault(m.group(1), []).append((int(m.group(2)), fr))
+    pairs = []
+    for subj, items in sorted(subjects.items()):
+        if len(items) != 2:
+            continue
+        items.sort()
+        cfg = os.path.join(os.path.dirname(items[0][1]["ref_path"]), "Info.cfg")
+        ed_fr = es_fr = None
+        if os.path.isfile(cfg):
+            info = read_info_cfg(cfg)
+            by_num = {n: fr for n, fr in items}
+            ed_fr, es_fr = by_num.get(int(info.get("ED", -1))), by_num.get(int(info.get("ES", -1)))
+        if ed_fr is None or es_fr is None:
+            a, b = items[0][1], items[1][1]
+            va = (a["ref"] == L.LV_BLOOD_POOL).sum()
+            vb = (b["ref"] == L.LV_BLOOD_POOL).sum()
+            ed_fr, es_fr = (a, b) if va >= vb else (b, a)
+        sp = ed_fr["spacing"]
+        pairs.append({"subject": subj, "ed": ed_fr["name"], "es": es_fr["name"],
+                      "indices_pred": clinical_indices(ed_fr["pred"], es_fr["pred"], sp),
+                      "indices_ref": clinical_indices(ed_fr["ref"], es_fr["ref"], sp)})
+
+    summary = {}
+    for lab in L.CINE_LABELS:
+        name = L.SEGMENTS[lab][0]
+        summary[name] = {"dice_mean": _nanmean([f["metrics"][name]["dice"] for f in frames]),
+                         "hd95_mm_mean": _nanmean([f["metrics"][name]["hd95_mm"] for f in frames])}
+    if pairs:
+        for key in ("lv_edv_ml", "lv_esv_ml", "lv_ef_pct", "lv_mass_g", "rv_edv_ml", "rv_esv_ml", "rv_ef_pct"):
+            err = np.array([p["indices_pred"][key] - p["indices_ref"][key] for p in pairs], float)
+            err = err[np.isfinite(err)]
+            summary[key + "_error"] = {"mae": float(np.mean(np.abs(err))) if len(err) else float("nan"),
+                                       "bias": float(np.mean(err)) if len(err) else float("nan")}
+    return {
+        "frames": [{"name": f["name"], "reference": f["ref_path"], **{"metrics": f["metrics"]}} for f in frames],
+        "subjects": pairs,
+        "missing_reference": missing,
+        "summary": summary,
+    }

@@ -1,0 +1,126 @@
+"""``cmrrisk segment``: many inputs, one model load, label maps with the inputs' geometry and a
+``segment.json`` report.
+
+Every input is read and validated before anything is written, so a bad input stops the run
+with a message naming it and leaves the output folder untouched. Each output file is written
+under a temporary name and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from .. import modeldir
+from ..errors import CMRRiskError
+from ..image import Volume, read_image, stem, write_image
+from ..metrics import clinical_indices, volumes_ml
+from .infer import Segmenter
+from .quality import frame_flags
+
+#: inputs whose arrays together stay under this size are kept in memory between validation
+#: and segmentation; larger batches are read twice instead
+KEEP_IN_MEMORY_BYTES = 2 * 1024**3
+
+
+def output_name(path: str) -> str:
+    return f"{stem(path)}_seg.nii.gz"
+
+
+def summarize_result(vol: Volume, seg: Volume) -> dict:
+    """Volumes, flags and (for a cine) ED/ES indices of one segmented input."""
+    sp = vol.spacing
+    info: dict = {}
+    if seg.is_cine:
+        lv = [volumes_ml(seg.array[t], sp)["lv_ml"] for t in range(seg.array.shape[0])]
+        ed, es = int(np.argmax(lv)), int(np.argmin(lv))
+        info["lv_volume_ml_per_phase"] = [round(v, 2) for v in lv]
+        info["ed_phase"], info["es_phase"] = ed, es
+        info["indices"] = clinical_indices(seg.array[ed], seg.array[es], sp)
+        flags = {}
+        for t in range(seg.array.shape[0]):
+            for f in frame_flags(seg.array[t], sp):
+                flags.setdefault(f, []).append(t)
+        info["flags"] = [f"{f} (phases {v})" for f, v in flags.items()]
+    else:
+        info["volumes_ml"] = volumes_ml(seg.array, sp)
+        info["flags"] = frame_flags(seg.array, sp)
+    return info
+
+
+def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device: str = "cpu",
+                   progress: bool = True) -> dict:
+    if not inputs:
+        raise CMRRiskError("no input given; name one or more images or DICOM folders.")
+    names = {}
+    for p in inputs:
+        n = output_name(p)
+        if n in names:
+            raise CMRRiskError(f"{p} and {names[n]} would both be written as {n}; "
+                               "segment them into different --out folders.")
+        names[n] = p
+
+    # validate everything before writing anything
+    cache: dict[str, Volume] = {}
+    total = 0
+    for p in inputs:
+        v = read_image(p)
+        total += v.array.nbytes
+        if total <= KEEP_IN_MEMORY_BYTES:
+            cache[p] = v
+    seg_model = Segmenter.load(model, device=device)
+
+    n_frames = sum((cache[p].array.shape[0] if cache[p].is_cine else 1) if p in cache else 1 for p in inputs)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_frames, unit="frame", desc="segment", leave=False)
+    report = {
+        "model": {
+            "name": seg_model.name,
+            "directory": seg_model.model_dir,
+            "weights_sha256": modeldir.read_json(os.path.join(seg_model.model_dir, modeldir.CHECKSUMS))[modeldir.WEIGHTS],
+            "load_seconds": round(seg_model.load_seconds, 3),
+        },
+        "device": str(seg_model.device),
+        "inputs": [],
+    }
+    os.makedirs(out_dir, exist_ok=True)
+    try:
+        for p in inputs:
+            vol = cache.pop(p, None) or read_image(p)
+            t0 = time.perf_counter()
+            done = [0]
+
+            def step(i, n, _done=done):
+                if bar is not None:
+                    bar.update(i - _done[0])
+                _done[0] = i
+
+            seg = seg_model.segment(vol, progress=step)
+            secs = time.perf_counter() - t0
+            out_path = os.path.join(out_dir, output_name(p))
+            write_image(seg.with_array(seg.array.astype(np.uint8)), out_path)
+            n = vol.array.shape[0] if vol.is_cine else 1
+            entry = {
+                "input": os.path.abspath(p),
+                "output": os.path.abspath(out_path),
+                "shape": list(vol.array.shape),
+                "spacing_mm": [round(s, 5) for s in vol.spacing],
+                "kind": "cine" if vol.is_cine else "frame",
+                "model": seg_model.name,
+                "seconds": round(secs, 3),
+                "seconds_per_frame": round(secs / n, 3),
+            }
+            if vol.meta:
+                entry["metadata"] = {k: v for k, v in vol.meta.items() if k != "trigger_times_ms"}
+            entry.update(summarize_result(vol, seg))
+            report["inputs"].append(entry)
+    finally:
+        if bar is not None:
+            bar.close()
+    modeldir.write_json(os.path.join(out_dir, "segment.json"), report)
+    return report

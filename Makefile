@@ -1,0 +1,26 @@
+# CMRRisk developer commands. `make test` is what CI runs (.ci/run).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.cmrrisk-setup
+
+.PHONY: setup test bench clean
+
+setup: $(STAMP)
+
+# Idempotent: re-runs only when pyproject.toml changes. torch==2.13.0 first (CPU wheel on disk).
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest -q Testing
+
+bench: setup
+	$(PY) bench/bench_segment.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info CMRRiskExtension/*.egg-info
