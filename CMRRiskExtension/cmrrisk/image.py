@@ -225,6 +225,7 @@ def write_image(vol: Volume, path: str) -> None:
             _write_nifti(vol, tmp)
         else:
             _write_itk(vol, tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -117,7 +117,10 @@ def save(model_dir: str, state_dict: dict, config: dict, extra_files: dict | Non
             else:
                 with open(p, "w") as f:
                     f.write(content)
+        for name in os.listdir(tmp):
+            os.chmod(os.path.join(tmp, name), 0o644)
         write_checksums(tmp)
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700; a model directory must be readable by all
         if os.path.isdir(model_dir):
             # keep files that are not part of the model (e.g. training checkpoints)
             old = tempfile.mkdtemp(prefix=".old-", dir=parent)
@@ -149,6 +152,7 @@ def write_json(path: str, obj) -> None:
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
             f.write("\n")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

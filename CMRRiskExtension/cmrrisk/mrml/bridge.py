@@ -192,12 +192,16 @@ def place_in_study(scene, node, reference_node) -> None:
     if sh is None:
         return
     ref_item = sh.GetItemByDataNode(reference_node)
-    item = sh.GetItemByDataNode(node)
-    if not ref_item or not item:
+    if not ref_item:
         return
     parent = sh.GetItemParent(ref_item)
-    if parent:
+    if not parent:
+        return
+    item = sh.GetItemByDataNode(node)
+    if item:
         sh.SetItemParent(item, parent)
+    else:  # outside the Slicer application no plugin creates items for new nodes
+        sh.CreateItem(parent, node)
 
 
 def add_table(scene, name: str, columns: dict, reference_node=None):

@@ -1,0 +1,54 @@
+"""Slicer builds install only what CMakeLists.txt names; pyproject pins what DESIGN.md lists."""
+
+import re
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _files(folder, pattern):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob(pattern)
+                  if "__pycache__" not in p.parts and not p.name.startswith("."))
+
+
+def test_library_cmakelists_names_every_file():
+    lib = ROOT / "CMRRiskExtension"
+    cm = (lib / "CMakeLists.txt").read_text()
+    files = _files(lib / "cmrrisk", "*.py") + _files(lib / "cmrrisk", "models/*/*")
+    missing = [f for f in files if f"cmrrisk/{f}" not in cm]
+    assert not missing, f"not named in CMRRiskExtension/CMakeLists.txt: {missing}"
+    named = re.findall(r"cmrrisk/\S+", cm)
+    gone = [n for n in named if not (lib / n).exists()]
+    assert not gone, f"named in CMakeLists.txt but absent: {gone}"
+
+
+def test_module_cmakelists_names_every_file():
+    mod = ROOT / "CMRRiskSegment"
+    cm = (mod / "CMakeLists.txt").read_text().replace("${MODULE_NAME}", "CMRRiskSegment")
+    for f in _files(mod, "*.py") + _files(mod, "Resources/*/*"):
+        assert f in cm, f"{f} not named in CMRRiskSegment/CMakeLists.txt"
+
+
+def test_top_level_cmakelists():
+    cm = (ROOT / "CMakeLists.txt").read_text()
+    assert "project(CMRRiskExtension)" in cm
+    assert re.search(r'EXTENSION_DEPENDS\s+"PyTorch SlicerRadiomics"', cm)
+    for sub in ("CMRRiskExtension", "CMRRiskSegment"):
+        assert f"add_subdirectory({sub})" in cm
+
+
+def test_core_does_not_import_slicer():
+    core = ROOT / "CMRRiskExtension" / "cmrrisk"
+    offenders = []
+    for p in core.rglob("*.py"):
+        if "mrml" in p.parts:
+            continue
+        text = p.read_text()
+        if re.search(r"^\s*(import|from)\s+(slicer|qt|ctk)\b", text, re.M):
+            offenders.append(str(p))
+    assert not offenders, f"core modules import Slicer/Qt: {offenders}"
+
+
+def test_torch_pinned():
+    assert '"torch==2.13.0"' in (ROOT / "pyproject.toml").read_text()

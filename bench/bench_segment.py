@@ -1,0 +1,93 @@
+"""Cine segmentation speed: seconds per 10-slice 256x256 frame on this machine's CPU.
+
+Pre- and post-processing are included (Segmenter.segment on a Volume), model load is timed
+separately. One warm-up run, then --repeats timed runs; the median is reported.
+Writes bench/results/segment_speed.json.
+
+    .venv/bin/python bench/bench_segment.py [--repeats 7] [--threads N] [--device cpu]
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("CMRRISK_DATA", ROOT.parent / "shared" / "data"))
+
+
+def test_frame():
+    """A real ACDC frame brought to 10 x 256 x 256 (crop/pad), or a phantom if data is absent."""
+    from cmrrisk.image import Volume, read_image
+
+    path = DATA / "acdc" / "training" / "patient001" / "patient001_frame01.nii.gz"
+    if path.is_file():
+        vol = read_image(str(path))
+        a = vol.array.astype(np.float32)
+        out = np.zeros((10, 256, 256), np.float32)
+        z, y, x = min(10, a.shape[0]), min(256, a.shape[1]), min(256, a.shape[2])
+        out[:z, :y, :x] = a[:z, :y, :x]
+        m = vol.ijk_to_ras.copy()
+        return Volume(out, m, str(path)), f"{path.name} cropped/padded to 10x256x256"
+    z, yy, xx = np.mgrid[0:10, 0:256, 0:256]
+    r = np.hypot(yy - 128, xx - 128)
+    img = np.where(r < 20, 300.0, np.where(r < 28, 90.0, 40.0)).astype(np.float32)
+    return Volume(img, np.diag([1.5, 1.5, 8.0, 1.0])), "synthetic phantom 10x256x256 (no ACDC data)"
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "segment_speed.json"))
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from cmrrisk.segmentation.infer import Segmenter
+
+    loads = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        seg = Segmenter.load("cine", device=args.device)
+        loads.append(time.perf_counter() - t0)
+    vol, desc = test_frame()
+    seg.segment(vol)  # warm-up
+    times = []
+    for _ in range(args.repeats):
+        t0 = time.perf_counter()
+        seg.segment(vol)
+        times.append(time.perf_counter() - t0)
+    res = {
+        "benchmark": "cine segmentation, one 10-slice 256x256 frame, pre/post-processing included",
+        "input": desc,
+        "spacing_mm": [round(s, 4) for s in vol.spacing],
+        "device": args.device,
+        "torch_threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "repeats": args.repeats,
+        "seconds_per_frame_median": statistics.median(times),
+        "seconds_per_frame_all": [round(t, 4) for t in times],
+        "model_load_seconds_median": statistics.median(loads),
+        "goal_seconds_per_frame": 1.0,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    os.makedirs(os.path.dirname(args.out), exist_ok=True)
+    tmp = args.out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(res, f, indent=2)
+    os.replace(tmp, args.out)
+    print(json.dumps(res, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
