@@ -56,9 +56,9 @@ class CMRRiskSegment(ScriptedLoadableModule):
         self.parent.dependencies = []
         self.parent.contributors = ["CMRRisk developers"]
         self.parent.helpText = (
-            "Deep-learning segmentation of short-axis cine MRI: LV blood pool, LV myocardium and "
-            "RV blood pool, with clinical indices (EDV, ESV, EF, LV mass) from ED and ES. "
-            "Research use only.")
+            "Deep-learning segmentation of short-axis cine MRI (LV blood pool, LV myocardium, "
+            "RV blood pool, with clinical indices from ED and ES) and, with the lge model, of LGE "
+            "(myocardium, scar, microvascular obstruction, with scar burden). Research use only.")
         self.parent.acknowledgementText = (
             "The bundled cine model was trained on the ACDC dataset (Bernard et al., IEEE TMI "
             "37(11):2514-2525, 2018).")
@@ -158,8 +158,13 @@ class CMRRiskSegmentWidget(ScriptedLoadableModuleWidget):
                         slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(result["table"].GetID())
                         slicer.app.applicationLogic().PropagateTableSelection()
                 else:
-                    self.logic.segmentVolume(node, model=model, device=device, progress=self._progress,
-                                             cancel=lambda: self._cancelRequested)
+                    segNode = self.logic.segmentVolume(node, model=model, device=device,
+                                                       progress=self._progress,
+                                                       cancel=lambda: self._cancelRequested)
+                    if model == "lge":
+                        table = self.logic.scarTable(segNode, node)
+                        slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
+                        slicer.app.applicationLogic().PropagateTableSelection()
                 self.ui.statusLabel.text = "Done."
         except Exception as exc:  # already displayed by tryWithErrorDisplay
             self.ui.statusLabel.text = f"Stopped: {exc}"
@@ -206,10 +211,28 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
 
         scene = volumeNode.GetScene()
         vol = mrml.volume_from_node(volumeNode)
-        seg = self.segmenter(model, device).segment(vol, progress=progress, cancel=cancel)
+        segmenter = self.segmenter(model, device)
+        seg = segmenter.segment(vol, progress=progress, cancel=cancel)
         return mrml.labels_to_segmentation(scene, seg.array, volumeNode,
                                            f"{volumeNode.GetName()} segmentation",
+                                           structures=segmenter.structures,
                                            segmentation_node=segmentationNode)
+
+    @staticmethod
+    def scarTable(segmentationNode, volumeNode, name=None):
+        """Table of scar burden (% of LV myocardium, scar including MVO), scar, MVO and
+        myocardium volumes of an LGE segmentation."""
+        from cmrrisk import mrml
+        from cmrrisk.segmentation.pipeline import lge_measures
+
+        labels = mrml.segmentation_to_labels(segmentationNode, volumeNode)
+        vol = mrml.volume_from_node(volumeNode)
+        measures = lge_measures(labels, vol.spacing)
+        units = {"pct": "%", "ml": "mL"}
+        rows = {"index": list(measures),
+                "value": [round(float(v), 2) for v in measures.values()],
+                "unit": [units.get(k.rsplit("_", 1)[-1], "") for k in measures]}
+        return mrml.add_table(volumeNode.GetScene(), name or f"{volumeNode.GetName()} scar", rows, volumeNode)
 
     def segmentSequence(self, sequenceNode, model="cine", device="cpu", ed=None, es=None,
                         progress=None, cancel=None):

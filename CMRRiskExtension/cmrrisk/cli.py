@@ -24,7 +24,7 @@ def cmd_segment(args) -> int:
 
     _threads(args.threads)
     report = segment_inputs(args.inputs, args.out, model=args.model, device=args.device,
-                            progress=not args.quiet)
+                            progress=not args.quiet, tta=args.tta)
     for e in report["inputs"]:
         flags = ", ".join(e["flags"]) or "none"
         print(f"{e['output']}  ({e['seconds_per_frame']:.2f} s/frame; flags: {flags})")
@@ -63,7 +63,7 @@ def cmd_train_segmentation(args) -> int:
     from .segmentation.train import train
 
     metrics = train(args.data, args.out, seed=args.seed, device=args.device, use_all=args.all,
-                    threads=args.threads, iterations=args.iterations, batch=args.batch)
+                    threads=args.threads, task=args.task, iterations=args.iterations, batch=args.batch)
     if metrics:
         s = metrics["summary"]
         print(json.dumps({k: s[k] for k in s if k != "n_subjects"}, indent=1))
@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model", default="cine", help="bundled model name or model directory (default: cine)")
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     s.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
+    s.add_argument("--tta", action="store_true",
+                   help="average over in-plane flips (3 network passes per frame; slower)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_segment)
 
@@ -102,17 +104,34 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", help="write all results to this JSON file")
     e.set_defaults(func=cmd_evaluate_segmentation)
 
-    t = sub.add_parser("train-segmentation", help="train the cine segmentation model on ACDC")
-    t.add_argument("--data", required=True, help="ACDC training folder (patientNNN/Info.cfg, frames, _gt)")
+    t = sub.add_parser("train-segmentation", help="train a segmentation model (cine on ACDC, "
+                       "LGE on EMIDEC)")
+    t.add_argument("--data", required=True, help="ACDC training folder (patientNNN/Info.cfg, frames, "
+                   "_gt) for --task cine; EMIDEC folder (images/, masks/) for --task lge")
+    t.add_argument("--task", default="cine", choices=["cine", "lge"])
     t.add_argument("--out", required=True, help="model directory to write (checkpoints resume)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
-    t.add_argument("--iterations", type=int, default=None, help="training iterations (default 8000)")
+    t.add_argument("--iterations", type=int, default=None,
+                   help="training iterations (default 8000 for cine, 2000 for lge)")
     t.add_argument("--batch", type=int, default=None, help="crops per iteration (default 16)")
     t.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     t.add_argument("--all", action="store_true", help="train on all subjects (no validation split)")
     t.set_defaults(func=cmd_train_segmentation)
+    m = sub.add_parser("manifest", help="turn a public dataset into a cohort manifest")
+    m.add_argument("dataset", choices=["emidec"])
+    m.add_argument("folder", help="the dataset's folder")
+    m.add_argument("--out", required=True, help="manifest CSV to write (volumes go beside it)")
+    m.set_defaults(func=cmd_manifest)
     return p
+
+
+def cmd_manifest(args) -> int:
+    from .manifest import emidec_manifest
+
+    rows = emidec_manifest(args.folder, args.out)
+    print(f"{args.out}: {len(rows)} subjects")
+    return 0
 
 
 def main(argv=None) -> int:

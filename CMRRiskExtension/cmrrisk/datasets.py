@@ -62,21 +62,93 @@ def list_acdc(root: str) -> list[AcdcSubject]:
     return subjects
 
 
-def stratified_split(subjects: list[AcdcSubject], n_val: int, seed: int):
-    """Split into (train, val) with ``n_val`` validation subjects spread evenly over groups."""
+def stratified_split(subjects: list, n_val: int, seed: int):
+    """Split into (train, val) with ``n_val`` validation subjects (objects with ``subject`` and
+    ``group``) spread over groups in proportion to their size."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
     groups = sorted({s.group for s in subjects})
     by_group = {g: [s for s in subjects if s.group == g] for g in groups}
+    # proportional allocation (largest remainders), at least one per group
+    sizes = {g: len(by_group[g]) for g in groups}
+    exact = {g: n_val * sizes[g] / len(subjects) for g in groups}
+    alloc = {g: max(1, int(exact[g])) for g in groups}
+    for g in sorted(groups, key=lambda g: exact[g] - int(exact[g]), reverse=True):
+        if sum(alloc.values()) >= n_val:
+            break
+        alloc[g] += 1
     val = []
-    per = n_val // len(groups)
-    rest = n_val - per * len(groups)
-    for i, g in enumerate(groups):
+    for g in groups:
         members = list(by_group[g])
         rng.shuffle(members)
-        k = per + (1 if i < rest else 0)
-        val.extend(members[:k])
+        val.extend(members[:alloc[g]])
     val_names = {s.subject for s in val}
     train = [s for s in subjects if s.subject not in val_names]
     return train, sorted(val, key=lambda s: s.subject)
+
+
+#: EMIDEC masks: 0 background, 1 LV cavity, 2 healthy myocardium, 3 infarct, 4 MVO
+EMIDEC_TO_PROJECT = {0: 0, 1: 1, 2: 2, 3: 4, 4: 5}
+
+
+@dataclass
+class EmidecCase:
+    case: str
+    group: str  # "normal" or "infarct"
+    images: list
+    masks: list
+
+    @property
+    def subject(self) -> str:
+        return self.case
+
+
+def list_emidec(root: str) -> list[EmidecCase]:
+    """Cases of an EMIDEC folder with ``images/`` and ``masks/`` of ``Case_{N,P}NNN_sliceSSS.png``."""
+    img_dir, mask_dir = os.path.join(root, "images"), os.path.join(root, "masks")
+    if not os.path.isdir(img_dir):
+        raise CMRRiskError(f"{root}: no 'images' folder; give the EMIDEC folder with images/ and masks/.")
+    by_case: dict = {}
+    for name in sorted(os.listdir(img_dir)):
+        m = re.fullmatch(r"(Case_([NP])\d+)_slice(\d+)\.png", name)
+        if not m:
+            continue
+        by_case.setdefault(m.group(1), []).append((int(m.group(3)), name, m.group(2)))
+    cases = []
+    for case, items in sorted(by_case.items()):
+        items.sort()
+        masks = [os.path.join(mask_dir, n) for _, n, _ in items]
+        cases.append(EmidecCase(case, "normal" if items[0][2] == "N" else "infarct",
+                                [os.path.join(img_dir, n) for _, n, _ in items],
+                                [m if os.path.isfile(m) else None for m in masks]))
+    if not cases:
+        raise CMRRiskError(f"{img_dir}: no Case_*_slice*.png images found.")
+    return cases
+
+
+def read_emidec_case(case: EmidecCase):
+    """(image (Z, 256, 256) float32, labels (Z, 256, 256) uint8 in project labels or None)."""
+    import numpy as np
+    from PIL import Image
+
+    from .labels import map_labels
+
+    imgs = []
+    for p in case.images:
+        try:
+            imgs.append(np.asarray(Image.open(p).convert("L"), dtype=np.float32))
+        except Exception as exc:
+            raise CMRRiskError(f"{p}: cannot read PNG ({exc}).") from exc
+    shapes = {a.shape for a in imgs}
+    if len(shapes) != 1:
+        raise CMRRiskError(f"{case.case}: slices of different sizes {sorted(shapes)}.")
+    image = np.stack(imgs)
+    if any(m is None for m in case.masks):
+        return image, None
+    masks = np.stack([np.asarray(Image.open(p)) for p in case.masks])
+    try:
+        labels = map_labels(masks, EMIDEC_TO_PROJECT)
+    except ValueError as exc:
+        raise CMRRiskError(f"{case.case}: {exc}") from exc
+    return image, labels

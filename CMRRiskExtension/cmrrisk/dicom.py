@@ -220,6 +220,8 @@ def _read_dicom_folder(folder: str) -> Volume:
         "slice_thickness_mm": float(ds0.get("SliceThickness")) if ds0.get("SliceThickness") else None,
         "n_files": len(items),
     }
+    meta["instance_numbers"] = [[int(e[2].get("InstanceNumber", -1) or -1) for e in loc]
+                                for loc in locations]  # [slice][phase]
     time_spacing = None
     if is_cine:
         tt = np.array([[float(e[2].TriggerTime) for e in loc] for loc in locations])

@@ -127,8 +127,6 @@ def _validate(vol: Volume, path: str, allow_4d: bool) -> None:
     if a.ndim < 3 or (a.ndim == 3 and min(a.shape) < 1):
         raise CMRRiskError(f"{path}: image has shape {a.shape}; a 3D short-axis stack "
                            "(slices x rows x columns) or a 4D cine is needed.")
-    if a.ndim == 3 and a.shape[0] == 1 and a.shape[1] > 1:
-        pass  # a single slice stored as 3D is accepted (one-slice stack)
     if a.ndim > 4 or (a.ndim == 4 and not allow_4d):
         raise CMRRiskError(f"{path}: image has {a.ndim} dimensions {a.shape}; expected 3D"
                            + (" or 4D" if allow_4d else "") + ".")

@@ -37,6 +37,15 @@ def _node_array(node) -> np.ndarray:
     return np.array(arr)  # copy: the node keeps its own buffer
 
 
+def _grid_shape(node) -> tuple:
+    """(k, j, i) size of a volume node's voxel grid."""
+    img = node.GetImageData()
+    if img is None:
+        raise CMRRiskError(f"volume node '{node.GetName()}' has no image data.")
+    i, j, k = img.GetDimensions()
+    return (k, j, i)
+
+
 def volume_from_node(node) -> Volume:
     """A scalar volume node as a :class:`Volume` (array (k, j, i), IJK-to-RAS geometry).
 
@@ -105,7 +114,7 @@ def labels_to_segmentation(scene, labels: np.ndarray, reference_node, name: str,
     ``reference_node``: one named, coloured segment with terminology per structure (present
     or not), in the subject-hierarchy folder or study of ``study_node`` (default: the reference;
     pass the sequence node when the reference is a frame of a sequence)."""
-    ref_arr_shape = _node_array(reference_node).shape
+    ref_arr_shape = _grid_shape(reference_node)
     if tuple(labels.shape) != tuple(ref_arr_shape):
         raise CMRRiskError(f"label array {labels.shape} does not match volume "
                            f"'{reference_node.GetName()}' {ref_arr_shape}.")
@@ -159,7 +168,7 @@ def segmentation_to_labels(segmentation_node, reference_node) -> np.ndarray:
     """
     by_name = {v[0]: k for k, v in L.SEGMENTS.items()}
     seg = segmentation_node.GetSegmentation()
-    shape = _node_array(reference_node).shape
+    shape = _grid_shape(reference_node)
     out = np.zeros(shape, dtype=np.uint8)
     scene = segmentation_node.GetScene()
     for i in range(seg.GetNumberOfSegments()):

@@ -10,7 +10,7 @@ import numpy as np
 from .. import labels as L
 from ..datasets import AcdcSubject
 from ..image import read_image
-from ..metrics import clinical_indices, compare
+from ..metrics import clinical_indices, compare, dice
 
 
 def _nanmean(vals):
@@ -66,15 +66,22 @@ def summarize(rows: list[dict]) -> dict:
     return out
 
 
-def _find_reference(ref_dir: str, name: str) -> str | None:
+def _reference_index(ref_dir: str) -> dict:
+    """{file name: path} of every file under ``ref_dir`` (first one found wins)."""
     import os
 
-    candidates = (f"{name}_gt.nii.gz", f"{name}_seg.nii.gz", f"{name}.nii.gz", f"{name}_gt.nii",
-                  f"{name}.nrrd", f"{name}_seg.nrrd")
-    for root, _dirs, files in os.walk(ref_dir):
-        for c in candidates:
-            if c in files:
-                return os.path.join(root, c)
+    index = {}
+    for root, _dirs, files in sorted(os.walk(ref_dir)):
+        for f in sorted(files):
+            index.setdefault(f, os.path.join(root, f))
+    return index
+
+
+def _find_reference(index: dict, name: str) -> str | None:
+    for c in (f"{name}_gt.nii.gz", f"{name}_seg.nii.gz", f"{name}.nii.gz", f"{name}_gt.nii",
+              f"{name}.nrrd", f"{name}_seg.nrrd"):
+        if c in index:
+            return index[c]
     return None
 
 
@@ -103,9 +110,10 @@ def evaluate_folders(pred_dir: str, ref_dir: str, ref_labels: str = "cmrrisk") -
         raise CMRRiskError(f"{pred_dir}: no *_seg.nii.gz files to evaluate.")
     frames = []
     missing = []
+    index = _reference_index(ref_dir)
     for f in preds:
         name = f[: -len("_seg.nii.gz")]
-        ref_path = _find_reference(ref_dir, name)
+        ref_path = _find_reference(index, name)
         if ref_path is None:
             missing.append(name)
             continue
@@ -167,3 +175,50 @@ def evaluate_folders(pred_dir: str, ref_dir: str, ref_labels: str = "cmrrisk") -
         "missing_reference": missing,
         "summary": summary,
     }
+
+
+def scar_burden_pct(seg: np.ndarray) -> float:
+    """Scar (scar + MVO) as a percentage of the LV myocardium (healthy + scar + MVO)."""
+    myo = np.isin(seg, (L.LV_MYOCARDIUM, L.SCAR, L.MVO)).sum()
+    scar = np.isin(seg, (L.SCAR, L.MVO)).sum()
+    return float(100.0 * scar / myo) if myo else float("nan")
+
+
+def evaluate_emidec(segmenter, cases, progress=None) -> dict:
+    """Per case: Dice of the whole myocardium, of scar (scar + MVO) on infarct cases, of MVO
+    where the reference has MVO, and scar-burden error (percentage points)."""
+    from ..datasets import read_emidec_case
+    from ..image import Volume
+
+    rows, seconds = [], []
+    for n, c in enumerate(cases):
+        img, ref = read_emidec_case(c)
+        t0 = time.perf_counter()
+        pred = segmenter.segment(Volume(img, np.eye(4), c.case)).array
+        seconds.append(time.perf_counter() - t0)
+        wall = (L.LV_MYOCARDIUM, L.SCAR, L.MVO)
+        row = {"case": c.case, "group": c.group,
+               "dice_myocardium": dice(np.isin(pred, wall), np.isin(ref, wall)),
+               "dice_lv_blood_pool": dice(pred == L.LV_BLOOD_POOL, ref == L.LV_BLOOD_POOL),
+               "scar_burden_pred_pct": scar_burden_pct(pred),
+               "scar_burden_ref_pct": scar_burden_pct(ref)}
+        if c.group == "infarct":
+            row["dice_scar"] = dice(np.isin(pred, (L.SCAR, L.MVO)), np.isin(ref, (L.SCAR, L.MVO)))
+        if (ref == L.MVO).any():
+            row["dice_mvo"] = dice(pred == L.MVO, ref == L.MVO)
+        rows.append(row)
+        if progress:
+            progress(n + 1, len(cases))
+    err = np.array([r["scar_burden_pred_pct"] - r["scar_burden_ref_pct"] for r in rows], float)
+    err = err[np.isfinite(err)]
+    summary = {
+        "dice_myocardium": _nanmean([r["dice_myocardium"] for r in rows]),
+        "dice_lv_blood_pool": _nanmean([r["dice_lv_blood_pool"] for r in rows]),
+        "dice_scar_infarct_cases": _nanmean([r.get("dice_scar") for r in rows]),
+        "dice_mvo_cases_with_mvo": _nanmean([r.get("dice_mvo") for r in rows]),
+        "scar_burden_abs_error_median_pp": float(np.median(np.abs(err))) if len(err) else float("nan"),
+        "scar_burden_bias_pp": float(np.mean(err)) if len(err) else float("nan"),
+        "n_subjects": len(rows),
+        "n_infarct": sum(r["group"] == "infarct" for r in rows),
+    }
+    return {"subjects": rows, "summary": summary, "seconds_per_frame_median": float(np.median(seconds))}

@@ -37,8 +37,10 @@ class Segmenter:
     >>> labels = seg.segment(volume)             # Volume -> Volume of uint8 labels
     """
 
-    def __init__(self, net: torch.nn.Module, config: dict, model_dir: str, device="cpu"):
+    def __init__(self, net: torch.nn.Module, config: dict, model_dir: str, device="cpu",
+                 tta: bool = False):
         self.config = config
+        self.tta = bool(tta)
         self.model_dir = model_dir
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
         self.net = net.to(self.device).eval()
@@ -52,13 +54,13 @@ class Segmenter:
         self.load_seconds = 0.0
 
     @classmethod
-    def load(cls, model: str = "cine", device: str | None = "cpu") -> "Segmenter":
+    def load(cls, model: str = "cine", device: str | None = "cpu", tta: bool = False) -> "Segmenter":
         t0 = time.perf_counter()
         path = modeldir.resolve(model)
         config, state = modeldir.load(path)
         net = build_network(config)
         net.load_state_dict(state)
-        obj = cls(net, config, path, device)
+        obj = cls(net, config, path, device, tta)
         obj.load_seconds = time.perf_counter() - t0
         return obj
 
@@ -66,17 +68,30 @@ class Segmenter:
     def name(self) -> str:
         return self.config.get("name", self.model_dir)
 
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.net(x).float()
+
     @torch.inference_mode()
     def predict_frame(self, arr: np.ndarray, spacing_xy, post: bool = True) -> np.ndarray:
-        """Segment one (Z, H, W) frame with in-plane spacing (x, y) mm -> (Z, H, W) uint8 labels."""
+        """Segment one (Z, H, W) frame with in-plane spacing (x, y) mm -> (Z, H, W) uint8 labels.
+
+        With ``self.tta`` the softmax of the image and of its two in-plane flips is averaged
+        (three network passes: slower, sometimes more accurate; see the model card)."""
         z, h, w = arr.shape
         t = prepare_frame(arr, spacing_xy, self.target_spacing)
         x = stack_neighbours(t, self.context)
         x, (top, left, hh, ww) = pad_to_multiple(x, 16)
         x = x.to(self.device)
-        if self.device.type == "cpu":
-            x = x.contiguous(memory_format=torch.channels_last)
-        logits = self.net(x)[:, :, top:top + hh, left:left + ww].float()
+        if self.tta:
+            prob = self._forward(x).softmax(1)
+            for dim in (2, 3):
+                prob += self._forward(x.flip(dim)).softmax(1).flip(dim)
+            logits = prob
+        else:
+            logits = self._forward(x)
+        logits = logits[:, :, top:top + hh, left:left + ww]
         logits = resample_slices(logits, (h, w))
         idx = logits.argmax(1).cpu().numpy()
         seg = self.label_values[idx]

@@ -16,7 +16,9 @@ import numpy as np
 from .. import modeldir
 from ..errors import CMRRiskError
 from ..image import Volume, read_image, stem, write_image
-from ..metrics import clinical_indices, volumes_ml
+from ..labels import CINE_LABELS, LV_MYOCARDIUM, MVO, SCAR
+from ..metrics import clinical_indices, volumes_ml, voxel_ml
+from .evaluate import scar_burden_pct
 from .infer import Segmenter
 from .quality import frame_flags
 
@@ -29,7 +31,18 @@ def output_name(path: str) -> str:
     return f"{stem(path)}_seg.nii.gz"
 
 
-def summarize_result(vol: Volume, seg: Volume) -> dict:
+def lge_measures(seg: np.ndarray, spacing_xyz) -> dict:
+    """Scar burden (% of LV myocardium, scar including MVO) and volumes of an LGE label map."""
+    v = voxel_ml(spacing_xyz)
+    return {
+        "scar_burden_pct": scar_burden_pct(seg),
+        "myocardium_ml": float(np.isin(seg, (LV_MYOCARDIUM, SCAR, MVO)).sum() * v),
+        "scar_ml": float(np.isin(seg, (SCAR, MVO)).sum() * v),
+        "mvo_ml": float((seg == MVO).sum() * v),
+    }
+
+
+def summarize_result(vol: Volume, seg: Volume, structures=CINE_LABELS) -> dict:
     """Volumes, flags and (for a cine) ED/ES indices of one segmented input."""
     sp = vol.spacing
     info: dict = {}
@@ -41,17 +54,19 @@ def summarize_result(vol: Volume, seg: Volume) -> dict:
         info["indices"] = clinical_indices(seg.array[ed], seg.array[es], sp)
         flags = {}
         for t in range(seg.array.shape[0]):
-            for f in frame_flags(seg.array[t], sp):
+            for f in frame_flags(seg.array[t], sp, structures):
                 flags.setdefault(f, []).append(t)
         info["flags"] = [f"{f} (phases {v})" for f, v in flags.items()]
     else:
         info["volumes_ml"] = volumes_ml(seg.array, sp)
-        info["flags"] = frame_flags(seg.array, sp)
+        if SCAR in structures:
+            info["lge"] = lge_measures(seg.array, sp)
+        info["flags"] = frame_flags(seg.array, sp, structures)
     return info
 
 
 def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device: str = "cpu",
-                   progress: bool = True) -> dict:
+                   progress: bool = True, tta: bool = False) -> dict:
     if not inputs:
         raise CMRRiskError("no input given; name one or more images or DICOM folders.")
     names = {}
@@ -70,7 +85,7 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
         total += v.array.nbytes
         if total <= KEEP_IN_MEMORY_BYTES:
             cache[p] = v
-    seg_model = Segmenter.load(model, device=device)
+    seg_model = Segmenter.load(model, device=device, tta=tta)
 
     n_frames = sum((cache[p].array.shape[0] if cache[p].is_cine else 1) if p in cache else 1 for p in inputs)
     bar = None
@@ -84,6 +99,7 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
             "directory": seg_model.model_dir,
             "weights_sha256": modeldir.read_json(os.path.join(seg_model.model_dir, modeldir.CHECKSUMS))[modeldir.WEIGHTS],
             "load_seconds": round(seg_model.load_seconds, 3),
+            "test_time_flips": seg_model.tta,
         },
         "device": str(seg_model.device),
         "inputs": [],
@@ -116,8 +132,8 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
                 "seconds_per_frame": round(secs / n, 3),
             }
             if vol.meta:
-                entry["metadata"] = {k: v for k, v in vol.meta.items() if k != "trigger_times_ms"}
-            entry.update(summarize_result(vol, seg))
+                entry["metadata"] = {k: v for k, v in vol.meta.items() if k not in ("trigger_times_ms", "instance_numbers")}
+            entry.update(summarize_result(vol, seg, seg_model.structures))
             report["inputs"].append(entry)
     finally:
         if bar is not None:

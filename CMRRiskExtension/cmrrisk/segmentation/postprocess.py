@@ -18,21 +18,27 @@ def largest_component(mask: np.ndarray) -> np.ndarray:
 
 
 def postprocess(seg: np.ndarray, structures=L.CINE_LABELS) -> np.ndarray:
-    """Keep the largest 3D component of each structure; fill holes slice by slice.
+    """Keep the largest 3D component of the LV blood pool, of the RV and of the whole myocardium
+    (healthy myocardium, scar and MVO together, so that multifocal scar inside it survives);
+    fill holes slice by slice.
 
-    Background enclosed by LV myocardium (with the LV blood pool) becomes LV blood pool;
+    Background enclosed by the LV wall (with the LV blood pool) becomes LV blood pool;
     holes in the RV become RV.
     """
     out = seg.copy()
-    for lab in structures:
-        m = out == lab
+    wall = [lab for lab in (L.LV_MYOCARDIUM, L.SCAR, L.MVO) if lab in structures]
+    groups = [[lab] for lab in (L.LV_BLOOD_POOL, L.RV_BLOOD_POOL) if lab in structures]
+    if wall:
+        groups.append(wall)
+    for group in groups:
+        m = np.isin(out, group)
         if m.any():
             keep = largest_component(m)
             out[m & ~keep] = L.BACKGROUND
     for z in range(out.shape[0]):
         sl = out[z]
-        lv_union = (sl == L.LV_BLOOD_POOL) | (sl == L.LV_MYOCARDIUM)
-        if L.LV_MYOCARDIUM in structures and lv_union.any():
+        lv_union = np.isin(sl, [L.LV_BLOOD_POOL] + wall)
+        if wall and lv_union.any():
             filled = ndimage.binary_fill_holes(lv_union)
             sl[filled & (sl == L.BACKGROUND)] = L.LV_BLOOD_POOL
         rv = sl == L.RV_BLOOD_POOL

@@ -27,15 +27,15 @@ def lv_border_on_background(seg: np.ndarray) -> float:
     return float((border & bg_near).sum() / max(1, border.sum()))
 
 
-def frame_flags(seg: np.ndarray, spacing_xyz) -> list[str]:
+def frame_flags(seg: np.ndarray, spacing_xyz, structures=L.CINE_LABELS) -> list[str]:
     flags = []
     if not (seg > 0).any():
         return ["no_heart_found"]
     if not (seg == L.LV_BLOOD_POOL).any():
         flags.append("lv_empty")
-    if not (seg == L.LV_MYOCARDIUM).any():
+    if not np.isin(seg, (L.LV_MYOCARDIUM, L.SCAR, L.MVO)).any():
         flags.append("myocardium_empty")
-    if not (seg == L.RV_BLOOD_POOL).any():
+    if L.RV_BLOOD_POOL in structures and not (seg == L.RV_BLOOD_POOL).any():
         flags.append("rv_empty")
     v = volumes_ml(seg, spacing_xyz)["lv_ml"]
     if (seg == L.LV_BLOOD_POOL).any() and not (LV_VOLUME_RANGE_ML[0] <= v <= LV_VOLUME_RANGE_ML[1]):

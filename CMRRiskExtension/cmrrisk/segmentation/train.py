@@ -33,6 +33,7 @@ from .preprocess import labels_to_target_grid, prepare_frame
 
 CHECKPOINT = "checkpoint.pt"
 
+#: hyper-parameters of the cine (ACDC) model; the LGE (EMIDEC) model overrides some
 DEFAULTS = {
     "iterations": 8000,
     "batch": 16,
@@ -45,6 +46,35 @@ DEFAULTS = {
     "n_val": 20,
     "checkpoint_every": 100,
 }
+
+LGE_OVERRIDES = {
+    "iterations": 2000,
+    # EMIDEC crops carry no pixel spacing: they are used as they are, declared 1 mm
+    "target_spacing": 1.0,
+    "n_val": 15,
+}
+
+TASKS = {
+    "cine": {
+        "labels": L.CINE_LABELS,
+        "description": "2.5D U-Net segmentation of short-axis cine frames: LV blood pool, "
+                       "LV myocardium, RV blood pool",
+        "data": "ACDC training set (Bernard et al., IEEE TMI 2018)",
+    },
+    "lge": {
+        "labels": (L.LV_BLOOD_POOL, L.LV_MYOCARDIUM, L.SCAR, L.MVO),
+        "description": "2.5D U-Net segmentation of short-axis LGE stacks: LV blood pool, "
+                       "LV myocardium, myocardial scar, microvascular obstruction",
+        "data": "EMIDEC (Lalande et al., Data 5(4):89, 2020)",
+    },
+}
+
+
+def task_defaults(task: str) -> dict:
+    hp = dict(DEFAULTS)
+    if task == "lge":
+        hp.update(LGE_OVERRIDES)
+    return hp
 
 
 def _log(msg: str) -> None:
@@ -70,6 +100,24 @@ def load_store(subjects, target: float, progress=None) -> FrameStore:
     return store
 
 
+def load_lge_store(cases, target: float, structures) -> FrameStore:
+    """EMIDEC cases as training frames; label values mapped to class indices 0..len(structures)."""
+    from ..datasets import read_emidec_case
+
+    lut = np.zeros(256, np.uint8)
+    for i, v in enumerate(structures, start=1):
+        lut[v] = i
+    store = FrameStore()
+    for c in cases:
+        img, lab = read_emidec_case(c)
+        if lab is None:
+            raise CMRRiskError(f"{c.case}: masks missing; every training case needs its masks.")
+        x = prepare_frame(img, (1.0, 1.0), target)[:, 0].numpy()
+        y = labels_to_target_grid(lut[lab], (1.0, 1.0), target, len(structures) + 1)
+        store.add(x, y)
+    return store
+
+
 def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Cross-entropy plus soft Dice over the foreground classes (batch Dice)."""
     ce = F.cross_entropy(logits, target)
@@ -89,8 +137,11 @@ def lr_at(it: int, total: int, base: float, warmup: int) -> float:
 
 
 def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool = False,
-          threads: int | None = None, **overrides) -> dict:
-    hp = dict(DEFAULTS)
+          threads: int | None = None, task: str = "cine", **overrides) -> dict:
+    if task not in TASKS:
+        raise CMRRiskError(f"--task {task!r}: use one of {', '.join(TASKS)}.")
+    spec = TASKS[task]
+    hp = task_defaults(task)
     hp.update({k: v for k, v in overrides.items() if v is not None})
     unknown = set(overrides) - set(DEFAULTS)
     if unknown:
@@ -101,7 +152,12 @@ def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool
     torch.manual_seed(seed)
     os.makedirs(out, exist_ok=True)
 
-    subjects = list_acdc(data)
+    if task == "cine":
+        subjects = list_acdc(data)
+    else:
+        from ..datasets import list_emidec
+
+        subjects = list_emidec(data)
     if use_all:
         train_subj, val_subj = subjects, []
     else:
@@ -112,21 +168,22 @@ def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool
     _log(f"{len(train_subj)} training subjects, {len(val_subj)} validation subjects")
 
     config = {
-        "name": "cine",
-        "task": "cine",
-        "description": "2.5D U-Net segmentation of short-axis cine frames: LV blood pool, "
-                       "LV myocardium, RV blood pool",
-        "labels": {L.SEGMENTS[v][0]: v for v in L.CINE_LABELS},
-        "network": dict(DEFAULT_NETWORK, in_channels=2 * hp["context"] + 1),
+        "name": task,
+        "task": task,
+        "description": spec["description"],
+        "labels": {L.SEGMENTS[v][0]: v for v in spec["labels"]},
+        "network": dict(DEFAULT_NETWORK, in_channels=2 * hp["context"] + 1,
+                        out_channels=len(spec["labels"]) + 1),
         "preprocessing": {
             "target_spacing": hp["target_spacing"],
             "context": hp["context"],
             "intensity": "clip to volume percentiles 0.5/99.5, scale to [0, 1]",
             "resampling": "in-plane bilinear to target_spacing mm; slices unchanged",
         },
-        "postprocessing": "largest 3D connected component per structure; holes filled per slice",
+        "postprocessing": "largest 3D connected component of LV blood pool, RV and the whole "
+                          "myocardium; holes filled per slice",
         "training": {
-            "data": "ACDC training set (Bernard et al., IEEE TMI 2018)",
+            "data": spec["data"],
             "train_subjects": [s.subject for s in train_subj],
             "val_subjects": [s.subject for s in val_subj],
             "seed": seed,
@@ -135,7 +192,10 @@ def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool
     }
 
     t_load = time.perf_counter()
-    store = load_store(train_subj, hp["target_spacing"])
+    if task == "cine":
+        store = load_store(train_subj, hp["target_spacing"])
+    else:
+        store = load_lge_store(train_subj, hp["target_spacing"], spec["labels"])
     _log(f"loaded {len(store)} training slices in {time.perf_counter() - t_load:.0f} s")
 
     net = build_network(config).to(dev)
@@ -146,7 +206,7 @@ def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool
     start_it, elapsed = 0, 0.0
     ckpt_path = os.path.join(out, CHECKPOINT)
     if os.path.isfile(ckpt_path):
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        ck = torch.load(ckpt_path, map_location="cpu", weights_only=True)
         if ck.get("hp") != hp or ck.get("seed") != seed or ck.get("train_subjects") != config["training"]["train_subjects"]:
             raise CMRRiskError(f"{ckpt_path}: checkpoint was made with other settings; "
                                "delete it or use another --out folder.")
@@ -205,7 +265,12 @@ def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool
     if val_subj:
         _log(f"evaluating on {len(val_subj)} validation subjects")
         seg = Segmenter.load(out, device=str(dev))
-        metrics = evaluate_acdc(seg, val_subj)
+        if task == "cine":
+            metrics = evaluate_acdc(seg, val_subj)
+        else:
+            from .evaluate import evaluate_emidec
+
+            metrics = evaluate_emidec(seg, val_subj)
         metrics["split"] = "validation (held out from training, stratified by ACDC group)"
     card = model_card(config, metrics)
     modeldir.save(out, state, config, {"metrics.json": metrics, "MODEL_CARD.md": card})
@@ -228,6 +293,15 @@ def _hardware(dev: torch.device) -> str:
     return f"CPU {cpu}, {torch.get_num_threads()} threads"
 
 
+CITATIONS = {
+    "cine": "O. Bernard, A. Lalande, C. Zotti, F. Cervenansky et al., \"Deep Learning Techniques "
+            "for Automatic MRI Cardiac Multi-structures Segmentation and Diagnosis: Is the Problem "
+            "Solved?\", IEEE TMI 37(11):2514-2525, 2018, doi:10.1109/TMI.2018.2837502.",
+    "lge": "A. Lalande et al., \"Emidec: A Database Usable for the Automatic Evaluation of "
+           "Myocardial Infarction from Delayed-Enhancement Cardiac MRI\", Data 5(4):89, 2020.",
+}
+
+
 def model_card(config: dict, metrics: dict) -> str:
     """Markdown model card built only from the config and measured metrics."""
     tr = config["training"]
@@ -238,11 +312,11 @@ def model_card(config: dict, metrics: dict) -> str:
         config["description"] + ".",
         "",
         "## Data",
-        f"- {tr['data']}: {len(tr['train_subjects'])} subjects for training (ED and ES frames), "
-        f"{len(tr['val_subjects'])} held out for validation, stratified by diagnostic group.",
-        "- Citation: O. Bernard, A. Lalande, C. Zotti, F. Cervenansky et al., \"Deep Learning "
-        "Techniques for Automatic MRI Cardiac Multi-structures Segmentation and Diagnosis: Is the "
-        "Problem Solved?\", IEEE TMI 37(11):2514-2525, 2018, doi:10.1109/TMI.2018.2837502.",
+        f"- {tr['data']}: {len(tr['train_subjects'])} subjects for training"
+        + (" (ED and ES frames)" if config["task"] == "cine" else "")
+        + f", {len(tr['val_subjects'])} held out for validation, stratified by "
+        + ("diagnostic group." if config["task"] == "cine" else "normal / infarct."),
+        "- Citation: " + CITATIONS[config["task"]],
         "",
         "## Recipe",
         f"- Network: MONAI BasicUNet (2D), features {config['network']['features']}, "
@@ -259,7 +333,13 @@ def model_card(config: dict, metrics: dict) -> str:
         "",
         "## Validation (measured by `cmrrisk train-segmentation` on the held-out subjects)",
     ]
-    if metrics:
+    if metrics and config["task"] == "lge":
+        s = metrics["summary"]
+        lines += ["", "| measure | value |", "|---|---|"]
+        for k, v in s.items():
+            lines.append(f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |")
+        lines += ["", f"Median {metrics['seconds_per_frame_median']:.2f} s per LGE stack."]
+    elif metrics:
         s = metrics["summary"]
         lines += ["", "| structure | Dice ED | Dice ES | Dice mean | HD95 ED (mm) | HD95 ES (mm) |",
                   "|---|---|---|---|---|---|"]
@@ -277,7 +357,7 @@ def model_card(config: dict, metrics: dict) -> str:
     else:
         lines += ["", "Trained on all subjects: no held-out validation figures for these weights."]
     lines += ["", "## Intended use and limits",
-              "Research use only. Trained on one centre's 1.5 T / 3 T cine SSFP (ACDC); accuracy on "
-              "other vendors, sequences or pathologies is unknown until measured. Outputs are flagged "
+              "Research use only. Trained on one public dataset (" + config["training"]["data"] + "); "
+              "accuracy on other vendors, sequences or pathologies is unknown until measured. Outputs are flagged "
               "in `segment.json` when the LV is empty or not enclosed by myocardium.", ""]
     return "\n".join(lines)

@@ -1,0 +1,79 @@
+"""LGE pieces: EMIDEC adapter and manifest, scar-aware post-processing and measures."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from cmrrisk import labels as L
+from cmrrisk.cli import main
+from cmrrisk.datasets import EMIDEC_TO_PROJECT, list_emidec, read_emidec_case
+from cmrrisk.image import read_image
+from cmrrisk.segmentation.evaluate import scar_burden_pct
+from cmrrisk.segmentation.pipeline import lge_measures
+from cmrrisk.segmentation.postprocess import postprocess
+
+from conftest import DATA
+
+EMIDEC = DATA / "emidec"
+needs_emidec = pytest.mark.skipif(not EMIDEC.is_dir(), reason=f"EMIDEC data not found at {EMIDEC}")
+
+LGE = (L.LV_BLOOD_POOL, L.LV_MYOCARDIUM, L.SCAR, L.MVO)
+
+
+def _lge_ring():
+    z, y, x = np.indices((3, 64, 64))
+    r = np.hypot(y - 32, x - 32)
+    seg = np.zeros((3, 64, 64), np.uint8)
+    seg[r < 14] = L.LV_MYOCARDIUM
+    seg[r < 9] = L.LV_BLOOD_POOL
+    wall = (r >= 9) & (r < 14)
+    seg[wall & (x > 40)] = L.SCAR          # one scar region
+    seg[wall & (x < 22)] = L.SCAR          # a second, separate scar region
+    seg[wall & (x > 44) & (np.abs(y - 32) < 2)] = L.MVO
+    return seg
+
+
+def test_postprocess_keeps_multifocal_scar_and_fills_cavity():
+    seg = _lge_ring()
+    seg[1, 32, 32] = 0
+    out = postprocess(seg, LGE)
+    assert out[1, 32, 32] == L.LV_BLOOD_POOL
+    assert ((out == L.SCAR) == (seg == L.SCAR)).all(), "separate scar regions must both survive"
+    assert (out == L.MVO).sum() == (seg == L.MVO).sum()
+
+
+def test_scar_burden_and_measures():
+    seg = _lge_ring()
+    wall = np.isin(seg, (L.LV_MYOCARDIUM, L.SCAR, L.MVO)).sum()
+    scar = np.isin(seg, (L.SCAR, L.MVO)).sum()
+    assert scar_burden_pct(seg) == pytest.approx(100 * scar / wall)
+    m = lge_measures(seg, (2.0, 2.0, 5.0))
+    assert m["mvo_ml"] == pytest.approx((seg == L.MVO).sum() * 20 / 1000)
+    assert np.isnan(scar_burden_pct(np.zeros_like(seg)))
+
+
+@needs_emidec
+def test_emidec_cases_and_label_mapping():
+    cases = list_emidec(str(EMIDEC))
+    assert len(cases) == 75
+    assert sum(c.group == "infarct" for c in cases) == 50
+    c = next(c for c in cases if c.group == "infarct")
+    img, lab = read_emidec_case(c)
+    assert img.shape == lab.shape == (len(c.images), 256, 256)
+    assert set(np.unique(lab)) <= set(EMIDEC_TO_PROJECT.values())
+
+
+@needs_emidec
+def test_manifest_emidec_writes_volumes_and_relative_paths(tmp_path):
+    out = tmp_path / "m" / "manifest.csv"
+    assert main(["manifest", "emidec", str(EMIDEC), "--out", str(out)]) == 0
+    rows = list(csv.DictReader(open(out)))
+    assert len(rows) == 75 and rows[0].keys() >= {"subject", "lge", "lge_seg", "label", "spacing_known"}
+    r = next(r for r in rows if r["label"] == "infarct")
+    assert not r["lge"].startswith("/")
+    vol = read_image(str(out.parent / r["lge"]))
+    seg = read_image(str(out.parent / r["lge_seg"]))
+    assert vol.array.shape == seg.array.shape and vol.spacing == (1.0, 1.0, 1.0)
+    assert r["spacing_known"] == "0"
+    assert (seg.array == L.SCAR).any()

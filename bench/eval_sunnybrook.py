@@ -1,0 +1,102 @@
+"""External check of the bundled cine model on another vendor: the Sunnybrook GE cine DICOM
+series with expert endocardial (i) and epicardial (o) contours.
+
+For every contoured image: Dice of the predicted LV blood pool vs the endocardial contour,
+of LV blood pool + myocardium vs the epicardial contour, and of the myocardium vs the ring
+between them (images with both contours). Writes bench/results/sunnybrook_eval.json.
+
+    .venv/bin/python bench/eval_sunnybrook.py
+"""
+
+import csv
+import json
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from matplotlib.path import Path as Polygon
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("CMRRISK_DATA", ROOT.parent / "shared" / "data")) / "sunnybrook"
+
+
+def contour_mask(txt: Path, shape) -> np.ndarray:
+    pts = np.loadtxt(txt)
+    yy, xx = np.mgrid[0:shape[0], 0:shape[1]]
+    inside = Polygon(pts).contains_points(np.stack([xx.ravel(), yy.ravel()], 1))
+    return inside.reshape(shape)
+
+
+def dice(a, b):
+    s = a.sum() + b.sum()
+    return float(2 * (a & b).sum() / s) if s else 1.0
+
+
+def evaluate(seg_model, series: str, contour_dir: Path) -> list:
+    from cmrrisk.image import read_image
+
+    vol = read_image(str(DATA / "dicoms" / series))
+    inst = np.array(vol.meta["instance_numbers"])  # [slice][phase]
+    contours = {}
+    for f in sorted(contour_dir.glob("*-contours/*.txt")):
+        m = re.match(r"IM-0001-(\d+)-([io])contour-manual\.txt", f.name)
+        if m:
+            contours.setdefault(int(m.group(1)), {})[m.group(2)] = f
+    sx, sy, _ = vol.spacing
+    cache = {}
+    rows = []
+    for number, kinds in sorted(contours.items()):
+        hit = np.argwhere(inst == number)
+        if len(hit) != 1:
+            continue
+        z, t = (int(v) for v in hit[0])
+        if t not in cache:
+            cache[t] = seg_model.predict_frame(vol.array[t], (sx, sy))
+        pred = cache[t][z]
+        row = {"series": series, "image": number, "phase": t, "slice": z}
+        endo = contour_mask(kinds["i"], pred.shape) if "i" in kinds else None
+        epi = contour_mask(kinds["o"], pred.shape) if "o" in kinds else None
+        if endo is not None:
+            row["dice_lv_blood_pool"] = dice(pred == 1, endo)
+        if epi is not None:
+            row["dice_lv_epicardium"] = dice((pred == 1) | (pred == 2), epi)
+        if endo is not None and epi is not None:
+            row["dice_myocardium"] = dice(pred == 2, epi & ~endo)
+        rows.append(row)
+    return rows
+
+
+def main():
+    from cmrrisk.segmentation.infer import Segmenter
+
+    if not DATA.is_dir():
+        print(f"Sunnybrook data not found at {DATA}", file=sys.stderr)
+        return 1
+    seg = Segmenter.load("cine")
+    rows = []
+    t0 = time.perf_counter()
+    with open(DATA / "link.csv") as f:
+        for r in csv.DictReader(f):
+            rows += evaluate(seg, r["patient_id"], DATA / "contourfiles" / r["original_id"])
+    summary = {}
+    for key in ("dice_lv_blood_pool", "dice_lv_epicardium", "dice_myocardium"):
+        vals = [r[key] for r in rows if key in r]
+        summary[key] = {"mean": float(np.mean(vals)), "median": float(np.median(vals)), "n_images": len(vals)}
+    res = {"benchmark": "bundled cine model vs Sunnybrook expert contours (GE 1.5 T, external)",
+           "model_sha256": json.load(open(os.path.join(seg.model_dir, "checksums.json")))["model.safetensors"],
+           "summary": summary, "images": rows, "seconds": round(time.perf_counter() - t0, 1)}
+    out = ROOT / "bench" / "results" / "sunnybrook_eval.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = str(out) + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(res, f, indent=2)
+    os.replace(tmp, out)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
