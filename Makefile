@@ -20,7 +20,8 @@ test: setup
 	$(PY) -m pytest -q Testing
 
 bench: setup
-	$(PY) bench/bench_segment.py
+	$(PY) bench/bench_segment.py --model cine
+	$(PY) bench/bench_segment.py --model lge
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info CMRRiskExtension/*.egg-info

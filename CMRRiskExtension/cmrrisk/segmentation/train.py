@@ -330,6 +330,9 @@ def model_card(config: dict, metrics: dict) -> str:
         "contrast/brightness, gamma, coil shading, noise, blur, simulated low resolution.",
         f"- Post-processing: {config['postprocessing']}.",
         f"- Trained in {tr.get('train_seconds', 0) / 3600:.2f} h on {tr.get('hardware', '?')}.",
+        f"- Reproduce: `cmrrisk train-segmentation --task {config['task']} --data DATA_DIR --out MODEL_DIR "
+        f"--seed {tr['seed']} --iterations {hp['iterations']}`"
+        + (" --all" if not tr["val_subjects"] else "") + ".",
         "",
         "## Validation (measured by `cmrrisk train-segmentation` on the held-out subjects)",
     ]
