@@ -77,3 +77,55 @@ def test_manifest_emidec_writes_volumes_and_relative_paths(tmp_path):
     assert vol.array.shape == seg.array.shape and vol.spacing == (1.0, 1.0, 1.0)
     assert r["spacing_known"] == "0"
     assert (seg.array == L.SCAR).any()
+
+
+def _lge_validation_cases():
+    import os
+
+    from cmrrisk import modeldir
+
+    cfg = modeldir.read_json(os.path.join(modeldir.resolve("lge"), "config.json"))
+    val = set(cfg["training"]["val_subjects"])
+    return [c for c in list_emidec(str(EMIDEC)) if c.case in val]
+
+
+@needs_emidec
+def test_bundled_lge_model_on_held_out_cases():
+    """Thresholds far below the model card's figures, far above a broken model's."""
+    from cmrrisk.segmentation.evaluate import evaluate_emidec
+    from cmrrisk.segmentation.infer import Segmenter
+
+    cases = _lge_validation_cases()
+    cases = [c for c in cases if c.group == "infarct"][:3] + [c for c in cases if c.group == "normal"][:1]
+    res = evaluate_emidec(Segmenter.load("lge"), cases)["summary"]
+    assert res["dice_myocardium"] >= 0.70, res
+    assert res["dice_lv_blood_pool"] >= 0.80, res
+
+
+@needs_emidec
+def test_segment_lge_volume_cli_and_slicer_logic(tmp_path, scene, segment_module):
+    import json
+
+    from cmrrisk import mrml
+
+    out = tmp_path / "m" / "manifest.csv"
+    case = _lge_validation_cases()[-1].case
+    assert main(["manifest", "emidec", str(EMIDEC), "--out", str(out)]) == 0
+    lge = out.parent / "emidec_volumes" / f"{case}_lge.nii.gz"
+    seg_dir = tmp_path / "seg"
+    assert main(["segment", str(lge), "--model", "lge", "--out", str(seg_dir), "--quiet"]) == 0
+    rep = json.loads((seg_dir / "segment.json").read_text())["inputs"][0]
+    assert "scar_burden_pct" in rep["lge"] and "rv_empty" not in rep["flags"]
+    labels = read_image(str(seg_dir / f"{case}_lge_seg.nii.gz")).array
+    assert set(np.unique(labels)) <= {0, 1, 2, 4, 5}
+
+    node = mrml.volume_to_node(scene, read_image(str(lge)), "lge")
+    logic = segment_module.CMRRiskSegmentLogic()
+    seg_node = logic.segmentVolume(node, model="lge")
+    seg = seg_node.GetSegmentation()
+    names = sorted(seg.GetNthSegment(i).GetName() for i in range(seg.GetNumberOfSegments()))
+    assert names == sorted(L.SEGMENTS[v][0] for v in LGE)
+    assert np.array_equal(mrml.segmentation_to_labels(seg_node, node), labels)
+    table = logic.scarTable(seg_node, node).GetTable()
+    rows = {table.GetValue(r, 0).ToString(): table.GetValue(r, 1).ToDouble() for r in range(table.GetNumberOfRows())}
+    assert rows["scar_burden_pct"] == pytest.approx(rep["lge"]["scar_burden_pct"], abs=0.01)
