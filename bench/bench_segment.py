@@ -61,6 +61,8 @@ def lge_stack():
 
 
 def main():
+    from cmrrisk.modeldir import write_json
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", default="cine", choices=["cine", "lge"])
     ap.add_argument("--repeats", type=int, default=7)
@@ -102,10 +104,7 @@ def main():
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    tmp = out + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(res, f, indent=2)
-    os.replace(tmp, out)
+    write_json(str(out), res)
     print(json.dumps(res, indent=2))
     return 0
 

@@ -16,6 +16,8 @@ DATA = Path(os.environ.get("CMRRISK_DATA", ROOT.parent / "shared" / "data"))
 
 
 def main():
+    from cmrrisk.modeldir import write_json
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-tta", action="store_true", help="skip the test-time-flip variant")
     args = ap.parse_args()
@@ -36,10 +38,7 @@ def main():
         out[key] = {"summary": res["summary"], "seconds_per_frame_median": res["seconds_per_frame_median"]}
         print(key, json.dumps(res["summary"], indent=1))
     dst = ROOT / "bench" / "results" / "acdc_validation.json"
-    tmp = str(dst) + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(out, f, indent=2)
-    os.replace(tmp, dst)
+    write_json(str(dst), out)
     return 0
 
 

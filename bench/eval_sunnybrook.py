@@ -70,6 +70,8 @@ def evaluate(seg_model, series: str, contour_dir: Path) -> list:
 
 
 def main():
+    from cmrrisk.modeldir import write_json
+
     from cmrrisk.segmentation.infer import Segmenter
 
     if not DATA.is_dir():
@@ -90,10 +92,7 @@ def main():
            "summary": summary, "images": rows, "seconds": round(time.perf_counter() - t0, 1)}
     out = ROOT / "bench" / "results" / "sunnybrook_eval.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = str(out) + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(res, f, indent=2)
-    os.replace(tmp, out)
+    write_json(str(out), res)
     print(json.dumps(summary, indent=2))
     return 0
 

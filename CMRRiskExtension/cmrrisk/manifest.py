@@ -6,12 +6,12 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 
 import numpy as np
 
 from .errors import CMRRiskError
 from .image import Volume, write_image
+from .modeldir import write_text_atomic
 
 #: EMIDEC crops have no pixel spacing: volumes are written with this spacing and flagged
 EMIDEC_DECLARED_SPACING_MM = 1.0
@@ -23,18 +23,7 @@ def write_csv(path: str, fieldnames: list, rows: list[dict]) -> None:
     w = csv.DictWriter(buf, fieldnames=fieldnames)
     w.writeheader()
     w.writerows(rows)
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=d)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(buf.getvalue())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    write_text_atomic(path, buf.getvalue())
 
 
 def emidec_manifest(root: str, out_csv: str, progress=None) -> list[dict]:

@@ -143,21 +143,26 @@ def read_json(path: str):
         return json.load(f)
 
 
-def write_json(path: str, obj) -> None:
-    """Write JSON atomically."""
+def write_text_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` under a temporary name in the same folder, then rename, so
+    that readers never see a half-written file."""
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=d)
     try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=2, sort_keys=False, default=_json_default)
-            f.write("\n")
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_json(path: str, obj) -> None:
+    """Write JSON atomically."""
+    write_text_atomic(path, json.dumps(obj, indent=2, default=_json_default) + "\n")
 
 
 def _json_default(o):
