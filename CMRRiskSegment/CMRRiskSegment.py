@@ -223,7 +223,7 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
         """Table of scar burden (% of LV myocardium, scar including MVO), scar, MVO and
         myocardium volumes of an LGE segmentation."""
         from cmrrisk import mrml
-        from cmrrisk.segmentation.pipeline import lge_measures
+        from cmrrisk.metrics import lge_measures
 
         labels = mrml.segmentation_to_labels(segmentationNode, volumeNode)
         vol = mrml.volume_from_node(volumeNode)

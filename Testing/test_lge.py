@@ -9,8 +9,7 @@ from cmrrisk import labels as L
 from cmrrisk.cli import main
 from cmrrisk.datasets import EMIDEC_TO_PROJECT, list_emidec, read_emidec_case
 from cmrrisk.image import read_image
-from cmrrisk.segmentation.evaluate import scar_burden_pct
-from cmrrisk.segmentation.pipeline import lge_measures
+from cmrrisk.metrics import lge_measures, scar_burden_pct
 from cmrrisk.segmentation.postprocess import postprocess
 
 from conftest import DATA
@@ -18,7 +17,7 @@ from conftest import DATA
 EMIDEC = DATA / "emidec"
 needs_emidec = pytest.mark.skipif(not EMIDEC.is_dir(), reason=f"EMIDEC data not found at {EMIDEC}")
 
-LGE = (L.LV_BLOOD_POOL, L.LV_MYOCARDIUM, L.SCAR, L.MVO)
+LGE = L.LGE_LABELS
 
 
 def _lge_ring():

@@ -42,6 +42,11 @@ def terminology_string(label: int) -> str:
 
 
 CINE_LABELS = (LV_BLOOD_POOL, LV_MYOCARDIUM, RV_BLOOD_POOL)
+LGE_LABELS = (LV_BLOOD_POOL, LV_MYOCARDIUM, SCAR, MVO)
+#: everything that is LV wall: healthy myocardium, scar, MVO
+MYOCARDIAL = (LV_MYOCARDIUM, SCAR, MVO)
+#: scar as counted for scar burden: infarct including MVO
+SCAR_WITH_MVO = (SCAR, MVO)
 
 #: ACDC: 0 background, 1 RV blood pool, 2 LV myocardium, 3 LV blood pool
 ACDC_TO_PROJECT = {0: BACKGROUND, 1: RV_BLOOD_POOL, 2: LV_MYOCARDIUM, 3: LV_BLOOD_POOL}

@@ -49,6 +49,24 @@ def volumes_ml(seg: np.ndarray, spacing_xyz) -> dict:
     }
 
 
+def scar_burden_pct(seg: np.ndarray) -> float:
+    """Scar (scar + MVO) as a percentage of the LV myocardium (healthy + scar + MVO)."""
+    myo = np.isin(seg, L.MYOCARDIAL).sum()
+    scar = np.isin(seg, L.SCAR_WITH_MVO).sum()
+    return float(100.0 * scar / myo) if myo else float("nan")
+
+
+def lge_measures(seg: np.ndarray, spacing_xyz) -> dict:
+    """Scar burden and myocardium / scar / MVO volumes (mL) of an LGE label map."""
+    v = voxel_ml(spacing_xyz)
+    return {
+        "scar_burden_pct": scar_burden_pct(seg),
+        "myocardium_ml": float(np.isin(seg, L.MYOCARDIAL).sum() * v),
+        "scar_ml": float(np.isin(seg, L.SCAR_WITH_MVO).sum() * v),
+        "mvo_ml": float((seg == L.MVO).sum() * v),
+    }
+
+
 def clinical_indices(seg_ed: np.ndarray, seg_es: np.ndarray, spacing_xyz) -> dict:
     """LVEDV, LVESV, LVSV, LVEF, LV mass (ED myocardium x 1.05 g/mL), RVEDV, RVESV, RVEF.
 

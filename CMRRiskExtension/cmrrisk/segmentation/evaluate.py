@@ -10,7 +10,7 @@ import numpy as np
 from .. import labels as L
 from ..datasets import AcdcSubject
 from ..image import read_image
-from ..metrics import clinical_indices, compare, dice
+from ..metrics import clinical_indices, compare, dice, scar_burden_pct
 
 
 def _nanmean(vals):
@@ -177,13 +177,6 @@ def evaluate_folders(pred_dir: str, ref_dir: str, ref_labels: str = "cmrrisk") -
     }
 
 
-def scar_burden_pct(seg: np.ndarray) -> float:
-    """Scar (scar + MVO) as a percentage of the LV myocardium (healthy + scar + MVO)."""
-    myo = np.isin(seg, (L.LV_MYOCARDIUM, L.SCAR, L.MVO)).sum()
-    scar = np.isin(seg, (L.SCAR, L.MVO)).sum()
-    return float(100.0 * scar / myo) if myo else float("nan")
-
-
 def evaluate_emidec(segmenter, cases, progress=None) -> dict:
     """Per case: Dice of the whole myocardium, of scar (scar + MVO) on infarct cases, of MVO
     where the reference has MVO, and scar-burden error (percentage points)."""
@@ -196,14 +189,13 @@ def evaluate_emidec(segmenter, cases, progress=None) -> dict:
         t0 = time.perf_counter()
         pred = segmenter.segment(Volume(img, np.eye(4), c.case)).array
         seconds.append(time.perf_counter() - t0)
-        wall = (L.LV_MYOCARDIUM, L.SCAR, L.MVO)
         row = {"case": c.case, "group": c.group,
-               "dice_myocardium": dice(np.isin(pred, wall), np.isin(ref, wall)),
+               "dice_myocardium": dice(np.isin(pred, L.MYOCARDIAL), np.isin(ref, L.MYOCARDIAL)),
                "dice_lv_blood_pool": dice(pred == L.LV_BLOOD_POOL, ref == L.LV_BLOOD_POOL),
                "scar_burden_pred_pct": scar_burden_pct(pred),
                "scar_burden_ref_pct": scar_burden_pct(ref)}
         if c.group == "infarct":
-            row["dice_scar"] = dice(np.isin(pred, (L.SCAR, L.MVO)), np.isin(ref, (L.SCAR, L.MVO)))
+            row["dice_scar"] = dice(np.isin(pred, L.SCAR_WITH_MVO), np.isin(ref, L.SCAR_WITH_MVO))
         if (ref == L.MVO).any():
             row["dice_mvo"] = dice(pred == L.MVO, ref == L.MVO)
         rows.append(row)

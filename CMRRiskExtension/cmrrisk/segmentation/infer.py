@@ -84,7 +84,7 @@ class Segmenter:
         """Segment one (Z, H, W) frame with in-plane spacing (x, y) mm -> (Z, H, W) uint8 labels.
 
         With ``self.tta`` the softmax of the image and of its two in-plane flips is averaged
-        (three network passes: slower, sometimes more accurate; see the model card)."""
+        (three network passes; measured effect: bench/results/acdc_validation.json)."""
         z, h, w = arr.shape
         t = prepare_frame(arr, spacing_xy, self.target_spacing)
         x = stack_neighbours(t, self.context)

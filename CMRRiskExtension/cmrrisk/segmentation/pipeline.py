@@ -16,9 +16,8 @@ import numpy as np
 from .. import modeldir
 from ..errors import CMRRiskError
 from ..image import Volume, read_image, stem, write_image
-from ..labels import CINE_LABELS, LV_MYOCARDIUM, MVO, SCAR
-from ..metrics import clinical_indices, volumes_ml, voxel_ml
-from .evaluate import scar_burden_pct
+from ..labels import CINE_LABELS, SCAR
+from ..metrics import clinical_indices, lge_measures, volumes_ml
 from .infer import Segmenter
 from .quality import frame_flags
 
@@ -29,17 +28,6 @@ KEEP_IN_MEMORY_BYTES = 2 * 1024**3
 
 def output_name(path: str) -> str:
     return f"{stem(path)}_seg.nii.gz"
-
-
-def lge_measures(seg: np.ndarray, spacing_xyz) -> dict:
-    """Scar burden (% of LV myocardium, scar including MVO) and volumes of an LGE label map."""
-    v = voxel_ml(spacing_xyz)
-    return {
-        "scar_burden_pct": scar_burden_pct(seg),
-        "myocardium_ml": float(np.isin(seg, (LV_MYOCARDIUM, SCAR, MVO)).sum() * v),
-        "scar_ml": float(np.isin(seg, (SCAR, MVO)).sum() * v),
-        "mvo_ml": float((seg == MVO).sum() * v),
-    }
 
 
 def summarize_result(vol: Volume, seg: Volume, structures=CINE_LABELS) -> dict:

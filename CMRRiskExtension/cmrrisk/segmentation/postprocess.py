@@ -26,7 +26,7 @@ def postprocess(seg: np.ndarray, structures=L.CINE_LABELS) -> np.ndarray:
     holes in the RV become RV.
     """
     out = seg.copy()
-    wall = [lab for lab in (L.LV_MYOCARDIUM, L.SCAR, L.MVO) if lab in structures]
+    wall = [lab for lab in L.MYOCARDIAL if lab in structures]
     groups = [[lab] for lab in (L.LV_BLOOD_POOL, L.RV_BLOOD_POOL) if lab in structures]
     if wall:
         groups.append(wall)

@@ -33,7 +33,7 @@ def frame_flags(seg: np.ndarray, spacing_xyz, structures=L.CINE_LABELS) -> list[
         return ["no_heart_found"]
     if not (seg == L.LV_BLOOD_POOL).any():
         flags.append("lv_empty")
-    if not np.isin(seg, (L.LV_MYOCARDIUM, L.SCAR, L.MVO)).any():
+    if not np.isin(seg, L.MYOCARDIAL).any():
         flags.append("myocardium_empty")
     if L.RV_BLOOD_POOL in structures and not (seg == L.RV_BLOOD_POOL).any():
         flags.append("rv_empty")

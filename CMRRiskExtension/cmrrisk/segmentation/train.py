@@ -62,7 +62,7 @@ TASKS = {
         "data": "ACDC training set (Bernard et al., IEEE TMI 2018)",
     },
     "lge": {
-        "labels": (L.LV_BLOOD_POOL, L.LV_MYOCARDIUM, L.SCAR, L.MVO),
+        "labels": L.LGE_LABELS,
         "description": "2.5D U-Net segmentation of short-axis LGE stacks: LV blood pool, "
                        "LV myocardium, myocardial scar, microvascular obstruction",
         "data": "EMIDEC (Lalande et al., Data 5(4):89, 2020)",
@@ -180,8 +180,10 @@ def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool
             "intensity": "clip to volume percentiles 0.5/99.5, scale to [0, 1]",
             "resampling": "in-plane bilinear to target_spacing mm; slices unchanged",
         },
-        "postprocessing": "largest 3D connected component of LV blood pool, RV and the whole "
-                          "myocardium; holes filled per slice",
+        "postprocessing": ("largest 3D connected component of the LV blood pool, the RV and the "
+                           "LV myocardium" if task == "cine" else
+                           "largest 3D connected component of the LV blood pool and of the whole "
+                           "myocardium (healthy + scar + MVO)") + "; holes filled per slice",
         "training": {
             "data": spec["data"],
             "train_subjects": [s.subject for s in train_subj],
