@@ -7,6 +7,8 @@ results back, so everything the GUI does can be done from the Python console, e.
     logic = slicer.util.getModuleLogic("CMRRiskSegment")
     segmentationNode = logic.segmentVolume(slicer.util.getNode("patient001_frame01"))
     result = logic.segmentSequence(sequenceNode, ed=0, es=10)   # ED/ES segmentations + indices
+    model = logic.modelForVolume(volumeNode)                      # "cine" or "lge" from DICOM headers
+    scar = logic.scarAnalysis(lgeSegmentationNode, lgeVolumeNode)  # scar, AHA segments, n-SD, FWHM
 """
 
 import os
@@ -58,7 +60,9 @@ class CMRRiskSegment(ScriptedLoadableModule):
         self.parent.helpText = (
             "Deep-learning segmentation of short-axis cine MRI (LV blood pool, LV myocardium, "
             "RV blood pool, with clinical indices from ED and ES) and, with the lge model, of LGE "
-            "(myocardium, scar, microvascular obstruction, with scar burden). Research use only.")
+            "(myocardium, scar, microvascular obstruction, with scar burden, scar and transmurality "
+            "per AHA segment, and n-SD / FWHM scar burdens for comparison). The 'auto' model picks "
+            "cine or lge from the series' DICOM headers or name. Research use only.")
         self.parent.acknowledgementText = (
             "The bundled cine model was trained on the ACDC dataset (Bernard et al., IEEE TMI "
             "37(11):2514-2525, 2018).")
@@ -80,7 +84,7 @@ class CMRRiskSegmentWidget(ScriptedLoadableModuleWidget):
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = CMRRiskSegmentLogic()
         self._cancelRequested = False
-        self.ui.modelComboBox.addItems(self.logic.availableModels())
+        self.ui.modelComboBox.addItems(self.logic.availableModels() + ["auto"])
         self.ui.deviceComboBox.addItems(["cpu", "cuda"])
         self.ui.phaseComboBox.addItems(["All phases", "ED and ES"])
         self.ui.applyButton.connect("clicked(bool)", self.onApply)
@@ -147,6 +151,8 @@ class CMRRiskSegmentWidget(ScriptedLoadableModuleWidget):
         device = self.ui.deviceComboBox.currentText
         try:
             with slicer.util.tryWithErrorDisplay("CMRRisk segmentation failed.", waitCursor=True):
+                if model == "auto":
+                    model = self.logic.modelForVolume(node)
                 if node.IsA("vtkMRMLSequenceNode"):
                     edes = self.ui.phaseComboBox.currentIndex == 1
                     result = self.logic.segmentSequence(
@@ -162,7 +168,7 @@ class CMRRiskSegmentWidget(ScriptedLoadableModuleWidget):
                                                        progress=self._progress,
                                                        cancel=lambda: self._cancelRequested)
                     if model == "lge":
-                        table = self.logic.scarTable(segNode, node)
+                        table = self.logic.scarAnalysis(segNode, node)["table"]
                         slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
                         slicer.app.applicationLogic().PropagateTableSelection()
                 self.ui.statusLabel.text = "Done."
@@ -219,20 +225,103 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
                                            segmentation_node=segmentationNode)
 
     @staticmethod
-    def scarTable(segmentationNode, volumeNode, name=None):
-        """Table of scar burden (% of LV myocardium, scar including MVO), scar, MVO and
-        myocardium volumes of an LGE segmentation."""
+    def scarTable(segmentationNode, volumeNode, name=None, **scarOptions):
+        """Table (index, value, unit) of scar burden (% of LV myocardium, scar including MVO),
+        scar, MVO and myocardium volumes of an LGE segmentation, followed by the AHA-segment
+        transmurality counts and the n-SD / FWHM scar burdens (see :meth:`scarAnalysis`)."""
+        return CMRRiskSegmentLogic.scarAnalysis(segmentationNode, volumeNode, name, **scarOptions)["table"]
+
+    @staticmethod
+    def scarAnalysis(segmentationNode, volumeNode, name=None, **scarOptions):
+        """Scar measures of an LGE segmentation on its volume, computed by the core
+        (``cmrrisk.metrics.lge_measures`` / ``cmrrisk.scar``).
+
+        ``scarOptions`` go to ``cmrrisk.scar.scar_report`` (e.g. ``reference_angle_deg``,
+        ``septum_direction``, ``base="first"``, ``n_sd=(2, 3, 5, 6)``). Returns
+        ``{"measures": dict, "table": summary table node, "segmentsTable": AHA segment table node
+        (None when the analysis was impossible; then measures["scar_analysis_error"] says why)}``.
+        """
         from cmrrisk import mrml
         from cmrrisk.metrics import lge_measures
+        from cmrrisk.scar import aha_table_columns, summary_rows
 
         labels = mrml.segmentation_to_labels(segmentationNode, volumeNode)
         vol = mrml.volume_from_node(volumeNode)
-        measures = lge_measures(labels, vol.spacing)
+        measures = lge_measures(labels, vol.spacing, image=vol.array, ijk_to_ras=vol.ijk_to_ras,
+                                **scarOptions)
         units = {"pct": "%", "ml": "mL"}
-        rows = {"index": list(measures),
-                "value": [round(float(v), 2) for v in measures.values()],
-                "unit": [units.get(k.rsplit("_", 1)[-1], "") for k in measures]}
-        return mrml.add_table(volumeNode.GetScene(), name or f"{volumeNode.GetName()} scar", rows, volumeNode)
+        keys = ("scar_burden_pct", "myocardium_ml", "scar_ml", "mvo_ml")
+        rows = [(k, measures[k], units.get(k.rsplit("_", 1)[-1], "")) for k in keys]
+        if "aha" in measures:
+            rows += summary_rows(measures)
+        scene = volumeNode.GetScene()
+        base = name or f"{volumeNode.GetName()} scar"
+        table = mrml.add_table(scene, base, {"index": [r[0] for r in rows],
+                                             "value": [round(float(r[1]), 3) for r in rows],
+                                             "unit": [r[2] for r in rows]}, volumeNode)
+        segmentsTable = None
+        if "aha" in measures:
+            segmentsTable = mrml.add_table(scene, f"{base} AHA segments", aha_table_columns(measures["aha"]),
+                                           volumeNode)
+            for key in ("base_rule", "orientation_rule"):
+                segmentsTable.SetAttribute(f"CMRRisk.{key}", measures["aha"][key])
+            segmentsTable.SetAttribute("CMRRisk.approximate", str(measures["aha"]["approximate"]))
+        else:
+            table.SetAttribute("CMRRisk.scarAnalysisError", measures.get("scar_analysis_error", ""))
+        return {"measures": measures, "table": table, "segmentsTable": segmentsTable}
+
+    @staticmethod
+    def seriesKind(volumeNode):
+        """``{"kind": "cine" | "lge" | "unknown", "reason": ...}`` of a volume or sequence node:
+        a sequence is a cine; otherwise the DICOM headers of the node's instances (Slicer's DICOM
+        database, attribute ``DICOM.instanceUIDs``), else the series metadata stored on the node
+        by ``cmrrisk.mrml.volume_to_node``, else LGE/cine keywords in the node's name decide
+        (``cmrrisk.dicom.classify_series`` rules)."""
+        from cmrrisk.dicom import classify_files, classify_series, classify_text
+        from cmrrisk.mrml import bridge
+
+        if volumeNode.IsA("vtkMRMLSequenceNode"):
+            return {"kind": "cine", "reason": "a sequence of volumes"}
+        reasons = []
+        files = CMRRiskSegmentLogic._dicomFiles(volumeNode)
+        if files:
+            c = classify_files(files)
+            if c["kind"] != "unknown":
+                return c
+            reasons.append(c["reason"])
+        meta = bridge.node_meta(volumeNode)
+        if meta:
+            c = classify_series(meta)
+            if c["kind"] != "unknown":
+                return c
+            reasons.append(c["reason"])
+        c = classify_text(volumeNode.GetName())
+        if c["kind"] != "unknown":
+            return {"kind": c["kind"], "reason": f"node name: {c['reason']}"}
+        reasons.append(c["reason"])
+        return {"kind": "unknown", "reason": "; ".join(reasons)}
+
+    @staticmethod
+    def modelForVolume(volumeNode):
+        """The bundled model for a node, 'cine' or 'lge' (see :meth:`seriesKind`); raises
+        ``CMRRiskError`` asking the user to choose when nothing tells."""
+        from cmrrisk.errors import CMRRiskError
+
+        c = CMRRiskSegmentLogic.seriesKind(volumeNode)
+        if c["kind"] not in ("cine", "lge"):
+            raise CMRRiskError(f"'{volumeNode.GetName()}': cannot tell whether this is a cine or an LGE "
+                               f"image ({c['reason']}); choose the cine or lge model.")
+        return c["kind"]
+
+    @staticmethod
+    def _dicomFiles(volumeNode):
+        """Files of the node's DICOM instances, when it was loaded from Slicer's DICOM database."""
+        uids = (volumeNode.GetAttribute("DICOM.instanceUIDs") or "").split()
+        db = getattr(slicer, "dicomDatabase", None)
+        if not uids or db is None:
+            return []
+        files = [db.fileForInstance(uid) for uid in uids]
+        return [f for f in files if f and os.path.isfile(f)]
 
     def segmentSequence(self, sequenceNode, model="cine", device="cpu", ed=None, es=None,
                         progress=None, cancel=None):
@@ -329,6 +418,37 @@ class CMRRiskSegmentTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_segment_volume_round_trip()
+        self.setUp()
+        self.test_scar_tables()
+
+    def test_scar_tables(self):
+        """AHA-segment and intensity-method tables of a ring phantom whose answer is known: scar
+        filling the mid anteroseptal sector transmurally."""
+        import numpy as np
+
+        from cmrrisk import labels as L
+        from cmrrisk import mrml
+
+        self.delayDisplay("Scar phantom")
+        z, y, x = np.indices((9, 64, 64)).astype(float)
+        r = np.hypot(y - 31.5, x - 31.5)
+        angle = np.degrees(np.arctan2(y - 31.5, x - 31.5))
+        labels = np.where(r < 10, L.LV_BLOOD_POOL, np.where(r < 16, L.LV_MYOCARDIUM, 0)).astype(np.uint8)
+        scar = (labels == L.LV_MYOCARDIUM) & (z >= 3) & (z <= 5) & (angle >= 0) & (angle < 60)
+        labels[scar] = L.SCAR
+        image = np.where(labels == L.SCAR, 200.0, np.where(labels == L.LV_MYOCARDIUM, 60.0, 150.0))
+        image += np.random.default_rng(0).normal(0, 4, image.shape)
+        volumeNode = slicer.util.addVolumeFromArray(image.astype(np.float32), name="scar phantom")
+        segNode = mrml.labels_to_segmentation(slicer.mrmlScene, labels, volumeNode, "scar phantom segmentation",
+                                              structures=L.LGE_LABELS)
+        result = CMRRiskSegmentLogic.scarAnalysis(segNode, volumeNode, reference_angle_deg=0,
+                                                  septum_direction=1, base="first")
+        table = result["segmentsTable"].GetTable()
+        self.assertEqual(table.GetNumberOfRows(), 16)
+        self.assertAlmostEqual(table.GetValue(7, 5).ToDouble(), 100.0, places=3)  # segment 8 scar %
+        self.assertEqual(result["measures"]["aha"]["summary"]["n_segments_transmurality_gt75"], 1)
+        self.assertEqual(result["measures"]["intensity_methods"]["nsd"][2]["dice_vs_dl"], 1.0)
+        self.delayDisplay("Test passed")
 
     def test_segment_volume_round_trip(self):
         import tempfile

@@ -115,6 +115,14 @@ def test_segment_lge_volume_cli_and_slicer_logic(tmp_path, scene, segment_module
     assert main(["segment", str(lge), "--model", "lge", "--out", str(seg_dir), "--quiet"]) == 0
     rep = json.loads((seg_dir / "segment.json").read_text())["inputs"][0]
     assert "scar_burden_pct" in rep["lge"] and "rv_empty" not in rep["flags"]
+    aha = rep["lge"]["aha"]
+    assert [r["segment"] for r in aha["segments"]] == list(range(1, 17))
+    assert aha["approximate"] and "blood pool" in aha["base_rule"]  # EMIDEC: declared identity
+    assert sum(r["myocardium_ml"] for r in aha["segments"]) == pytest.approx(rep["lge"]["myocardium_ml"], abs=0.05)
+    assert sum(r["scar_ml"] for r in aha["segments"]) == pytest.approx(rep["lge"]["scar_ml"], abs=0.05)
+    methods = rep["lge"]["intensity_methods"]
+    assert [e["n"] for e in methods["nsd"]] == [2, 3, 5, 6]
+    assert {"fwhm", "fwhm_above_remote"} <= set(methods)
     labels = read_image(str(seg_dir / f"{case}_lge_seg.nii.gz")).array
     assert set(np.unique(labels)) <= {0, 1, 2, 4, 5}
 
@@ -128,3 +136,7 @@ def test_segment_lge_volume_cli_and_slicer_logic(tmp_path, scene, segment_module
     table = logic.scarTable(seg_node, node).GetTable()
     rows = {table.GetValue(r, 0).ToString(): table.GetValue(r, 1).ToDouble() for r in range(table.GetNumberOfRows())}
     assert rows["scar_burden_pct"] == pytest.approx(rep["lge"]["scar_burden_pct"], abs=0.01)
+    assert rows["nsd3_scar_burden_pct"] == pytest.approx(methods["nsd"][1]["scar_burden_pct"], abs=0.01)
+    assert rows["fwhm_above_remote_scar_burden_pct"] == pytest.approx(
+        methods["fwhm_above_remote"]["scar_burden_pct"], abs=0.01)
+    assert rows["n_segments_transmurality_gt50"] == aha["summary"]["n_segments_transmurality_gt50"]

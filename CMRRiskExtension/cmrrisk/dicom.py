@@ -6,6 +6,9 @@ string, so non-conforming UIDs are accepted). Slices are ordered along the slice
 a location holding several images with different TriggerTime is a cine, whose phases are sorted
 by TriggerTime. The result is a :class:`~cmrrisk.image.Volume` of shape (phase, slice, row, col)
 for a cine, or (slice, row, col) otherwise.
+
+:func:`classify_series` / :func:`classify_volume` tell a cine from an LGE series (trigger times,
+InversionTime, description keywords) so that ``cmrrisk segment --model auto`` picks the model.
 """
 
 from __future__ import annotations
@@ -210,16 +213,8 @@ def _read_dicom_folder(folder: str) -> Volume:
     direction = np.stack([row_dir, col_dir, normal], axis=1)
     m = lps_to_ras(geometry_matrix((ps[1], ps[0], dz), origin, direction))
 
-    ds0 = items[0][1]
-    meta = {
-        "manufacturer": str(ds0.get("Manufacturer", "")),
-        "model": str(ds0.get("ManufacturerModelName", "")),
-        "field_strength_t": float(ds0.get("MagneticFieldStrength")) if ds0.get("MagneticFieldStrength") else None,
-        "series_description": str(ds0.get("SeriesDescription", "")),
-        "series_uid": _series_key(ds0),
-        "slice_thickness_mm": float(ds0.get("SliceThickness")) if ds0.get("SliceThickness") else None,
-        "n_files": len(items),
-    }
+    meta = meta_from_headers([ds for _, ds in items])
+    meta["n_phases"] = n_phases
     meta["instance_numbers"] = [[int(e[2].get("InstanceNumber", -1) or -1) for e in loc]
                                 for loc in locations]  # [slice][phase]
     time_spacing = None
@@ -231,3 +226,160 @@ def _read_dicom_folder(folder: str) -> Volume:
     else:
         vol_arr = arr[0]
     return Volume(vol_arr, m, folder, time_spacing, meta)
+
+
+# ----------------------------------------------------------------------------- series kind
+
+def _float_or_none(v):
+    try:
+        return float(v) if v not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+
+
+def meta_from_headers(datasets) -> dict:
+    """Series metadata (vendor, field strength, description, protocol and sequence names,
+    inversion time, number of phases per slice location) from pydicom datasets of one series."""
+    ds0 = datasets[0]
+    ms = ds0.get("MagneticFieldStrength")
+    st = ds0.get("SliceThickness")
+    return {
+        "manufacturer": str(ds0.get("Manufacturer", "")),
+        "model": str(ds0.get("ManufacturerModelName", "")),
+        "field_strength_t": float(ms) if ms else None,
+        "series_description": str(ds0.get("SeriesDescription", "")),
+        "protocol_name": str(ds0.get("ProtocolName", "")),
+        "sequence_name": str(ds0.get("SequenceName", "")),
+        "inversion_time_ms": _float_or_none(ds0.get("InversionTime")),
+        "series_uid": _series_key(ds0),
+        "slice_thickness_mm": float(st) if st else None,
+        "n_files": len(datasets),
+        "n_phases": _phases_per_location(datasets),
+    }
+
+
+def _phases_per_location(datasets) -> int:
+    """Largest number of distinct TriggerTime values at one slice location (1 without them)."""
+    by_loc = defaultdict(set)
+    for ds in datasets:
+        ipp, iop = ds.get("ImagePositionPatient"), ds.get("ImageOrientationPatient")
+        if ipp is None or iop is None:
+            loc = None
+        else:
+            iop = np.asarray(iop, float)
+            loc = round(float(np.dot(np.asarray(ipp, float), np.cross(iop[:3], iop[3:]))), 1)
+        tt = ds.get("TriggerTime")
+        by_loc[loc].add(round(float(tt), 3) if tt not in (None, "") else None)
+    return max((len(v) for v in by_loc.values()), default=1)
+
+
+#: words in SeriesDescription / ProtocolName / SequenceName (or a file or node name) that mark
+#: late gadolinium enhancement; matched as whole words after splitting on non-letters/digits
+LGE_WORDS = ("LGE", "DE", "MDE", "DHE", "PSIR", "VIABILITY", "DELAYED", "DELAYEDENHANCEMENT",
+             "LATEGAD", "LATEGADOLINIUM")
+#: phrases matched in the text with separators removed
+LGE_PHRASES = ("DELAYEDENHANCEMENT", "DELAYEDENH", "LATEGAD", "LATEENHANCEMENT", "VIABILITY", "PSIR")
+CINE_WORDS = ("CINE", "SSFP", "TRUFI", "TRUEFISP", "FIESTA", "BTFE", "BSSFP")
+#: T1 mapping and TI scout (Look-Locker) series carry inversion times but are not LGE images
+NOT_LGE_PHRASES = ("MOLLI", "T1MAP", "TISCOUT", "LOOKLOCKER", "TIFINDER", "T1MAPPING")
+
+
+def _words(text: str):
+    import re
+
+    up = str(text or "").upper()
+    return set(re.split(r"[^A-Z0-9]+", up)) - {""}, re.sub(r"[^A-Z0-9]+", "", up)
+
+
+def classify_text(text: str) -> dict:
+    """'lge' / 'cine' / 'unknown' from keywords in a description or a file / node name."""
+    words, flat = _words(text)
+    for p in NOT_LGE_PHRASES:
+        if p in flat:
+            return {"kind": "unknown", "excluded": True,
+                    "reason": f"'{text}' names a T1-mapping / TI-scout series ({p})"}
+    hit = sorted(words & set(LGE_WORDS)) or [p for p in LGE_PHRASES if p in flat]
+    if hit:
+        return {"kind": "lge", "reason": f"LGE keyword {hit[0]!r} in '{text}'"}
+    hit = sorted(words & set(CINE_WORDS))
+    if hit:
+        return {"kind": "cine", "reason": f"cine keyword {hit[0]!r} in '{text}'"}
+    return {"kind": "unknown", "reason": f"no cine or LGE keyword in '{text}'"}
+
+
+def classify_series(meta: dict) -> dict:
+    """Whether a DICOM series (its :func:`meta_from_headers` dict, or a Volume's ``meta``) is a
+    cine or an LGE acquisition. Rules, in order:
+
+    1. several TriggerTime values at one slice location -> ``cine``;
+    2. a T1-mapping / TI-scout name (MOLLI, T1 map, TI scout, Look-Locker) -> ``unknown``;
+    3. an LGE keyword (LGE, DE, MDE, PSIR, delayed enhancement, late gad, viability...) in
+       SeriesDescription, ProtocolName or SequenceName -> ``lge``;
+    4. a single phase and an InversionTime -> ``lge``;
+    5. a cine keyword (cine, SSFP, TrueFISP, FIESTA, bTFE) -> ``cine``;
+    6. otherwise ``unknown``.
+
+    Returns ``{"kind": ..., "reason": ...}``.
+    """
+    n_phases = meta.get("n_phases")
+    if n_phases is None and meta.get("trigger_times_ms"):
+        n_phases = len(meta["trigger_times_ms"])
+    if n_phases and int(n_phases) > 1:
+        return {"kind": "cine", "reason": f"{int(n_phases)} trigger times per slice location"}
+    fields = [(k, meta.get(k)) for k in ("series_description", "protocol_name", "sequence_name")
+              if meta.get(k)]
+    found = [(k, classify_text(v)) for k, v in fields]
+    for k, c in found:
+        if c.get("excluded"):
+            return {"kind": "unknown", "reason": f"{k}: {c['reason']}"}
+    for k, c in found:
+        if c["kind"] == "lge":
+            return {"kind": "lge", "reason": f"{k}: {c['reason']}"}
+    if meta.get("inversion_time_ms") is not None:
+        return {"kind": "lge", "reason": f"single phase with InversionTime {meta['inversion_time_ms']:g} ms"}
+    for k, c in found:
+        if c["kind"] == "cine":
+            return {"kind": "cine", "reason": f"{k}: {c['reason']}"}
+    return {"kind": "unknown", "reason": "single phase, no InversionTime and no cine/LGE keyword in "
+            "SeriesDescription, ProtocolName or SequenceName"}
+
+
+def classify_files(paths) -> dict:
+    """:func:`classify_series` of the DICOM files ``paths`` (headers only)."""
+    import pydicom
+
+    datasets = []
+    with _quiet_pydicom():
+        for p in paths:
+            try:
+                datasets.append(pydicom.dcmread(p, stop_before_pixels=True))
+            except Exception as exc:
+                raise CMRRiskError(f"{p}: cannot read DICOM header ({exc}).") from exc
+        if not datasets:
+            raise CMRRiskError("no DICOM files given to classify.")
+        return classify_series(meta_from_headers(datasets))
+
+
+def classify_volume(vol: Volume, name: str | None = None) -> dict:
+    """Cine or LGE for an image: a 4D image is a cine; otherwise its DICOM metadata
+    (:func:`classify_series`) decide, then keywords in ``name`` (default: the source's file or
+    folder name). ``{"kind", "reason"}``; ``kind`` is 'unknown' when nothing tells."""
+    if vol.is_cine:
+        return {"kind": "cine", "reason": f"4D image with {vol.array.shape[0]} phases"}
+    reasons = []
+    if vol.meta and any(k in vol.meta for k in ("series_description", "protocol_name", "n_phases",
+                                                "inversion_time_ms")):
+        c = classify_series(vol.meta)
+        if c["kind"] != "unknown":
+            return c
+        reasons.append(c["reason"])
+    if name is None and vol.source:
+        from .image import stem
+
+        name = stem(vol.source)
+    if name:
+        c = classify_text(name)
+        if c["kind"] != "unknown":
+            return {"kind": c["kind"], "reason": f"name: {c['reason']}"}
+        reasons.append(c["reason"])
+    return {"kind": "unknown", "reason": "; ".join(reasons) or "3D image without metadata"}

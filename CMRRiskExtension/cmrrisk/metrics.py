@@ -56,15 +56,31 @@ def scar_burden_pct(seg: np.ndarray) -> float:
     return float(100.0 * scar / myo) if myo else float("nan")
 
 
-def lge_measures(seg: np.ndarray, spacing_xyz) -> dict:
-    """Scar burden and myocardium / scar / MVO volumes (mL) of an LGE label map."""
+def lge_measures(seg: np.ndarray, spacing_xyz, image=None, ijk_to_ras=None, **scar_kw) -> dict:
+    """Scar burden and myocardium / scar / MVO volumes (mL) of an LGE label map.
+
+    With ``ijk_to_ras`` (the label map's geometry) the result also holds ``aha`` (scar and
+    transmurality per AHA segment and per slice) and, with ``image`` (the LGE intensities),
+    ``intensity_methods`` (n-SD and FWHM scar burdens and their Dice with the labels' scar):
+    see :mod:`cmrrisk.scar`; ``scar_kw`` goes to :func:`cmrrisk.scar.scar_report`. When that
+    analysis is impossible (no myocardium) ``scar_analysis_error`` says why instead.
+    """
     v = voxel_ml(spacing_xyz)
-    return {
+    out = {
         "scar_burden_pct": scar_burden_pct(seg),
         "myocardium_ml": float(np.isin(seg, L.MYOCARDIAL).sum() * v),
         "scar_ml": float(np.isin(seg, L.SCAR_WITH_MVO).sum() * v),
         "mvo_ml": float((seg == L.MVO).sum() * v),
     }
+    if ijk_to_ras is not None:
+        from .errors import CMRRiskError
+        from .scar import scar_report
+
+        try:
+            out.update(scar_report(image, seg, ijk_to_ras, **scar_kw))
+        except CMRRiskError as exc:
+            out["scar_analysis_error"] = str(exc)
+    return out
 
 
 def clinical_indices(seg_ed: np.ndarray, seg_es: np.ndarray, spacing_xyz) -> dict:

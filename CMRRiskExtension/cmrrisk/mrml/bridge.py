@@ -46,6 +46,27 @@ def _grid_shape(node) -> tuple:
     return (k, j, i)
 
 
+#: node attribute holding a :class:`Volume`'s series metadata (JSON), e.g. for --model auto
+META_ATTRIBUTE = "CMRRisk.meta"
+#: per-file lists left out of the stored metadata
+_META_SKIP = ("instance_numbers", "trigger_times_ms")
+
+
+def node_meta(node) -> dict:
+    """The series metadata stored on a node by :func:`volume_to_node` ({} when none)."""
+    import json
+
+    text = node.GetAttribute(META_ATTRIBUTE)
+    if not text:
+        return {}
+    try:
+        meta = json.loads(text)
+    except ValueError as exc:
+        raise CMRRiskError(f"volume node '{node.GetName()}': attribute {META_ATTRIBUTE} is not "
+                           f"valid JSON ({exc}); remove it.") from exc
+    return meta if isinstance(meta, dict) else {}
+
+
 def volume_from_node(node) -> Volume:
     """A scalar volume node as a :class:`Volume` (array (k, j, i), IJK-to-RAS geometry).
 
@@ -53,7 +74,7 @@ def volume_from_node(node) -> Volume:
     """
     m = vtk.vtkMatrix4x4()
     node.GetIJKToRASMatrix(m)
-    return Volume(_node_array(node), _matrix_to_numpy(m), source=node.GetName())
+    return Volume(_node_array(node), _matrix_to_numpy(m), source=node.GetName(), meta=node_meta(node))
 
 
 def volume_to_node(scene, vol: Volume, name: str, node=None, label: bool = False):
@@ -70,6 +91,11 @@ def volume_to_node(scene, vol: Volume, name: str, node=None, label: bool = False
     img.GetPointData().SetScalars(numpy_support.numpy_to_vtk(arr.ravel(), deep=True))
     node.SetIJKToRASMatrix(_numpy_to_matrix(vol.ijk_to_ras))
     node.SetAndObserveImageData(img)
+    if vol.meta:
+        import json
+
+        keep = {k: v for k, v in vol.meta.items() if k not in _META_SKIP}
+        node.SetAttribute(META_ATTRIBUTE, json.dumps(keep, default=str))
     return node
 
 

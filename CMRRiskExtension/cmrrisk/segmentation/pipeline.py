@@ -48,13 +48,30 @@ def summarize_result(vol: Volume, seg: Volume, structures=CINE_LABELS) -> dict:
     else:
         info["volumes_ml"] = volumes_ml(seg.array, sp)
         if SCAR in structures:
-            info["lge"] = lge_measures(seg.array, sp)
+            info["lge"] = lge_measures(seg.array, sp, image=vol.array, ijk_to_ras=vol.ijk_to_ras)
         info["flags"] = frame_flags(seg.array, sp, structures)
     return info
 
 
+#: ``--model auto``: the series kind (see :func:`cmrrisk.dicom.classify_volume`) -> bundled model
+AUTO_MODELS = {"cine": "cine", "lge": "lge"}
+
+
+def choose_model(vol: Volume, path: str) -> tuple:
+    """(model name, reason) for ``--model auto``; :class:`CMRRiskError` when the kind is unknown."""
+    from ..dicom import classify_volume
+
+    c = classify_volume(vol)
+    if c["kind"] not in AUTO_MODELS:
+        raise CMRRiskError(f"{path}: --model auto cannot tell whether this is a cine or an LGE image "
+                           f"({c['reason']}); give --model cine or --model lge.")
+    return AUTO_MODELS[c["kind"]], c["reason"]
+
+
 def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device: str = "cpu",
                    progress: bool = True, tta: bool = False) -> dict:
+    """Segment every input with ``model`` (a bundled name, a model folder, or ``auto``: cine or
+    lge per input from its DICOM headers or name, see :func:`choose_model`)."""
     if not inputs:
         raise CMRRiskError("no input given; name one or more images or DICOM folders.")
     names = {}
@@ -67,13 +84,28 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
 
     # validate everything before writing anything
     cache: dict[str, Volume] = {}
+    chosen: dict[str, tuple] = {}
     total = 0
     for p in inputs:
         v = read_image(p)
+        chosen[p] = choose_model(v, p) if model == "auto" else (model, None)
         total += v.array.nbytes
         if total <= KEEP_IN_MEMORY_BYTES:
             cache[p] = v
-    seg_model = Segmenter.load(model, device=device, tta=tta)
+    models: dict[str, Segmenter] = {}
+    for name, _ in chosen.values():
+        if name not in models:
+            models[name] = Segmenter.load(name, device=device, tta=tta)
+    seg_model = models[chosen[inputs[0]][0]]
+
+    def _model_info(m):
+        return {
+            "name": m.name,
+            "directory": m.model_dir,
+            "weights_sha256": modeldir.read_json(os.path.join(m.model_dir, modeldir.CHECKSUMS))[modeldir.WEIGHTS],
+            "load_seconds": round(m.load_seconds, 3),
+            "test_time_flips": m.tta,
+        }
 
     n_frames = sum((cache[p].array.shape[0] if cache[p].is_cine else 1) if p in cache else 1 for p in inputs)
     bar = None
@@ -82,16 +114,13 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
 
         bar = tqdm(total=n_frames, unit="frame", desc="segment", leave=False)
     report = {
-        "model": {
-            "name": seg_model.name,
-            "directory": seg_model.model_dir,
-            "weights_sha256": modeldir.read_json(os.path.join(seg_model.model_dir, modeldir.CHECKSUMS))[modeldir.WEIGHTS],
-            "load_seconds": round(seg_model.load_seconds, 3),
-            "test_time_flips": seg_model.tta,
-        },
+        "model": _model_info(seg_model),
         "device": str(seg_model.device),
         "inputs": [],
     }
+    if model == "auto":
+        report["model_selection"] = "auto"
+        report["models"] = {name: _model_info(m) for name, m in models.items()}
     os.makedirs(out_dir, exist_ok=True)
     try:
         for p in inputs:
@@ -104,6 +133,7 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
                     bar.update(i - _done[0])
                 _done[0] = i
 
+            seg_model = models[chosen[p][0]]
             seg = seg_model.segment(vol, progress=step)
             secs = time.perf_counter() - t0
             out_path = os.path.join(out_dir, output_name(p))
@@ -116,6 +146,7 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
                 "spacing_mm": [round(s, 5) for s in vol.spacing],
                 "kind": "cine" if vol.is_cine else "frame",
                 "model": seg_model.name,
+                **({"model_selected_because": chosen[p][1]} if chosen[p][1] else {}),
                 "seconds": round(secs, 3),
                 "seconds_per_frame": round(secs / n, 3),
             }
