@@ -65,9 +65,8 @@ def scene():
     sc.Clear(1)
 
 
-@pytest.fixture(scope="session")
-def segment_module():
-    """The real CMRRiskSegment.py, imported with minimal stand-ins for the Qt-based
+def _import_module_file(folder: str, name: str):
+    """A scripted module file imported with minimal stand-ins for the Qt-based
     ScriptedLoadableModule base classes (which slicer-core lacks). The Logic runs unchanged."""
     slicer = pytest.importorskip("slicer")
     if "slicer.ScriptedLoadableModule" not in sys.modules:
@@ -77,15 +76,29 @@ def segment_module():
             def __init__(self, *args, **kwargs):
                 pass
 
-        for name in ("ScriptedLoadableModule", "ScriptedLoadableModuleWidget",
+        for base in ("ScriptedLoadableModule", "ScriptedLoadableModuleWidget",
                      "ScriptedLoadableModuleLogic", "ScriptedLoadableModuleTest"):
-            setattr(stub, name, type(name, (_Base,), {}))
+            setattr(stub, base, type(base, (_Base,), {}))
         sys.modules["slicer.ScriptedLoadableModule"] = stub
         slicer.ScriptedLoadableModule = stub
-    sys.path.insert(0, str(ROOT / "CMRRiskSegment"))
-    import CMRRiskSegment
+    path = str(ROOT / folder)
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    import importlib
 
-    return CMRRiskSegment
+    return importlib.import_module(name)
+
+
+@pytest.fixture(scope="session")
+def segment_module():
+    """The real CMRRiskSegment.py (see _import_module_file)."""
+    return _import_module_file("CMRRiskSegment", "CMRRiskSegment")
+
+
+@pytest.fixture(scope="session")
+def predict_module():
+    """The real CMRRiskPredict.py (see _import_module_file)."""
+    return _import_module_file("CMRRiskPredict", "CMRRiskPredict")
 
 
 @pytest.fixture(scope="session")

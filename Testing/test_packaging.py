@@ -15,7 +15,7 @@ def _files(folder, pattern):
 def test_library_cmakelists_names_every_file():
     lib = ROOT / "CMRRiskExtension"
     cm = (lib / "CMakeLists.txt").read_text()
-    files = _files(lib / "cmrrisk", "*.py") + _files(lib / "cmrrisk", "models/*/*")
+    files = [f for f in _files(lib / "cmrrisk", "*") if (lib / "cmrrisk" / f).is_file()]
     missing = [f for f in files if f"cmrrisk/{f}" not in cm]
     assert not missing, f"not named in CMRRiskExtension/CMakeLists.txt: {missing}"
     named = re.findall(r"cmrrisk/\S+", cm)
@@ -24,17 +24,33 @@ def test_library_cmakelists_names_every_file():
 
 
 def test_module_cmakelists_names_every_file():
-    mod = ROOT / "CMRRiskSegment"
-    cm = (mod / "CMakeLists.txt").read_text().replace("${MODULE_NAME}", "CMRRiskSegment")
-    for f in _files(mod, "*.py") + _files(mod, "Resources/*/*"):
-        assert f in cm, f"{f} not named in CMRRiskSegment/CMakeLists.txt"
+    for name in ("CMRRiskSegment", "CMRRiskPredict"):
+        mod = ROOT / name
+        cm = (mod / "CMakeLists.txt").read_text().replace("${MODULE_NAME}", name)
+        for f in _files(mod, "*.py") + _files(mod, "Resources/*/*"):
+            assert f in cm, f"{f} not named in {name}/CMakeLists.txt"
+
+
+def test_package_data_installs_non_python_files():
+    """pip installs only what pyproject's package-data matches: every non-Python file of the
+    package must match one of its patterns."""
+    import fnmatch
+
+    import tomllib
+
+    with open(ROOT / "pyproject.toml", "rb") as fh:
+        patterns = tomllib.load(fh)["tool"]["setuptools"]["package-data"]["cmrrisk"]
+    lib = ROOT / "CMRRiskExtension" / "cmrrisk"
+    data = [f for f in _files(lib, "*") if (lib / f).is_file() and not f.endswith(".py")]
+    unmatched = [f for f in data if not any(fnmatch.fnmatch(f, p) for p in patterns)]
+    assert not unmatched, f"not installed by pip (pyproject package-data): {unmatched}"
 
 
 def test_top_level_cmakelists():
     cm = (ROOT / "CMakeLists.txt").read_text()
     assert "project(CMRRiskExtension)" in cm
     assert re.search(r'EXTENSION_DEPENDS\s+"PyTorch SlicerRadiomics"', cm)
-    for sub in ("CMRRiskExtension", "CMRRiskSegment"):
+    for sub in ("CMRRiskExtension", "CMRRiskSegment", "CMRRiskPredict"):
         assert f"add_subdirectory({sub})" in cm
 
 

@@ -251,6 +251,19 @@ def _write_nifti(vol: Volume, path: str) -> None:
     nib.save(img, path)
 
 
+def to_sitk(array: np.ndarray, ijk_to_ras: np.ndarray):
+    """A 3D SimpleITK image (LPS geometry) of a (k, j, i) array with an index-to-RAS matrix."""
+    import SimpleITK as sitk
+
+    lps = lps_to_ras(ijk_to_ras)
+    sp = np.linalg.norm(lps[:3, :3], axis=0)
+    img = sitk.GetImageFromArray(np.ascontiguousarray(array))
+    img.SetSpacing(tuple(float(x) for x in sp))
+    img.SetOrigin(tuple(float(x) for x in lps[:3, 3]))
+    img.SetDirection(tuple(float(x) for x in (lps[:3, :3] / sp).ravel()))
+    return img
+
+
 def _write_itk(vol: Volume, path: str) -> None:
     import SimpleITK as sitk
 

@@ -1,11 +1,34 @@
 """Cohort manifests (DESIGN.md section 3): one CSV row per subject, paths relative to the
-manifest's folder. Dataset adapters turn public datasets into a manifest plus NIfTI volumes."""
+manifest's folder. Dataset adapters turn public datasets into a manifest plus NIfTI volumes.
+
+The generic format (for a user's own cohort)
+--------------------------------------------
+A CSV file with a header row and one row per subject:
+
+``subject``
+    required, unique, non-empty identifier.
+image columns (by role), each a path to a NIfTI / NRRD / MHA file or a DICOM folder, relative
+to the manifest's folder (absolute paths are accepted); an empty cell means "not available":
+    ``cine_ed``, ``cine_es`` (3D end-diastolic / end-systolic frames), ``cine`` (4D cine;
+    ED and ES are then the phases of largest and smallest segmented LV volume), ``lge``
+    (3D LGE short-axis stack).
+reference segmentations (optional, project labels of DESIGN.md section 3, same geometry as the
+image): ``cine_ed_seg``, ``cine_es_seg``, ``cine_seg``, ``lge_seg``. A subject without one
+is segmented by the bundled model.
+outcomes: ``time`` (>= 0) and ``event`` (0 / 1) for time-to-event endpoints; ``label`` for a
+diagnostic endpoint.
+anthropometrics (optional, used for indexed indices): ``height_cm``, ``weight_kg``, ``bsa_m2``
+(when only height and weight are given, BSA is computed with Mosteller's formula).
+any other column is a covariate; numeric ones are used by the prediction models.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 import os
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -54,4 +77,182 @@ def emidec_manifest(root: str, out_csv: str, progress=None) -> list[dict]:
     if not rows:
         raise CMRRiskError(f"{root}: no EMIDEC cases found.")
     write_csv(out_csv, ["subject", "lge", "lge_seg", "label", "spacing_known"], rows)
+    return rows
+
+
+IMAGE_ROLES = ("cine_ed", "cine_es", "cine", "lge")
+SEG_COLUMNS = tuple(f"{r}_seg" for r in IMAGE_ROLES)
+PATH_COLUMNS = IMAGE_ROLES + SEG_COLUMNS
+OUTCOME_COLUMNS = ("time", "event", "label")
+NUMERIC_COLUMNS = ("time", "height_cm", "weight_kg", "bsa_m2")
+
+
+@dataclass
+class Manifest:
+    """A validated cohort manifest. ``rows`` hold strings as read, except that path columns are
+    resolved to absolute paths (empty string when absent)."""
+
+    path: str
+    columns: list
+    rows: list = field(default_factory=list)
+
+    @property
+    def folder(self) -> str:
+        return os.path.dirname(os.path.abspath(self.path))
+
+    @property
+    def subjects(self) -> list:
+        return [r["subject"] for r in self.rows]
+
+    @property
+    def image_roles(self) -> list:
+        return [c for c in IMAGE_ROLES if c in self.columns]
+
+    def covariate_columns(self) -> list:
+        """Columns that are neither identifier, path, nor outcome."""
+        skip = set(PATH_COLUMNS) | set(OUTCOME_COLUMNS) | {"subject"}
+        return [c for c in self.columns if c not in skip]
+
+
+def _num(v: str):
+    try:
+        x = float(v)
+    except ValueError:
+        return None
+    return x if math.isfinite(x) else None
+
+
+def mosteller_bsa(height_cm: float, weight_kg: float) -> float:
+    """Body surface area in m2 (Mosteller, N Engl J Med 1987;317:1098)."""
+    return math.sqrt(height_cm * weight_kg / 3600.0)
+
+
+def read_manifest(path: str, require_images: bool = False, check_paths: bool = True) -> Manifest:
+    """Read and validate a manifest; every problem is collected and reported together, each
+    naming its line (the header is line 1) and column."""
+    if not os.path.isfile(path):
+        raise CMRRiskError(f"{path}: no such manifest file.")
+    with open(path, newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        columns = [c.strip() for c in (reader.fieldnames or [])]
+        raw = list(reader)
+    problems = []
+    if "subject" not in columns:
+        raise CMRRiskError(f"{path}: no 'subject' column (columns: {', '.join(columns) or 'none'}); "
+                           "the first line must be a header naming the columns.")
+    dup = sorted({c for c in columns if columns.count(c) > 1})
+    if dup:
+        raise CMRRiskError(f"{path}: column(s) {', '.join(dup)} appear more than once in the header.")
+    if require_images and not any(c in columns for c in IMAGE_ROLES):
+        raise CMRRiskError(f"{path}: no image column; name at least one of {', '.join(IMAGE_ROLES)}.")
+    man = Manifest(path, columns)
+    folder = man.folder
+    seen: dict = {}
+    for n, r in enumerate(raw, start=2):
+        row = {c.strip(): (v or "").strip() for c, v in r.items() if c is not None}
+        if None in r:
+            problems.append(f"line {n}: more cells than header columns")
+        sid = row.get("subject", "")
+        if not sid:
+            problems.append(f"line {n}, column subject: empty subject identifier")
+        elif sid in seen:
+            problems.append(f"line {n}, column subject: {sid!r} already used on line {seen[sid]}")
+        else:
+            seen[sid] = n
+        for c in PATH_COLUMNS:
+            v = row.get(c, "")
+            if not v:
+                row[c] = ""
+                continue
+            full = v if os.path.isabs(v) else os.path.normpath(os.path.join(folder, v))
+            if check_paths and not os.path.exists(full):
+                problems.append(f"line {n}, column {c}: {v} does not exist (paths are relative to {folder})")
+            row[c] = full
+        for c in NUMERIC_COLUMNS:
+            v = row.get(c, "")
+            if v and _num(v) is None:
+                problems.append(f"line {n}, column {c}: {v!r} is not a number")
+            elif v and _num(v) < 0:
+                problems.append(f"line {n}, column {c}: {v} is negative")
+        if row.get("seg_labels", "") not in ("", "cmrrisk", "acdc"):
+            problems.append(f"line {n}, column seg_labels: {row['seg_labels']!r} must be cmrrisk or acdc")
+        ev = row.get("event", "")
+        if ev and ev not in ("0", "1", "0.0", "1.0", "True", "False", "true", "false"):
+            problems.append(f"line {n}, column event: {ev!r} must be 0 (censored) or 1 (event)")
+        if ("time" in columns) != ("event" in columns):
+            pass  # reported once below
+        if require_images and not any(row.get(c) for c in IMAGE_ROLES):
+            problems.append(f"line {n}: subject {sid!r} has no image in {', '.join(c for c in IMAGE_ROLES if c in columns)}")
+        if row.get("cine_ed") and not row.get("cine_es") and not row.get("cine"):
+            problems.append(f"line {n}, column cine_es: empty while cine_ed is given; indices need both frames")
+        man.rows.append(row)
+    if ("time" in columns) != ("event" in columns):
+        problems.append("header: 'time' and 'event' go together; give both or neither")
+    if not raw:
+        problems.append("no subject rows below the header")
+    if problems:
+        shown = problems[:25]
+        more = f"\n  ... and {len(problems) - 25} more" if len(problems) > 25 else ""
+        raise CMRRiskError(f"{path}: {len(problems)} problem(s):\n  " + "\n  ".join(shown) + more)
+    return man
+
+
+def _rel(path: str, folder: str) -> str:
+    return os.path.relpath(path, folder)
+
+
+def acdc_manifest(root: str, out_csv: str) -> list[dict]:
+    """Manifest of an ACDC folder (images are referenced where they are, not copied): subject,
+    cine_ed, cine_es, cine_ed_seg, cine_es_seg (when present; seg_labels = acdc), label (= Group), height_cm,
+    weight_kg, bsa_m2 (Mosteller)."""
+    from .datasets import list_acdc
+
+    folder = os.path.dirname(os.path.abspath(out_csv))
+    rows = []
+    for s in list_acdc(root):
+        row = {"subject": s.subject}
+        for which in ("ed", "es"):
+            img = s.frame_path(which)
+            if not os.path.isfile(img):
+                raise CMRRiskError(f"{img}: missing {which.upper()} frame named in {s.folder}/Info.cfg.")
+            row[f"cine_{which}"] = _rel(img, folder)
+        for which in ("ed", "es"):
+            gt = s.frame_path(which, gt=True)
+            row[f"cine_{which}_seg"] = _rel(gt, folder) if os.path.isfile(gt) else ""
+        row["seg_labels"] = "acdc"
+        row["label"] = s.group
+        row["height_cm"] = "" if s.height_cm is None else s.height_cm
+        row["weight_kg"] = "" if s.weight_kg is None else s.weight_kg
+        row["bsa_m2"] = (round(mosteller_bsa(s.height_cm, s.weight_kg), 4)
+                         if s.height_cm and s.weight_kg else "")
+        rows.append(row)
+    write_csv(out_csv, ["subject", "cine_ed", "cine_es", "cine_ed_seg", "cine_es_seg", "seg_labels", "label",
+                        "height_cm", "weight_kg", "bsa_m2"], rows)
+    return rows
+
+
+def sunnybrook_manifest(root: str, out_csv: str) -> list[dict]:
+    """Manifest of the Sunnybrook cine DICOM series: subject, cine (the DICOM folder, a 4D
+    series). Its expert contours cover a few images only, so no reference segmentation column
+    is written; ``bench/eval_sunnybrook.py`` compares against them."""
+    from .image import read_image
+
+    dicoms = os.path.join(root, "dicoms")
+    if not os.path.isdir(dicoms):
+        raise CMRRiskError(f"{root}: no 'dicoms' folder; give the Sunnybrook folder (dicoms/, contourfiles/).")
+    folder = os.path.dirname(os.path.abspath(out_csv))
+    rows = []
+    for name in sorted(os.listdir(dicoms)):
+        d = os.path.join(dicoms, name)
+        if not os.path.isdir(d):
+            continue
+        vol = read_image(d)
+        if vol.array.ndim != 4:
+            raise CMRRiskError(f"{d}: expected a cine series (several phases), found one phase.")
+        rows.append({"subject": name, "cine": _rel(d, folder),
+                     "manufacturer": vol.meta.get("manufacturer", ""),
+                     "field_strength_t": vol.meta.get("field_strength_t", "")})
+    if not rows:
+        raise CMRRiskError(f"{dicoms}: no DICOM series folders found.")
+    write_csv(out_csv, ["subject", "cine", "manufacturer", "field_strength_t"], rows)
     return rows

@@ -137,7 +137,9 @@ def lr_at(it: int, total: int, base: float, warmup: int) -> float:
 
 
 def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool = False,
-          threads: int | None = None, task: str = "cine", **overrides) -> dict:
+          threads: int | None = None, task: str = "cine", init: str | None = None,
+          **overrides) -> dict:
+    """Train (or, with ``init``, fine-tune from a model directory) and write ``out``."""
     if task not in TASKS:
         raise CMRRiskError(f"--task {task!r}: use one of {', '.join(TASKS)}.")
     spec = TASKS[task]
@@ -201,6 +203,27 @@ def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool
     _log(f"loaded {len(store)} training slices in {time.perf_counter() - t_load:.0f} s")
 
     net = build_network(config).to(dev)
+    if init:
+        init_dir = modeldir.resolve(init)
+        init_cfg, init_state = modeldir.load(init_dir)
+        if init_cfg.get("network") != config["network"] or init_cfg.get("task") != task:
+            raise CMRRiskError(f"--init {init}: that model's network or task differs from "
+                               f"--task {task}; start from a model of the same task.")
+        net.load_state_dict(init_state)
+        config["training"]["initialised_from"] = {
+            "model": init_cfg.get("name", os.path.basename(init_dir)),
+            "weights_sha256": modeldir.sha256(os.path.join(init_dir, modeldir.WEIGHTS)),
+            "iterations_before": init_cfg.get("training", {}).get("iterations_done"),
+            "train_subjects_before": init_cfg.get("training", {}).get("train_subjects"),
+        }
+        if not use_all:
+            leaked = set(config["training"]["initialised_from"]["train_subjects_before"] or []) & \
+                {s.subject for s in val_subj}
+            if leaked:
+                raise CMRRiskError(f"--init {init}: that model was trained on validation subjects "
+                                   f"{sorted(leaked)[:5]}; its validation would be dishonest. Use the "
+                                   "same --seed as that model or --all.")
+        net = net.to(dev)
     if dev.type == "cpu":
         net = net.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(net.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
@@ -333,8 +356,14 @@ def model_card(config: dict, metrics: dict) -> str:
         f"- Post-processing: {config['postprocessing']}.",
         f"- Trained in {tr.get('train_seconds', 0) / 3600:.2f} h on {tr.get('hardware', '?')}.",
         f"- Reproduce: `cmrrisk train-segmentation --task {config['task']} --data DATA_DIR --out MODEL_DIR "
-        f"--seed {tr['seed']} --iterations {hp['iterations']}`"
-        + (" --all" if not tr["val_subjects"] else "") + ".",
+        f"--seed {tr['seed']} --iterations {hp['iterations']}"
+        + (f" --lr {hp['lr']}" if hp["lr"] != task_defaults(config["task"])["lr"] else "")
+        + (" --init PREVIOUS_MODEL_DIR" if tr.get("initialised_from") else "")
+        + (" --all" if not tr["val_subjects"] else "") + "`"
+        + (f" (fine-tuned from a model trained {tr['initialised_from']['iterations_before']} "
+           f"iterations on the same training subjects, weights SHA-256 "
+           f"{tr['initialised_from']['weights_sha256'][:12]}…)" if tr.get("initialised_from") else "")
+        + ".",
         "",
         "## Validation (measured by `cmrrisk train-segmentation` on the held-out subjects)",
     ]

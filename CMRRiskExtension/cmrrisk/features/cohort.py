@@ -1,0 +1,467 @@
+"""``cmrrisk features``: one row of image-derived features per subject of a manifest.
+
+For every subject (in parallel over subjects, one process per core):
+
+1. read its images (``cine_ed`` + ``cine_es``, or a 4D ``cine``; ``lge``);
+2. take the reference segmentation of the manifest (``*_seg``) or segment with the bundled
+   model (``cine`` / ``lge``); a 4D cine gives ED and ES as the phases of largest and smallest
+   LV blood-pool volume;
+3. clinical indices (:mod:`.indices`), radiomics (:mod:`.radiomics`), deep features
+   (:mod:`.deep`; computed in the same network pass as the segmentation when it segments).
+
+Finished subjects are cached as JSON (one file per subject, keyed by the SHA-256 of its input
+files, its row's anthropometrics, the radiomics parameters, the model checksums and the
+package version), so that an interrupted or repeated run only computes what changed. One
+subject's failure is recorded (provenance JSON and a message) and the others go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+import numpy as np
+
+from .. import __version__, modeldir
+from ..errors import CMRRiskError
+from ..labels import ACDC_TO_PROJECT, map_labels
+from ..manifest import IMAGE_ROLES, Manifest, mosteller_bsa, read_manifest, write_csv
+
+#: bump when the features computed from the same inputs change (invalidates every cache)
+FEATURES_VERSION = 2
+
+#: what a subject row can ask for
+DEFAULT_OPTIONS = {"radiomics": True, "deep": True, "radiomics_params": None, "device": "cpu"}
+
+#: passthrough columns copied from the manifest into the features table (after ``subject``)
+SEG_LABEL_CONVENTIONS = {"cmrrisk": None, "acdc": ACDC_TO_PROJECT}
+
+_MODELS: dict = {}
+
+
+def _segmenter(name: str, device: str = "cpu"):
+    from ..segmentation.infer import Segmenter
+
+    key = (name, device)
+    if key not in _MODELS:
+        _MODELS[key] = Segmenter.load(name, device=device)
+    return _MODELS[key]
+
+
+def model_checksums(names=("cine", "lge")) -> dict:
+    out = {}
+    for n in names:
+        d = modeldir.resolve(n)
+        out[n] = modeldir.read_json(os.path.join(d, modeldir.CHECKSUMS))[modeldir.WEIGHTS]
+    return out
+
+
+def _hash_path(h, path: str) -> None:
+    if os.path.isdir(path):
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            for f in sorted(files):
+                _hash_path(h, os.path.join(root, f))
+        return
+    h.update(os.path.basename(path).encode())
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+
+
+def subject_key(row: dict, options: dict, checksums: dict) -> str:
+    """SHA-256 of everything a subject's features depend on."""
+    from . import radiomics as R
+
+    h = hashlib.sha256()
+    h.update(json.dumps({"version": __version__, "features_version": FEATURES_VERSION, "models": checksums,
+                         "options": {k: options[k] for k in ("radiomics", "deep")},
+                         "bsa": _bsa(row), "seg_labels": row.get("seg_labels", "")},
+                        sort_keys=True).encode())
+    if options["radiomics"]:
+        h.update(R.params_text(options["radiomics_params"]).encode())
+    for c in sorted(row):
+        if (c in IMAGE_ROLES or c.endswith("_seg")) and row[c]:
+            h.update(c.encode())
+            _hash_path(h, row[c])
+    return h.hexdigest()
+
+
+def _bsa(row: dict):
+    def num(c):
+        try:
+            x = float(row.get(c, "") or "nan")
+        except ValueError:
+            return None
+        return x if math.isfinite(x) and x > 0 else None
+
+    b = num("bsa_m2")
+    if b:
+        return b
+    hgt, wgt = num("height_cm"), num("weight_kg")
+    return mosteller_bsa(hgt, wgt) if hgt and wgt else None
+
+
+def _read_seg(path: str, like, convention: str):
+    from ..image import read_image
+
+    seg = read_image(path)
+    if seg.array.shape != like.array.shape:
+        raise CMRRiskError(f"{path}: segmentation shape {seg.array.shape} differs from its image "
+                           f"{like.source} {like.array.shape}.")
+    arr = np.rint(seg.array).astype(np.int16)
+    mapping = SEG_LABEL_CONVENTIONS.get(convention or "cmrrisk", "bad")
+    if mapping == "bad":
+        raise CMRRiskError(f"seg_labels {convention!r}: use one of {', '.join(SEG_LABEL_CONVENTIONS)}.")
+    if mapping:
+        arr = map_labels(arr, mapping)
+    if arr.min() < 0 or arr.max() > 5:
+        raise CMRRiskError(f"{path}: labels {int(arr.min())}..{int(arr.max())} are outside the project's "
+                           "0-5 (DESIGN.md section 3); set the manifest's seg_labels column if they "
+                           "follow another convention.")
+    return arr.astype(np.uint8)
+
+
+def _segment_and_embed(model: str, image: np.ndarray, spacing_xy, options: dict, timings: dict, tag: str):
+    """Segment with the bundled model; the deep features come from the same pass."""
+    from . import deep
+
+    seg_model = _segmenter(model, options["device"])
+    t0 = time.perf_counter()
+    if options["deep"]:
+        with deep.capture_encoder(seg_model) as cap:
+            seg = seg_model.predict_frame(image, spacing_xy)
+        vec = deep.pool(cap.features(), deep.resampled_box(seg_model, image.shape, spacing_xy), seg)
+    else:
+        seg, vec = seg_model.predict_frame(image, spacing_xy), None
+    timings[f"segment_{tag}"] = time.perf_counter() - t0
+    return seg, vec
+
+
+def _embed(model: str, image, seg, spacing_xy, options, timings, tag):
+    from . import deep
+
+    t0 = time.perf_counter()
+    vec = deep.embedding(_segmenter(model, options["device"]), image, seg, spacing_xy)
+    timings[f"deep_{tag}"] = time.perf_counter() - t0
+    return vec
+
+
+def image_features(ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg=None,
+                   bsa_m2: float | None = None, options: dict | None = None,
+                   timings: dict | None = None, info: dict | None = None) -> dict:
+    """Features of one subject's images (:class:`cmrrisk.image.Volume`; ED and ES frames and/or
+    an LGE stack). A missing segmentation (``None``) is computed with the bundled model; a given
+    one must be a project-label array of the image's shape. Used by the cohort runner and by
+    the Slicer module."""
+    from . import deep
+    from . import indices as I
+    from . import radiomics as R
+
+    opts = dict(DEFAULT_OPTIONS, **(options or {}))
+    timings = {} if timings is None else timings
+    info = {} if info is None else info
+    info.setdefault("segmentation", {})
+    feats: dict = {}
+    if (ed is None) != (es is None):
+        raise CMRRiskError("cine indices need both the ED and the ES frame.")
+    if ed is not None:
+        if ed.array.shape != es.array.shape:
+            raise CMRRiskError(f"{ed.source} and {es.source}: ED and ES frames differ in shape.")
+        phases, segs, vecs = {"ed": ed, "es": es}, {"ed": ed_seg, "es": es_seg}, {}
+        for ph, vol in phases.items():
+            sp = vol.spacing[:2]
+            if segs[ph] is not None:
+                if segs[ph].shape != vol.array.shape:
+                    raise CMRRiskError(f"{ph.upper()} segmentation shape {segs[ph].shape} differs from "
+                                       f"its image {vol.source} {vol.array.shape}.")
+                info["segmentation"].setdefault(ph, "reference")
+                vecs[ph] = _embed("cine", vol.array, segs[ph], sp, opts, timings, ph) if opts["deep"] else None
+            else:
+                segs[ph], vecs[ph] = _segment_and_embed("cine", vol.array, sp, opts, timings, ph)
+                info["segmentation"][ph] = "model cine"
+        t0 = time.perf_counter()
+        feats.update(I.cine_indices(segs["ed"], segs["es"], ed.spacing, bsa_m2))
+        timings["indices"] = time.perf_counter() - t0
+        if opts["radiomics"]:
+            t0 = time.perf_counter()
+            for ph in ("ed", "es"):
+                feats.update(R.region_features(phases[ph].array, segs[ph], phases[ph].ijk_to_ras,
+                                               R.CINE_REGIONS, ph, opts["radiomics_params"]))
+            timings["radiomics_cine"] = time.perf_counter() - t0
+        if opts["deep"]:
+            for ph in ("ed", "es"):
+                feats.update(dict(zip(deep.embedding_names(ph, len(vecs[ph])), vecs[ph].tolist())))
+        info["segmentations"] = {"ed": segs["ed"], "es": segs["es"]}
+    if lge is not None:
+        sp = lge.spacing[:2]
+        if lge_seg is not None:
+            if lge_seg.shape != lge.array.shape:
+                raise CMRRiskError(f"LGE segmentation shape {lge_seg.shape} differs from its image "
+                                   f"{lge.source} {lge.array.shape}.")
+            info["segmentation"].setdefault("lge", "reference")
+            vec = _embed("lge", lge.array, lge_seg, sp, opts, timings, "lge") if opts["deep"] else None
+        else:
+            lge_seg, vec = _segment_and_embed("lge", lge.array, sp, opts, timings, "lge")
+            info["segmentation"]["lge"] = "model lge"
+        feats.update(I.lge_indices(lge_seg, lge.spacing))
+        if opts["radiomics"]:
+            t0 = time.perf_counter()
+            feats.update(R.region_features(lge.array, lge_seg, lge.ijk_to_ras, R.LGE_REGIONS, "lge",
+                                           opts["radiomics_params"]))
+            timings["radiomics_lge"] = time.perf_counter() - t0
+        if opts["deep"]:
+            feats.update(dict(zip(deep.embedding_names("lge", len(vec)), vec.tolist())))
+        info.setdefault("segmentations", {})["lge"] = lge_seg
+    if ed is None and lge is None:
+        raise CMRRiskError("no image: give ED and ES frames, a 4D cine or an LGE stack.")
+    return {k: (None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v)
+            for k, v in feats.items()}
+
+
+def subject_features(row: dict, options: dict | None = None) -> tuple[dict, dict]:
+    """Features of one manifest row (paths absolute). Returns (features, info)."""
+    from ..image import read_image
+    from ..metrics import volumes_ml
+
+    opts = dict(DEFAULT_OPTIONS, **(options or {}))
+    timings: dict = {}
+    info: dict = {"segmentation": {}}
+    conv = row.get("seg_labels", "")
+    ed = es = ed_seg = es_seg = lge = lge_seg = None
+    t0 = time.perf_counter()
+    if row.get("cine_ed") and row.get("cine_es"):
+        ed = read_image(row["cine_ed"], allow_4d=False)
+        es = read_image(row["cine_es"], allow_4d=False)
+        if ed.array.shape != es.array.shape:
+            raise CMRRiskError(f"{row['cine_ed']} and {row['cine_es']}: ED and ES frames differ in shape.")
+        ed_seg = _read_seg(row["cine_ed_seg"], ed, conv) if row.get("cine_ed_seg") else None
+        es_seg = _read_seg(row["cine_es_seg"], es, conv) if row.get("cine_es_seg") else None
+    elif row.get("cine"):
+        cine = read_image(row["cine"])
+        if not cine.is_cine:
+            raise CMRRiskError(f"{row['cine']}: column cine needs a 4D cine (several phases); "
+                               "use cine_ed / cine_es for single frames.")
+        sp = cine.spacing[:2]
+        if row.get("cine_seg"):
+            all_seg, src = _read_seg(row["cine_seg"], cine, conv), "reference"
+        else:
+            m = _segmenter("cine", opts["device"])
+            t1 = time.perf_counter()
+            all_seg = np.stack([m.predict_frame(cine.array[t], sp) for t in range(cine.array.shape[0])])
+            timings["segment_cine"] = time.perf_counter() - t1
+            src = "model cine"
+        lv = [volumes_ml(all_seg[t], cine.spacing)["lv_ml"] for t in range(all_seg.shape[0])]
+        ed_t, es_t = int(np.argmax(lv)), int(np.argmin(lv))
+        info["ed_phase"], info["es_phase"] = ed_t, es_t
+        info["segmentation"] = {"ed": f"{src} (phase {ed_t})", "es": f"{src} (phase {es_t})"}
+        ed, es, ed_seg, es_seg = cine.frame(ed_t), cine.frame(es_t), all_seg[ed_t], all_seg[es_t]
+    if row.get("lge"):
+        lge = read_image(row["lge"], allow_4d=False)
+        lge_seg = _read_seg(row["lge_seg"], lge, conv) if row.get("lge_seg") else None
+    timings["read"] = time.perf_counter() - t0
+    if ed is None and lge is None:
+        raise CMRRiskError(f"subject {row.get('subject')!r}: no image (give cine_ed + cine_es, cine or lge).")
+    feats = image_features(ed, es, ed_seg, es_seg, lge, lge_seg, _bsa(row), opts, timings, info)
+    info.pop("segmentations", None)
+    info["seconds"] = {k: round(v, 3) for k, v in timings.items()}
+    return feats, info
+
+
+# --------------------------------------------------------------------------------------------
+# cohort level
+
+def _init_worker(threads: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+def _run_one(row: dict, options: dict, key: str, cache_dir: str | None) -> dict:
+    t0 = time.perf_counter()
+    try:
+        feats, info = subject_features(row, options)
+    except CMRRiskError as exc:
+        return {"subject": row["subject"], "error": str(exc)}
+    except Exception as exc:  # one subject's unexpected failure must not stop the cohort
+        return {"subject": row["subject"], "error": f"{type(exc).__name__}: {exc}"}
+    info["seconds"]["total"] = round(time.perf_counter() - t0, 3)
+    rec = {"subject": row["subject"], "key": key, "features": feats, "info": info}
+    if cache_dir:
+        modeldir.write_json(os.path.join(cache_dir, _cache_name(row["subject"])), rec)
+    return rec
+
+
+def _cache_name(subject: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in subject)
+    return f"{safe}-{hashlib.sha1(subject.encode()).hexdigest()[:8]}.json"
+
+
+def default_cache_dir(out_csv: str) -> str:
+    base = out_csv[:-4] if out_csv.lower().endswith(".csv") else out_csv
+    return base + "_cache"
+
+
+def compute_cohort(manifest: str | Manifest, cache_dir: str | None = None, workers: int | None = None,
+                   options: dict | None = None, progress: bool = True, subjects=None) -> tuple[list, dict]:
+    """Features of every subject: (records in manifest order, provenance dict).
+
+    A record is ``{"subject", "features", "info"}`` or ``{"subject", "error"}``."""
+    man = manifest if isinstance(manifest, Manifest) else read_manifest(manifest, require_images=True)
+    opts = dict(DEFAULT_OPTIONS, **(options or {}))
+    if opts["radiomics"]:
+        from . import radiomics as R
+
+        R.extractor(opts["radiomics_params"])  # fail early on a bad parameter file
+    rows = [r for r in man.rows if subjects is None or r["subject"] in set(subjects)]
+    checksums = model_checksums()
+    if cache_dir:
+        os.makedirs(cache_dir, exist_ok=True)
+    records: dict = {}
+    todo = []
+    for r in rows:
+        key = subject_key(r, opts, checksums)
+        path = os.path.join(cache_dir, _cache_name(r["subject"])) if cache_dir else None
+        if path and os.path.isfile(path):
+            try:
+                rec = modeldir.read_json(path)
+            except (OSError, ValueError):
+                rec = None
+            if rec and rec.get("key") == key:
+                rec["cached"] = True
+                records[r["subject"]] = rec
+                continue
+        todo.append((r, key))
+    n_workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), unit="subject", desc="features", file=sys.stderr)
+    t0 = time.perf_counter()
+    try:
+        if n_workers == 1:
+            for r, key in todo:
+                records[r["subject"]] = _run_one(r, opts, key, cache_dir)
+                if bar is not None:
+                    bar.update(1)
+        else:
+            import multiprocessing as mp
+
+            threads = max(1, (os.cpu_count() or 1) // n_workers)
+            with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"),
+                                     initializer=_init_worker, initargs=(threads,)) as ex:
+                futs = {ex.submit(_run_one, r, opts, key, cache_dir): r["subject"] for r, key in todo}
+                for f in as_completed(futs):
+                    records[futs[f]] = f.result()
+                    if bar is not None:
+                        bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    wall = time.perf_counter() - t0
+    ordered = [records[r["subject"]] for r in rows]
+    failures = [{"subject": r["subject"], "error": r["error"]} for r in ordered if "error" in r]
+    computed = [r for r in ordered if "features" in r and not r.get("cached")]
+    from . import radiomics as R
+
+    prov = {
+        "manifest": os.path.abspath(man.path),
+        "software": _versions(),
+        "models": checksums,
+        "features_version": FEATURES_VERSION,
+        "options": {k: v for k, v in opts.items() if k != "radiomics_params"},
+        "radiomics_params_file": os.path.abspath(opts["radiomics_params"] or R.PARAMS_FILE),
+        "radiomics_params": R.params_text(opts["radiomics_params"]) if opts["radiomics"] else None,
+        "deep_features": "encoder of the bundled segmentation model (layer down_4, 256 channels), "
+                         "heart-weighted average over cells and slices; see cmrrisk/features/deep.py",
+        "workers": n_workers,
+        "n_subjects": len(rows),
+        "n_computed": len(computed),
+        "n_cached": sum(1 for r in ordered if r.get("cached")),
+        "n_failed": len(failures),
+        "wall_seconds": round(wall, 2),
+        "seconds_per_subject_wall": round(wall / len(computed), 3) if computed else None,
+        "failures": failures,
+        "subjects": {r["subject"]: r.get("info", {}) | {"cached": bool(r.get("cached"))}
+                     for r in ordered if "features" in r},
+    }
+    return ordered, prov
+
+
+def _versions() -> dict:
+    v = modeldir.software_versions()
+    for mod in ("radiomics", "SimpleITK", "nibabel", "pydicom"):
+        try:
+            m = __import__(mod)
+            v[mod] = getattr(m, "__version__", "?")
+        except ImportError:
+            pass
+    return v
+
+
+def feature_columns(records: list) -> list:
+    """Union of feature names in first-seen order (indices, radiomics, deep as produced)."""
+    cols: dict = {}
+    for r in records:
+        for k in r.get("features", {}):
+            cols.setdefault(k, None)
+    return list(cols)
+
+
+def write_features(manifest: str, out_csv: str, cache_dir: str | None = None, workers: int | None = None,
+                   options: dict | None = None, progress: bool = True) -> dict:
+    """Compute and write FEATURES.csv (``subject``, the manifest's outcome and covariate columns,
+    then features) and ``FEATURES.provenance.json`` beside it. Returns the provenance."""
+    man = read_manifest(manifest, require_images=True)
+    if cache_dir is None:
+        cache_dir = default_cache_dir(out_csv)
+    records, prov = compute_cohort(man, cache_dir, workers, options, progress)
+    ok = [r for r in records if "features" in r]
+    if not ok:
+        raise CMRRiskError(f"{manifest}: features failed for every subject; first error: "
+                           f"{records[0].get('error') if records else 'no subjects'}")
+    passthrough = [c for c in man.columns if c not in ("subject", "seg_labels") and c not in IMAGE_ROLES
+                   and not c.endswith("_seg")]
+    fcols = feature_columns(ok)
+    clash = sorted(set(passthrough) & set(fcols))
+    if clash:
+        raise CMRRiskError(f"{manifest}: column(s) {', '.join(clash)} clash with feature names; rename them.")
+    by_subject = {r["subject"]: r for r in man.rows}
+    rows = []
+    for r in ok:
+        row = {"subject": r["subject"]}
+        row.update({c: by_subject[r["subject"]].get(c, "") for c in passthrough})
+        row.update({c: ("" if r["features"].get(c) is None else repr(float(r["features"][c])))
+                    for c in fcols})
+        rows.append(row)
+    write_csv(out_csv, ["subject"] + passthrough + fcols, rows)
+    prov["features_csv"] = os.path.abspath(out_csv)
+    prov["columns"] = {"passthrough": passthrough, "n_features": len(fcols)}
+    modeldir.write_json(provenance_path(out_csv), prov)
+    return prov
+
+
+def provenance_path(out_csv: str) -> str:
+    base = out_csv[:-4] if out_csv.lower().endswith(".csv") else out_csv
+    return base + ".provenance.json"
+
+
+def features_for_manifest(manifest_path: str, cache_dir: str | None = None, workers: int | None = None,
+                          progress: bool = True):
+    """Image features of a manifest as a pandas DataFrame indexed by ``subject`` (numeric
+    columns only; failed subjects are absent and listed in ``df.attrs['failures']``)."""
+    import pandas as pd
+
+    records, prov = compute_cohort(manifest_path, cache_dir, workers, None, progress)
+    ok = [r for r in records if "features" in r]
+    df = pd.DataFrame([r["features"] for r in ok], index=pd.Index([r["subject"] for r in ok], name="subject"),
+                      columns=feature_columns(ok), dtype=float)
+    df.attrs["failures"] = prov["failures"]
+    df.attrs["provenance"] = prov
+    return df
