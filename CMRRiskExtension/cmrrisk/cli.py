@@ -27,7 +27,8 @@ def cmd_segment(args) -> int:
                             progress=not args.quiet, tta=args.tta)
     for e in report["inputs"]:
         flags = ", ".join(e["flags"]) or "none"
-        print(f"{e['output']}  ({e['seconds_per_frame']:.2f} s/frame; flags: {flags})")
+        chosen = f"model {e['model']}: {e['model_selected_because']}; " if "model_selected_because" in e else ""
+        print(f"{e['output']}  ({chosen}{e['seconds_per_frame']:.2f} s/frame; flags: {flags})")
     print(f"report: {os.path.join(args.out, 'segment.json')}")
     return 0
 
@@ -63,7 +64,8 @@ def cmd_train_segmentation(args) -> int:
     from .segmentation.train import train
 
     metrics = train(args.data, args.out, seed=args.seed, device=args.device, use_all=args.all,
-                    threads=args.threads, task=args.task, iterations=args.iterations, batch=args.batch)
+                    threads=args.threads, task=args.task, iterations=args.iterations, batch=args.batch,
+                    lr=args.lr, init=args.init)
     if metrics:
         s = metrics["summary"]
         print(json.dumps({k: s[k] for k in s if k != "n_subjects"}, indent=1))
@@ -83,11 +85,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"cmrrisk {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("segment", help="segment cine frames, 4D cines or DICOM cine folders")
+    s = sub.add_parser("segment", help="segment cine frames, 4D cines, LGE stacks or DICOM folders")
     s.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="NIfTI/NRRD/MHA 3D frame or 4D cine, or a folder with one DICOM series")
     s.add_argument("--out", required=True, help="output folder for <name>_seg.nii.gz and segment.json")
-    s.add_argument("--model", default="cine", help="bundled model name or model directory (default: cine)")
+    s.add_argument("--model", default="cine",
+                   help="bundled model name (cine, lge), model directory, or 'auto': cine or lge per "
+                   "input from its DICOM headers (trigger times, InversionTime, description) or "
+                   "LGE/cine keywords in its name (default: cine)")
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     s.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     s.add_argument("--tta", action="store_true",
@@ -116,21 +121,58 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training iterations (default 8000 for cine, 2000 for lge)")
     t.add_argument("--batch", type=int, default=None, help="crops per iteration (default 16)")
     t.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
+    t.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-3)")
+    t.add_argument("--init", default=None, metavar="MODEL_DIR",
+                   help="fine-tune: start from this model's weights (same task; bundled name or folder)")
     t.add_argument("--all", action="store_true", help="train on all subjects (no validation split)")
     t.set_defaults(func=cmd_train_segmentation)
     m = sub.add_parser("manifest", help="turn a public dataset into a cohort manifest")
-    m.add_argument("dataset", choices=["emidec"])
+    m.add_argument("dataset", choices=["acdc", "emidec", "sunnybrook"])
     m.add_argument("folder", help="the dataset's folder")
     m.add_argument("--out", required=True, help="manifest CSV to write (volumes go beside it)")
     m.set_defaults(func=cmd_manifest)
+
+    f = sub.add_parser("features", help="clinical indices, radiomics and deep features of every "
+                       "subject of a manifest")
+    f.add_argument("manifest", help="cohort manifest CSV (see cmrrisk/manifest.py for the format)")
+    f.add_argument("--out", required=True, help="features CSV to write (provenance JSON beside it)")
+    f.add_argument("--workers", type=int, default=None, help="parallel subjects (default: all cores)")
+    f.add_argument("--cache", default=None, help="cache folder of finished subjects "
+                   "(default: <out>_cache beside the CSV); a rerun only computes what changed")
+    f.add_argument("--radiomics-params", default=None, help="pyradiomics YAML (default: the bundled one)")
+    f.add_argument("--no-radiomics", action="store_true", help="skip radiomic features")
+    f.add_argument("--no-deep", action="store_true", help="skip deep features")
+    f.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    f.add_argument("--quiet", action="store_true", help="no progress bar")
+    f.set_defaults(func=cmd_features)
+
+    from .predict.commands import add_commands
+
+    add_commands(sub)  # train, predict, evaluate
     return p
 
 
 def cmd_manifest(args) -> int:
-    from .manifest import emidec_manifest
+    from . import manifest as M
 
-    rows = emidec_manifest(args.folder, args.out)
+    make = {"acdc": M.acdc_manifest, "emidec": M.emidec_manifest, "sunnybrook": M.sunnybrook_manifest}
+    rows = make[args.dataset](args.folder, args.out)
     print(f"{args.out}: {len(rows)} subjects")
+    return 0
+
+
+def cmd_features(args) -> int:
+    from .features.cohort import write_features
+
+    opts = {"radiomics": not args.no_radiomics, "deep": not args.no_deep,
+            "radiomics_params": args.radiomics_params, "device": args.device}
+    prov = write_features(args.manifest, args.out, cache_dir=args.cache, workers=args.workers,
+                          options=opts, progress=not args.quiet)
+    for f in prov["failures"]:
+        print(f"failed: {f['subject']}: {f['error']}", file=sys.stderr)
+    print(f"{args.out}: {prov['n_subjects'] - prov['n_failed']} subjects, {prov['columns']['n_features']} "
+          f"features ({prov['n_computed']} computed, {prov['n_cached']} from cache, {prov['n_failed']} failed); "
+          f"provenance: {args.out[:-4] if args.out.lower().endswith('.csv') else args.out}.provenance.json")
     return 0
 
 

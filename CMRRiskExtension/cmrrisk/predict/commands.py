@@ -1,0 +1,169 @@
+"""The ``train``, ``predict`` and ``evaluate`` subcommands of the ``cmrrisk`` command line.
+
+:func:`add_commands` registers them on the main parser's subparsers; errors are raised as
+:class:`~cmrrisk.errors.CMRRiskError` (the command line prints them and exits with status 2).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from ..errors import CMRRiskError
+
+
+def _fmt(x, nd=3):
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
+
+
+def _ci(lo_hi):
+    return f"[{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]" if lo_hi else ""
+
+
+def _threads(n):
+    if n:
+        import torch
+
+        torch.set_num_threads(int(n))
+
+
+def cmd_train(args) -> int:
+    from .base import DEFAULTS
+    from .pipeline import Pipeline
+    from .store import save_pipeline
+    from .tabular import load_table
+    from .validation import cross_validate
+
+    _threads(args.threads)
+    from .base import get_class
+
+    name = args.model or DEFAULTS[args.endpoint]
+    # an image network reads the images itself: its covariates are the manifest's own columns,
+    # not the image features that `cmrrisk features` would add
+    image_model = get_class(name, args.endpoint).uses_inputs
+    table = load_table(args.manifest, args.endpoint, cache_dir=args.cache_dir,
+                       image_features=not image_model)
+    params = {"max_epochs": args.max_epochs} if args.max_epochs else {}
+    print(f"{args.manifest}: {len(table)} subjects, {table.covariates.shape[1]} input column(s); "
+          f"model {name} ({args.endpoint})")
+    metrics = None
+    if args.cv and args.cv > 1:
+        t0 = time.time()
+        metrics = cross_validate(table, args.endpoint, name, k=args.cv, seed=args.seed,
+                                 max_features=args.max_features, model_params=params)
+        metrics["seconds"] = round(time.time() - t0, 1)
+        s = metrics["summary"]
+        print(f"{args.cv}-fold cross-validation: " + ", ".join(
+            f"{k} {_fmt(v['mean'])} (SD {_fmt(v['sd'])})" for k, v in s.items()))
+    pipe = Pipeline(args.endpoint, name, seed=args.seed, max_features=args.max_features,
+                    model_params=params).fit(table)
+    if getattr(pipe.model, "chosen", None):
+        print(f"{name}: chose {'+'.join(pipe.model.chosen)} by {pipe.model.params['folds']}-fold CV "
+              "inside the training data (" + ", ".join(
+                  f"{k} {v:.3f}" for k, v in pipe.model.cv_scores.items()) + ")")
+    save_pipeline(pipe, args.out, metrics)
+    print(f"model written: {args.out}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    from ..modeldir import write_text_atomic
+    from .store import load_pipeline
+    from .tabular import load_table
+    from .validation import needs_image_features
+
+    _threads(args.threads)
+    pipe = load_pipeline(args.model_dir)
+    table = load_table(args.manifest, pipe.endpoint, need_outcome=False, cache_dir=args.cache_dir,
+                       image_features=needs_image_features(pipe))
+    horizons = None
+    if args.horizons:
+        try:
+            horizons = [float(h) for h in args.horizons.split(",") if h.strip()]
+        except ValueError as exc:
+            raise CMRRiskError(f"--horizons {args.horizons!r}: give numbers separated by commas.") from exc
+    df = pipe.predict_frame(table, horizons)
+    write_text_atomic(args.out, df.to_csv(float_format="%.6g"))
+    print(f"{args.out}: predictions for {len(df)} subjects ({', '.join(df.columns)})")
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from ..modeldir import write_json
+    from .validation import external_validation
+
+    _threads(args.threads)
+    res = external_validation(args.model_dir, args.manifest, n_boot=args.bootstrap, seed=args.seed,
+                              cache_dir=args.cache_dir)
+    if "c_index_harrell" in res:
+        print(f"n {res['n']} ({res['n_events']} events)")
+        print(f"Harrell C-index   {_fmt(res['c_index_harrell'])} {_ci(res.get('c_index_harrell_ci'))}")
+        print(f"Uno C-index       {_fmt(res['c_index_uno'])} {_ci(res.get('c_index_uno_ci'))} "
+              f"(tau {res['uno_tau']:g})")
+        print(f"integrated Brier  {_fmt(res.get('integrated_brier'))} {_ci(res.get('integrated_brier_ci'))}")
+        if res.get("td_auc"):
+            print("time-dependent AUC " + ", ".join(f"t={k}: {_fmt(v)}" for k, v in res["td_auc"].items()))
+        cal = res.get("calibration")
+        if cal:
+            print(f"calibration at t={cal['horizon']:g}: observed {_fmt(cal['observed_overall'])}, "
+                  f"predicted {_fmt(cal['predicted_overall'])}, slope {_fmt(cal['slope'])}")
+        rg = res["risk_groups"]
+        print("risk groups (low..high): " + ", ".join(f"n {g['n']}" for g in rg["groups"])
+              + f"; log-rank p {_fmt(rg['logrank_p'], 4)}")
+    else:
+        print(f"n {res['n']}  accuracy {_fmt(res['accuracy'])} {_ci(res.get('accuracy_ci'))}  "
+              f"balanced accuracy {_fmt(res['balanced_accuracy'])} {_ci(res.get('balanced_accuracy_ci'))}  "
+              f"macro AUC {_fmt(res.get('auc_macro'))}")
+        print("classes: " + ", ".join(res["classes"]))
+        for c, row in zip(res["classes"], res["confusion_matrix"]):
+            print(f"  {c:>12s}: {row}")
+    if args.json:
+        write_json(args.json, res)
+        print(f"written: {args.json}")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    """Register ``train``, ``predict`` and ``evaluate`` on the ``cmrrisk`` subparsers."""
+    from .base import DEFAULTS, model_names
+
+    t = subparsers.add_parser("train", help="train a prognostic (survival) or diagnostic model on a "
+                              "cohort manifest (covariates, features table or images)")
+    t.add_argument("manifest", help="cohort manifest CSV (subject, covariates and/or image columns, "
+                   "time+event or label)")
+    t.add_argument("--endpoint", required=True, choices=["survival", "diagnosis"])
+    t.add_argument("--model", default=None,
+                   help=f"survival: {', '.join(model_names('survival'))} (default "
+                   f"{DEFAULTS['survival']}); diagnosis: {', '.join(model_names('diagnosis'))} "
+                   f"(default {DEFAULTS['diagnosis']})")
+    t.add_argument("--out", required=True, help="model directory to write")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--max-epochs", type=int, default=None, help="cap on training epochs of networks")
+    t.add_argument("--cv", type=int, default=5, help="k-fold cross-validation on the manifest before "
+                   "the final fit, stored in metrics.json (0: skip; default 5)")
+    t.add_argument("--max-features", type=int, default=None, help="keep the K features with the "
+                   "strongest univariate association (chosen inside each training fold)")
+    t.add_argument("--cache-dir", default=None, help="cache folder for image features")
+    t.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
+    t.set_defaults(func=cmd_train)
+
+    p = subparsers.add_parser("predict", help="predict risk / survival / class for a manifest")
+    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("--out", required=True, help="predictions CSV to write")
+    p.add_argument("--horizons", default=None, help="survival: times for survival_at_<t> columns, "
+                   "comma-separated (default: quartiles of the training event times)")
+    p.add_argument("--cache-dir", default=None)
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_predict)
+
+    e = subparsers.add_parser("evaluate", help="evaluate a model on a manifest with outcomes "
+                              "(external validation) with bootstrap 95%% intervals")
+    e.add_argument("model_dir", metavar="MODEL_DIR")
+    e.add_argument("manifest", metavar="MANIFEST")
+    e.add_argument("--json", default=None, help="write all metrics to this JSON file")
+    e.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples (default 200)")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--cache-dir", default=None)
+    e.add_argument("--threads", type=int, default=None)
+    e.set_defaults(func=cmd_evaluate)

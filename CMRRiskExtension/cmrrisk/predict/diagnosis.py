@@ -1,0 +1,163 @@
+"""Diagnostic (classification) models on preprocessed covariate matrices.
+
+- ``logistic`` (default): L2-penalised logistic regression (binary) or multinomial regression
+  (more classes), scikit-learn; stored as coefficient arrays, predicted with numpy.
+- ``mlp``: a small multilayer perceptron (PyTorch, cross-entropy, early stopping on a
+  validation split of the training data), for non-linear effects when there are enough subjects.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import CMRRiskError
+from .base import DiagnosisTarget, Model, register, torch_threads
+
+
+def _check_target(y):
+    if not isinstance(y, DiagnosisTarget):
+        raise CMRRiskError("a diagnosis model needs a 'label' outcome.")
+    counts = np.bincount(np.asarray(y.y), minlength=len(y.classes))
+    if len(y.classes) < 2 or (counts > 0).sum() < 2:
+        raise CMRRiskError(f"a diagnosis model needs at least two classes in the training data "
+                           f"(found {', '.join(map(str, y.classes))}).")
+
+
+def _softmax(z):
+    z = z - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+@register
+class Logistic(Model):
+    """Multinomial (softmax) logistic regression with ridge penalty ``C`` (inverse strength)."""
+
+    name = "logistic"
+    endpoint = "diagnosis"
+
+    def __init__(self, seed=0, C: float = 1.0, **kw):
+        super().__init__(seed, C=C)
+
+    def fit(self, x, y, inputs=None):
+        from sklearn.linear_model import LogisticRegression
+
+        _check_target(y)
+        m = LogisticRegression(C=self.params["C"], max_iter=2000, random_state=self.seed)
+        m.fit(np.asarray(x, float), np.asarray(y.y))
+        k = len(y.classes)
+        coef = np.zeros((k, x.shape[1]))
+        icpt = np.full(k, -30.0)  # a class absent from training gets ~zero probability
+        if len(m.classes_) == 2:
+            # scikit-learn's binary model: one row for the second class; as softmax over two
+            coef[m.classes_[1]] = m.coef_[0]
+            icpt[m.classes_[1]] = m.intercept_[0]
+            icpt[m.classes_[0]] = 0.0
+        else:
+            coef[m.classes_] = m.coef_
+            icpt[m.classes_] = m.intercept_
+        self.coef, self.intercept, self.classes = coef, icpt, list(y.classes)
+        return self
+
+    def predict_proba(self, x, inputs=None):
+        return _softmax(np.asarray(x, float) @ self.coef.T + self.intercept)
+
+    def predict_risk(self, x, inputs=None):
+        """Probability of the last class (binary: the positive class)."""
+        return self.predict_proba(x)[:, -1]
+
+    def state(self):
+        return ({"coef": self.coef, "intercept": self.intercept},
+                {"name": self.name, "seed": self.seed, "params": self.params, "classes": self.classes})
+
+    @classmethod
+    def from_state(cls, config, arrays):
+        m = cls(seed=config["seed"], **config["params"])
+        m.coef, m.intercept = np.asarray(arrays["coef"]), np.asarray(arrays["intercept"])
+        m.classes = config["classes"]
+        return m
+
+
+@register
+class MLPClassifier(Model):
+    name = "mlp"
+    endpoint = "diagnosis"
+
+    def __init__(self, seed=0, hidden=(32,), dropout=0.2, lr=1e-3, weight_decay=1e-3,
+                 batch_size=64, max_epochs=300, patience=30, val_fraction=0.2, **kw):
+        super().__init__(seed, hidden=list(hidden), dropout=dropout, lr=lr, weight_decay=weight_decay,
+                         batch_size=batch_size, max_epochs=max_epochs, patience=patience,
+                         val_fraction=val_fraction)
+
+    def _net(self):
+        from .survival import _mlp
+
+        return _mlp(self.d_in, len(self.classes), self.params["hidden"], self.params["dropout"])
+
+    def fit(self, x, y, inputs=None):
+        import torch
+
+        from .survival import _split
+
+        _check_target(y)
+        p = self.params
+        x = np.asarray(x, dtype=np.float32)
+        self.d_in, self.classes = x.shape[1], list(y.classes)
+        labels = np.asarray(y.y, dtype=np.int64)
+        tr, va = _split(len(x), p["val_fraction"], self.seed, labels)
+        X, Y = torch.from_numpy(x), torch.from_numpy(labels)
+        with torch.random.fork_rng(), torch_threads(1):
+            torch.manual_seed(self.seed)
+            g = torch.Generator().manual_seed(self.seed)
+            net = self._net()
+            opt = torch.optim.Adam(net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+            lossf = torch.nn.CrossEntropyLoss()
+            best, state, best_ep = np.inf, None, 0
+            for ep in range(int(p["max_epochs"])):
+                net.train()
+                perm = tr[torch.randperm(len(tr), generator=g).numpy()]
+                for s in range(0, len(perm), p["batch_size"]):
+                    ix = torch.from_numpy(perm[s:s + p["batch_size"]])
+                    if len(ix) < 2:
+                        continue
+                    opt.zero_grad()
+                    lossf(net(X[ix]), Y[ix]).backward()
+                    opt.step()
+                net.eval()
+                with torch.no_grad():
+                    vl = float(lossf(net(X[va]), Y[va]))
+                if state is None or vl < best - 1e-7:
+                    best, best_ep = vl, ep
+                    state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+                elif ep - best_ep >= p["patience"]:
+                    break
+        net.load_state_dict(state)
+        net.eval()
+        self.net, self.epochs = net, best_ep + 1
+        return self
+
+    def predict_proba(self, x, inputs=None):
+        import torch
+
+        with torch.no_grad(), torch_threads(1):
+            out = self.net(torch.from_numpy(np.asarray(x, dtype=np.float32))).numpy().astype(float)
+        return _softmax(out)
+
+    def predict_risk(self, x, inputs=None):
+        return self.predict_proba(x)[:, -1]
+
+    def state(self):
+        return ({k: v.numpy() for k, v in self.net.state_dict().items()},
+                {"name": self.name, "seed": self.seed, "params": self.params, "classes": self.classes,
+                 "d_in": self.d_in, "epochs": self.epochs})
+
+    @classmethod
+    def from_state(cls, config, arrays):
+        import torch
+
+        m = cls(seed=config["seed"], **config["params"])
+        m.d_in, m.classes, m.epochs = config["d_in"], config["classes"], config["epochs"]
+        m.net = m._net()
+        m.net.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in arrays.items()})
+        m.net.eval()
+        return m

@@ -1,0 +1,141 @@
+"""Image inputs of the multi-input network: a subject's ED/ES cine frames and their segmentations
+resampled onto a fixed, heart-centred grid, and the way back (for heatmaps).
+
+Grid: ``slices`` short-axis slices (evenly spaced from the most basal to the most apical slice
+that holds heart labels at ED; a slice is repeated when the stack has fewer), each ``size`` x
+``size`` pixels of ``spacing`` mm, centred on the centroid of the ED heart labels (LV blood pool,
+myocardium, RV). Channels: ED image, ES image (each scaled to [0, 1] between its volume's 0.5
+and 99.5 percentiles), one-hot ED labels (LV, myocardium, RV), one-hot ES labels.
+Segmentations come from the manifest (``cine_ed_seg`` / ``cine_es_seg``, ``seg_labels``) or,
+when absent, from the bundled cine model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from .. import labels as L
+from ..errors import CMRRiskError
+
+GRID = {"spacing": 1.5, "size": 80, "slices": 8}
+CHANNELS = ["ed_image", "es_image", "ed_lv", "ed_myo", "ed_rv", "es_lv", "es_myo", "es_rv"]
+
+
+def _normalise(a: np.ndarray) -> np.ndarray:
+    lo, hi = np.percentile(a, [0.5, 99.5])
+    return np.zeros_like(a, np.float32) if hi - lo < 1e-6 else np.clip((a - lo) / (hi - lo), 0, 1).astype(np.float32)
+
+
+def load_cine_pair(row: dict):
+    """(ed Volume, es Volume, ed labels, es labels, sources) of a manifest row (absolute paths)."""
+    from ..features.cohort import _read_seg, _segmenter
+    from ..image import read_image
+    from ..metrics import volumes_ml
+
+    conv = row.get("seg_labels", "")
+    if row.get("cine_ed") and row.get("cine_es"):
+        ed, es = read_image(row["cine_ed"], allow_4d=False), read_image(row["cine_es"], allow_4d=False)
+        if ed.array.shape != es.array.shape:
+            raise CMRRiskError(f"{row['cine_ed']} and {row['cine_es']}: ED and ES frames differ in shape.")
+        segs, src = {}, {}
+        for ph, vol in (("ed", ed), ("es", es)):
+            if row.get(f"cine_{ph}_seg"):
+                segs[ph], src[ph] = _read_seg(row[f"cine_{ph}_seg"], vol, conv), "reference"
+            else:
+                segs[ph], src[ph] = _segmenter("cine").predict_frame(vol.array, vol.spacing[:2]), "model cine"
+        return ed, es, segs["ed"], segs["es"], src
+    if row.get("cine"):
+        cine = read_image(row["cine"])
+        if not cine.is_cine:
+            raise CMRRiskError(f"{row['cine']}: column cine needs a 4D cine.")
+        if row.get("cine_seg"):
+            all_seg, s = _read_seg(row["cine_seg"], cine, conv), "reference"
+        else:
+            m = _segmenter("cine")
+            all_seg = np.stack([m.predict_frame(cine.array[t], cine.spacing[:2]) for t in range(cine.array.shape[0])])
+            s = "model cine"
+        lv = [volumes_ml(all_seg[t], cine.spacing)["lv_ml"] for t in range(all_seg.shape[0])]
+        t_ed, t_es = int(np.argmax(lv)), int(np.argmin(lv))
+        return cine.frame(t_ed), cine.frame(t_es), all_seg[t_ed], all_seg[t_es], {"ed": s, "es": s}
+    raise CMRRiskError(f"subject {row.get('subject')!r}: the multi-input model needs cine_ed + cine_es or cine.")
+
+
+def grid_geometry(ed_seg: np.ndarray, spacing_xyz, grid: dict = GRID) -> dict:
+    """Where the grid lies in the original image: chosen slice indices and in-plane centre."""
+    heart = ed_seg > 0
+    zs = np.nonzero(heart.any(axis=(1, 2)))[0]
+    if zs.size == 0:
+        raise CMRRiskError("no heart labels in the ED segmentation; cannot place the image grid.")
+    slices = np.rint(np.linspace(zs.min(), zs.max(), grid["slices"])).astype(int)
+    cy, cx = ndimage.center_of_mass(heart)[1:]
+    return {"slices": slices.tolist(), "centre_yx": [float(cy), float(cx)],
+            "spacing_xy": [float(spacing_xyz[0]), float(spacing_xyz[1])], "shape": list(ed_seg.shape),
+            "grid": dict(grid)}
+
+
+def _sample_coords(geom: dict):
+    g = geom["grid"]
+    n = g["size"]
+    off = (np.arange(n) - (n - 1) / 2.0) * g["spacing"]
+    cy, cx = geom["centre_yx"]
+    sx, sy = geom["spacing_xy"]
+    yy, xx = np.meshgrid(cy + off / sy, cx + off / sx, indexing="ij")
+    return yy, xx
+
+
+def to_grid(array: np.ndarray, geom: dict, order: int) -> np.ndarray:
+    """(Z, Y, X) -> (slices, size, size) on the grid (bilinear for images, nearest for labels)."""
+    yy, xx = _sample_coords(geom)
+    return np.stack([ndimage.map_coordinates(array[z].astype(np.float32), [yy, xx], order=order,
+                                             mode="constant", cval=0.0) for z in geom["slices"]])
+
+
+def from_grid(values: np.ndarray, geom: dict) -> np.ndarray:
+    """(slices, size, size) grid values -> (Z, Y, X) on the original image (bilinear in-plane;
+    zero outside the grid and on slices the grid did not use; repeated slices averaged)."""
+    g = geom["grid"]
+    n = g["size"]
+    z_, y_, x_ = geom["shape"]
+    cy, cx = geom["centre_yx"]
+    sx, sy = geom["spacing_xy"]
+    yy, xx = np.meshgrid(np.arange(y_), np.arange(x_), indexing="ij")
+    py = (yy - cy) * sy / g["spacing"] + (n - 1) / 2.0
+    px = (xx - cx) * sx / g["spacing"] + (n - 1) / 2.0
+    out = np.zeros((z_, y_, x_), np.float32)
+    count = np.zeros(z_, np.int32)
+    for k, z in enumerate(geom["slices"]):
+        out[z] += ndimage.map_coordinates(values[k].astype(np.float32), [py, px], order=1, mode="constant", cval=0.0)
+        count[z] += 1
+    nz = count > 0
+    out[nz] /= count[nz][:, None, None]
+    return out
+
+
+def subject_tensor(ed, es, ed_seg, es_seg, grid: dict = GRID):
+    """(slices, channels, size, size) float32 array and its geometry."""
+    geom = grid_geometry(ed_seg, ed.spacing, grid)
+    chans = [to_grid(_normalise(ed.array), geom, 1), to_grid(_normalise(es.array), geom, 1)]
+    for seg in (ed_seg, es_seg):
+        lab = to_grid(seg, geom, 0)
+        chans += [(lab == v).astype(np.float32) for v in (L.LV_BLOOD_POOL, L.LV_MYOCARDIUM, L.RV_BLOOD_POOL)]
+    return np.stack(chans, axis=1).astype(np.float32), geom
+
+
+def prepare(inputs: list, grid: dict = GRID, progress: bool = False):
+    """Tensors (n, slices, channels, size, size) and geometries for manifest rows."""
+    it = inputs
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(inputs, desc="images", unit="subject", leave=False)
+    xs, geoms = [], []
+    for row in it:
+        try:
+            ed, es, s_ed, s_es, _ = load_cine_pair(row)
+            x, g = subject_tensor(ed, es, s_ed, s_es, grid)
+        except CMRRiskError as exc:
+            raise CMRRiskError(f"subject {row.get('subject')!r}: {exc}") from exc
+        xs.append(x)
+        geoms.append(g)
+    return np.stack(xs), geoms

@@ -1,0 +1,305 @@
+"""``--model multiinput``: a network over the cine images (ED/ES pair with their segmentations as
+extra channels) plus the clinical covariates, trained end to end.
+
+Architecture (like the published CMR risk models, small enough for a laptop CPU):
+
+* image branch: a 2D CNN shared by the grid's short-axis slices (4 blocks of 3x3 convolution,
+  batch norm, ReLU, 2x2 max-pooling after the first three; widths w, 2w, 4w, 4w) on the 8
+  channels of :mod:`.images` (ED and ES image, one-hot ED and ES labels), global average pooled
+  per slice; a learned embedding of the slice position (base -> apex) is added and the slices
+  are pooled by mean and max;
+* covariate branch: one linear layer + ReLU (16 units) on the preprocessed covariates (absent
+  when there are none);
+* head: dropout, linear (32) + ReLU, linear -> class logits (diagnosis: cross-entropy) or one
+  log-hazard (survival: negative Cox partial log-likelihood, Breslow baseline for survival
+  curves).
+
+Training: Adam, mini-batches, augmentation (in-plane flips and 90-degree rotations of the whole
+grid, intensity scale/shift of the image channels), early stopping on a stratified validation
+split of the training subjects (best epoch kept). The layer ``cnn.block4`` is the Grad-CAM
+target used by ``cmrrisk explain``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import CMRRiskError
+from .base import DiagnosisTarget, Model, SurvivalTarget, breslow, cox_survival, register
+from .images import CHANNELS, GRID, prepare
+
+
+def build_net(n_channels: int, n_cov: int, n_out: int, width: int = 16, slices: int = 8,
+              dropout: float = 0.3):
+    import torch
+    from torch import nn
+
+    def block(i, o, pool):
+        layers = [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=False)]
+        if pool:
+            layers.append(nn.MaxPool2d(2))
+        return nn.Sequential(*layers)
+
+    class MultiInputNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            w = width
+            self.cnn = nn.Sequential()
+            self.cnn.add_module("block1", block(n_channels, w, True))
+            self.cnn.add_module("block2", block(w, 2 * w, True))
+            self.cnn.add_module("block3", block(2 * w, 4 * w, True))
+            self.cnn.add_module("block4", block(4 * w, 4 * w, False))
+            self.position = nn.Parameter(torch.zeros(slices, 4 * w))
+            self.cov = nn.Sequential(nn.Linear(n_cov, 16), nn.ReLU()) if n_cov else None
+            d = 8 * w + (16 if n_cov else 0)
+            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(d, 32), nn.ReLU(), nn.Linear(32, n_out))
+
+        def forward(self, images, covariates=None):
+            n, k, c, h, w_ = images.shape
+            f = self.cnn(images.reshape(n * k, c, h, w_)).mean(dim=(2, 3)).reshape(n, k, -1)
+            f = f + self.position[None, :k]
+            z = torch.cat([f.mean(1), f.amax(1)], dim=1)
+            if self.cov is not None:
+                z = torch.cat([z, self.cov(covariates)], dim=1)
+            return self.head(z)
+
+    return MultiInputNet()
+
+
+def _augment(xb, g):
+    import torch
+
+    x = xb.clone()
+    if torch.rand(1, generator=g).item() < 0.5:
+        x = x.flip(-1)
+    if torch.rand(1, generator=g).item() < 0.5:
+        x = x.flip(-2)
+    r = int(torch.randint(0, 4, (1,), generator=g).item())
+    if r:
+        x = torch.rot90(x, r, dims=(-2, -1))
+    n = x.shape[0]
+    scale = 1 + 0.2 * (torch.rand(n, 1, 1, 1, 1, generator=g) - 0.5)
+    shift = 0.1 * (torch.rand(n, 1, 1, 1, 1, generator=g) - 0.5)
+    x[:, :, :2] = (x[:, :, :2] * scale + shift).clamp(0, 1)
+    return x
+
+
+class _MultiInput(Model):
+    uses_inputs = True
+
+    def __init__(self, seed=0, width=16, dropout=0.3, lr=1e-3, weight_decay=1e-4, batch_size=16,
+                 max_epochs=150, patience=30, val_fraction=0.2, **kw):
+        super().__init__(seed, width=width, dropout=dropout, lr=lr, weight_decay=weight_decay,
+                         batch_size=batch_size, max_epochs=max_epochs, patience=patience,
+                         val_fraction=val_fraction, **kw)
+        self.grid = dict(GRID)
+        self.net = None
+        self.geometries = None  # of the last prepared inputs (used by explanations)
+
+    # ---- data
+    def images(self, inputs, progress=False):
+        if inputs is None:
+            raise CMRRiskError(f"model {self.name!r} needs the manifest's images (cine_ed + cine_es or cine).")
+        x, geoms = prepare(list(inputs), self.grid, progress)
+        self.geometries = geoms
+        return x
+
+    def _cov(self, x, n):
+        x = np.zeros((n, 0), np.float32) if x is None else np.asarray(x, np.float32).reshape(n, -1)
+        return x
+
+    # ---- training
+    def _split(self, n, strata):
+        rng = np.random.default_rng(self.seed)
+        va = []
+        for s in np.unique(strata):
+            idx = np.nonzero(strata == s)[0]
+            rng.shuffle(idx)
+            va.extend(idx[:max(1, int(round(len(idx) * self.params["val_fraction"])))].tolist())
+        va = np.array(sorted(va))
+        tr = np.setdiff1d(np.arange(n), va)
+        return tr, va
+
+    def fit(self, x, y, inputs=None, images=None):
+        import torch
+
+        imgs = self.images(inputs, progress=True) if images is None else images
+        n = len(imgs)
+        cov = self._cov(x, n)
+        self.n_cov = cov.shape[1]
+        self._setup_target(y)
+        p = self.params
+        tr, va = self._split(n, self._strata(y))
+        torch.manual_seed(self.seed)
+        g = torch.Generator().manual_seed(self.seed)
+        self.net = build_net(len(CHANNELS), self.n_cov, self._n_out(), p["width"], self.grid["slices"], p["dropout"])
+        opt = torch.optim.Adam(self.net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+        X, C = torch.from_numpy(imgs), torch.from_numpy(cov)
+        best, best_state, best_ep = np.inf, None, 0
+        self.history = []
+        for ep in range(int(p["max_epochs"])):
+            self.net.train()
+            perm = tr[torch.randperm(len(tr), generator=g).numpy()]
+            losses = []
+            for s in range(0, len(perm), p["batch_size"]):
+                ix = perm[s:s + p["batch_size"]]
+                if len(ix) < 2 or self._skip_batch(ix):
+                    continue
+                it = torch.from_numpy(ix)
+                opt.zero_grad()
+                loss = self._loss(self.net(_augment(X[it], g), C[it]), ix)
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+            self.net.eval()
+            with torch.no_grad():
+                vl = float(self._loss(self.net(X[torch.from_numpy(va)], C[torch.from_numpy(va)]), va))
+            self.history.append({"epoch": ep + 1, "train_loss": float(np.mean(losses)) if losses else None,
+                                 "val_loss": vl})
+            if vl < best - 1e-6 or best_state is None:
+                best, best_ep = vl, ep
+                best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
+            elif ep - best_ep >= p["patience"]:
+                break
+        self.net.load_state_dict(best_state)
+        self.net.eval()
+        self.best_epoch = best_ep + 1
+        self._after_fit(imgs, cov, y)
+        return self
+
+    def _skip_batch(self, ix):
+        return False
+
+    def _after_fit(self, imgs, cov, y):
+        pass
+
+    def outputs(self, x, inputs=None, images=None) -> np.ndarray:
+        import torch
+
+        imgs = self.images(inputs) if images is None else images
+        cov = self._cov(x, len(imgs))
+        if cov.shape[1] != self.n_cov:
+            raise CMRRiskError(f"model {self.name!r} was trained with {self.n_cov} covariates, got {cov.shape[1]}.")
+        with torch.no_grad():
+            return self.net(torch.from_numpy(imgs), torch.from_numpy(cov)).numpy().astype(float)
+
+    # ---- storage
+    def state(self):
+        arrays = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
+        arrays.update(self._extra_arrays())
+        return arrays, {"name": self.name, "seed": self.seed, "params": self.params, "grid": self.grid,
+                        "channels": CHANNELS, "n_cov": self.n_cov, "best_epoch": self.best_epoch,
+                        **self._extra_config()}
+
+    @classmethod
+    def from_state(cls, config, arrays):
+        import torch
+
+        m = cls(seed=config["seed"], **config["params"])
+        m.grid, m.n_cov, m.best_epoch = dict(config["grid"]), int(config["n_cov"]), config.get("best_epoch")
+        m._restore(config, arrays)
+        m.net = build_net(len(CHANNELS), m.n_cov, m._n_out(), m.params["width"], m.grid["slices"], m.params["dropout"])
+        m.net.load_state_dict({k[4:]: torch.as_tensor(np.asarray(v)) for k, v in arrays.items() if k.startswith("net.")})
+        m.net.eval()
+        return m
+
+    def _extra_arrays(self):
+        return {}
+
+    def _extra_config(self):
+        return {}
+
+    def _restore(self, config, arrays):
+        pass
+
+
+@register
+class MultiInputDiagnosis(_MultiInput):
+    name = "multiinput"
+    endpoint = "diagnosis"
+
+    def _setup_target(self, y):
+        if not isinstance(y, DiagnosisTarget):
+            raise CMRRiskError("the diagnosis model needs a 'label' column.")
+        self.classes = list(y.classes)
+        self._y = np.asarray(y.y, dtype=np.int64)
+
+    def _strata(self, y):
+        return np.asarray(y.y)
+
+    def _n_out(self):
+        return len(self.classes)
+
+    def _loss(self, out, ix):
+        import torch
+
+        return torch.nn.functional.cross_entropy(out, torch.from_numpy(self._y[ix]))
+
+    def predict_proba(self, x, inputs=None, images=None):
+        z = self.outputs(x, inputs, images)
+        z = z - z.max(1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(1, keepdims=True)
+
+    def predict_risk(self, x, inputs=None, images=None):
+        return self.predict_proba(x, inputs, images).max(1)
+
+    def _extra_config(self):
+        return {"classes": self.classes}
+
+    def _restore(self, config, arrays):
+        self.classes = list(config["classes"])
+
+
+@register
+class MultiInputSurvival(_MultiInput):
+    name = "multiinput"
+    endpoint = "survival"
+
+    def _setup_target(self, y):
+        if not isinstance(y, SurvivalTarget):
+            raise CMRRiskError("the survival model needs 'time' and 'event' columns.")
+        self._t = np.asarray(y.time, float)
+        self._e = np.asarray(y.event, float)
+
+    def _strata(self, y):
+        return np.asarray(y.event)
+
+    def _n_out(self):
+        return 1
+
+    def _skip_batch(self, ix):
+        return self._e[ix].sum() == 0
+
+    def _loss(self, out, ix):
+        import torch
+
+        t = torch.from_numpy(self._t[ix])
+        e = torch.from_numpy(self._e[ix]).float()
+        f = out[:, 0]
+        order = torch.argsort(t, descending=True)
+        f, e = f[order], e[order]
+        log_risk_set = torch.logcumsumexp(f, dim=0)  # sum over subjects with time >= t_i
+        n_ev = e.sum().clamp_min(1.0)
+        return -((f - log_risk_set) * e).sum() / n_ev
+
+    def _after_fit(self, imgs, cov, y):
+        risk = self.outputs(cov, images=imgs)[:, 0]
+        self.bh_times, self.bh_cumhaz, self.centre = breslow(risk, y.time, y.event)
+
+    def predict_risk(self, x, inputs=None, images=None):
+        return self.outputs(x, inputs, images)[:, 0]
+
+    def predict_survival(self, x, times, inputs=None, images=None):
+        return cox_survival(self.predict_risk(x, inputs, images), self.centre, self.bh_times, self.bh_cumhaz, times)
+
+    def _extra_arrays(self):
+        return {"bh_times": np.asarray(self.bh_times, float), "bh_cumhaz": np.asarray(self.bh_cumhaz, float)}
+
+    def _extra_config(self):
+        return {"centre": self.centre}
+
+    def _restore(self, config, arrays):
+        self.bh_times = np.asarray(arrays["bh_times"], float)
+        self.bh_cumhaz = np.asarray(arrays["bh_cumhaz"], float)
+        self.centre = float(config["centre"])

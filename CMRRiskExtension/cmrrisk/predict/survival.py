@@ -1,0 +1,662 @@
+"""Time-to-event models (all on preprocessed covariate matrices).
+
+- ``cox``: penalised (ridge) Cox proportional hazards, scikit-survival, Breslow baseline hazard.
+- ``coxboost``: gradient-boosted regression trees on the Cox partial likelihood (Newton steps;
+  the number of trees chosen by early stopping on a validation split inside the training data),
+  trees stored as plain node arrays.
+- ``deepsurv``: pycox's Cox PH loss on a multilayer perceptron (Katzman et al. 2018).
+- ``logistic_hazard``: pycox's discrete-time logistic hazard loss (Gensheimer & Narasimhan 2019).
+- ``deephit``: pycox's DeepHit single-risk loss (Lee et al. 2018).
+- ``ensemble``: the mean of the members' standardised risk scores (by default coxboost and a
+  bag of five DeepSurv networks); its survival function is the mean of the members'.
+- ``auto`` (default): chooses among cox, coxboost, deepsurv and ensembles of them by k-fold
+  cross-validation inside the training data, then fits the choice on all of it.
+
+Networks are trained with early stopping on a validation split drawn from the training data
+only. All randomness comes from the ``seed``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import CMRRiskError
+from .base import Model, SurvivalTarget, breslow, cox_survival, register, step_at, torch_threads
+
+
+def _check_target(y):
+    if not isinstance(y, SurvivalTarget):
+        raise CMRRiskError("a survival model needs time and event outcomes.")
+    if int(np.sum(y.event)) < 2:
+        raise CMRRiskError(f"only {int(np.sum(y.event))} event(s) in the training data; a survival "
+                           "model needs several subjects with event = 1.")
+
+
+# ------------------------------------------------------------------------------- Cox PH
+
+@register
+class CoxPH(Model):
+    """Ridge-penalised Cox model (``alpha``: penalty on the standardised coefficients)."""
+
+    name = "cox"
+
+    def __init__(self, seed=0, alpha: float = 0.1, **kw):
+        super().__init__(seed, alpha=alpha)
+        self.alpha = alpha
+
+    def fit(self, x, y, inputs=None):
+        from sksurv.linear_model import CoxPHSurvivalAnalysis
+        from sksurv.util import Surv
+
+        _check_target(y)
+        m = CoxPHSurvivalAnalysis(alpha=self.alpha, ties="breslow", n_iter=200)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            m.fit(np.asarray(x, float), Surv.from_arrays(y.event.astype(bool), y.time))
+        self.coef = np.asarray(m.coef_, dtype=float)
+        self._baseline(x, y)
+        return self
+
+    def _baseline(self, x, y):
+        self.bh_times, self.bh_cumhaz, self.centre = breslow(self.predict_risk(x), y.time, y.event)
+
+    def predict_risk(self, x, inputs=None):
+        return np.asarray(x, float) @ self.coef
+
+    def predict_survival(self, x, times, inputs=None):
+        return cox_survival(self.predict_risk(x), self.centre, self.bh_times, self.bh_cumhaz, times)
+
+    def state(self):
+        return ({"coef": self.coef, "bh_times": self.bh_times, "bh_cumhaz": self.bh_cumhaz},
+                {"name": self.name, "seed": self.seed, "params": self.params, "centre": self.centre})
+
+    @classmethod
+    def from_state(cls, config, arrays):
+        m = cls(seed=config["seed"], **config["params"])
+        m.coef, m.bh_times, m.bh_cumhaz = arrays["coef"], arrays["bh_times"], arrays["bh_cumhaz"]
+        m.centre = config["centre"]
+        return m
+
+
+# ------------------------------------------------------------------------ boosted Cox trees
+
+def _cox_grad_hess(f, time, event):
+    """Gradient and diagonal Hessian of the negative Breslow partial log-likelihood."""
+    order = np.argsort(time, kind="stable")
+    t, e = time[order], event[order]
+    w = np.exp(np.clip(f[order] - f.max(), -50, 0))
+    first = np.searchsorted(t, t, side="left")
+    last = np.searchsorted(t, t, side="right") - 1
+    s = np.cumsum(w[::-1])[::-1][first]  # risk-set sum at each subject's own time
+    inv = np.where(e > 0, 1.0 / s, 0.0)
+    a = np.cumsum(inv)[last]
+    b = np.cumsum(inv ** 2)[last]
+    g = np.empty_like(w)
+    h = np.empty_like(w)
+    g[order] = -(e - w * a)
+    h[order] = w * a - w ** 2 * b
+    return g, np.maximum(h, 1e-6)
+
+
+def cox_neg_loglik(f, time, event):
+    """Mean negative Breslow partial log-likelihood of log-risks ``f``."""
+    order = np.argsort(time, kind="stable")
+    t, e, f = time[order], event[order], f[order]
+    m = f.max()
+    first = np.searchsorted(t, t, side="left")
+    log_s = np.log(np.cumsum(np.exp(f - m)[::-1])[::-1][first]) + m
+    return float(-np.sum((f - log_s)[e > 0]) / max(1, np.sum(e > 0)))
+
+
+class _Trees:
+    """Regression trees as flat node arrays; prediction needs numpy only."""
+
+    FIELDS = ("left", "right", "feature", "threshold", "value")
+
+    def __init__(self):
+        self.nodes = {k: [] for k in self.FIELDS}
+        self.offsets = [0]
+
+    def add(self, tree):
+        t = tree.tree_
+        off = self.offsets[-1]
+        left = np.where(t.children_left >= 0, t.children_left + off, -1)
+        right = np.where(t.children_right >= 0, t.children_right + off, -1)
+        for k, v in zip(self.FIELDS, (left, right, t.feature, t.threshold, t.value[:, 0, 0])):
+            self.nodes[k].append(np.asarray(v))
+        self.offsets.append(off + t.node_count)
+
+    def arrays(self, prefix):
+        out = {f"{prefix}{k}": (np.concatenate(v) if v else np.zeros(0)) for k, v in self.nodes.items()}
+        out[f"{prefix}offsets"] = np.asarray(self.offsets, dtype=np.int64)
+        out[f"{prefix}left"] = out[f"{prefix}left"].astype(np.int64)
+        out[f"{prefix}right"] = out[f"{prefix}right"].astype(np.int64)
+        out[f"{prefix}feature"] = out[f"{prefix}feature"].astype(np.int64)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays, prefix):
+        t = cls()
+        t.flat = {k: np.asarray(arrays[f"{prefix}{k}"]) for k in cls.FIELDS}
+        t.offsets = [int(o) for o in arrays[f"{prefix}offsets"]]
+        return t
+
+    def _flat(self):
+        if not hasattr(self, "flat"):
+            self.flat = self.arrays("")
+        return self.flat
+
+    def predict_each(self, x):
+        """(n_trees, n) leaf values; thresholds compared in float32 as scikit-learn does."""
+        fl = self._flat()
+        x = np.asarray(x, dtype=np.float32)
+        rows = np.arange(len(x))
+        out = []
+        for root in self.offsets[:-1]:
+            node = np.full(len(x), root, dtype=np.int64)
+            while True:
+                leaf = fl["left"][node] < 0
+                if leaf.all():
+                    break
+                f = np.where(leaf, 0, fl["feature"][node])
+                go_left = x[rows, f] <= fl["threshold"][node]
+                node = np.where(leaf, node, np.where(go_left, fl["left"][node], fl["right"][node]))
+            out.append(fl["value"][node])
+        return np.asarray(out).reshape(len(self.offsets) - 1, len(x))
+
+
+@register
+class CoxBoost(Model):
+    """Newton-boosted regression trees on the Cox partial likelihood."""
+
+    name = "coxboost"
+
+    def __init__(self, seed=0, learning_rate=0.05, max_depth=3, min_samples_leaf=10,
+                 subsample=0.8, max_trees=500, patience=50, val_fraction=0.2, **kw):
+        super().__init__(seed, learning_rate=learning_rate, max_depth=max_depth,
+                         min_samples_leaf=min_samples_leaf, subsample=subsample, max_trees=max_trees,
+                         patience=patience, val_fraction=val_fraction)
+
+    def _boost(self, x, y, n_trees, val=None):
+        from sklearn.tree import DecisionTreeRegressor
+
+        p = self.params
+        rng = np.random.default_rng(self.seed)
+        trees = _Trees()
+        f = np.zeros(len(x))
+        fv = np.zeros(len(val[0])) if val is not None else None
+        losses = []
+        best, best_n = np.inf, 0
+        for i in range(n_trees):
+            g, h = _cox_grad_hess(f, y.time, y.event)
+            rows = rng.choice(len(x), int(round(p["subsample"] * len(x))), replace=False) \
+                if p["subsample"] < 1 else np.arange(len(x))
+            tree = DecisionTreeRegressor(max_depth=p["max_depth"], min_samples_leaf=p["min_samples_leaf"],
+                                         random_state=int(rng.integers(2 ** 31 - 1)))
+            tree.fit(x[rows], -g[rows] / h[rows], sample_weight=h[rows])
+            tree.tree_.value[:, 0, 0] *= p["learning_rate"]
+            f += tree.predict(x)
+            trees.add(tree)
+            if val is not None:
+                fv += tree.predict(val[0])
+                loss = cox_neg_loglik(fv, val[1].time, val[1].event)
+                losses.append(loss)
+                if loss < best - 1e-6:
+                    best, best_n = loss, i + 1
+                elif i + 1 - best_n >= p["patience"]:
+                    break
+        return trees, f, best_n
+
+    def fit(self, x, y, inputs=None):
+        _check_target(y)
+        x = np.asarray(x, dtype=np.float32)
+        tr, va = _split(len(x), self.params["val_fraction"], self.seed, y.event)
+        _, _, n = self._boost(x[tr], y[tr], self.params["max_trees"], (x[va], y[va]))
+        self.n_trees = max(n, 1)
+        self.trees, f, _ = self._boost(x, y, self.n_trees)
+        self.bh_times, self.bh_cumhaz, self.centre = breslow(f, y.time, y.event)
+        return self
+
+    def predict_risk(self, x, inputs=None):
+        return self.trees.predict_each(x).sum(0)
+
+    def predict_survival(self, x, times, inputs=None):
+        return cox_survival(self.predict_risk(x), self.centre, self.bh_times, self.bh_cumhaz, times)
+
+    def state(self):
+        arrays = self.trees.arrays("tree.")
+        arrays.update({"bh_times": self.bh_times, "bh_cumhaz": self.bh_cumhaz})
+        return arrays, {"name": self.name, "seed": self.seed, "params": self.params,
+                        "centre": self.centre, "n_trees": self.n_trees}
+
+    @classmethod
+    def from_state(cls, config, arrays):
+        m = cls(seed=config["seed"], **config["params"])
+        m.trees = _Trees.from_arrays(arrays, "tree.")
+        m.bh_times, m.bh_cumhaz = arrays["bh_times"], arrays["bh_cumhaz"]
+        m.centre, m.n_trees = config["centre"], config["n_trees"]
+        return m
+
+
+def _split(n, fraction, seed, strata=None):
+    """Deterministic train/validation split of ``range(n)`` (stratified by ``strata``)."""
+    rng = np.random.default_rng(seed + 7919)
+    if strata is None:
+        strata = np.zeros(n, dtype=int)
+    va = []
+    for s in np.unique(strata):
+        idx = np.flatnonzero(strata == s)
+        rng.shuffle(idx)
+        va.extend(idx[: int(round(fraction * len(idx)))])
+    va = np.sort(np.asarray(va, dtype=int))
+    tr = np.setdiff1d(np.arange(n), va)
+    if len(va) < 2 or len(tr) < 2:
+        raise CMRRiskError(f"too few subjects ({n}) to hold out a validation split for early "
+                           "stopping.")
+    return tr, va
+
+
+# ---------------------------------------------------------------------------- networks
+
+def _mlp(d_in, d_out, hidden, dropout):
+    import torch
+
+    layers, d = [], d_in
+    for h in hidden:
+        layers += [torch.nn.Linear(d, h), torch.nn.ReLU(), torch.nn.BatchNorm1d(h),
+                   torch.nn.Dropout(dropout)]
+        d = h
+    layers.append(torch.nn.Linear(d, d_out))
+    return torch.nn.Sequential(*layers)
+
+
+class _NetSurvival(Model):
+    """Shared training loop: Adam, mini-batches, early stopping on a validation split of the
+    training data (best epoch's weights kept); ``n_bags`` networks on different splits/seeds."""
+
+    def __init__(self, seed=0, hidden=(32, 32), dropout=0.1, lr=1e-3, weight_decay=1e-4,
+                 batch_size=256, max_epochs=200, patience=15, val_fraction=0.2, n_bags=1,
+                 **kw):
+        super().__init__(seed, hidden=list(hidden), dropout=dropout, lr=lr,
+                         weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs,
+                         patience=patience, val_fraction=val_fraction, n_bags=n_bags, **kw)
+
+    # subclasses: _out_dim(), _prepare(y), _loss(phi, idx) and _surv_from_out(out)
+    def _net(self, d_in):
+        return _mlp(d_in, self._out_dim(), self.params["hidden"], self.params["dropout"])
+
+    def fit(self, x, y, inputs=None):
+        import torch
+
+        _check_target(y)
+        x = np.asarray(x, dtype=np.float32)
+        self.d_in = x.shape[1]
+        self._prepare(y)
+        self.nets, self.epochs = [], []
+        for b in range(self.params["n_bags"]):
+            seed = self.seed * 1000 + b
+            tr, va = _split(len(x), self.params["val_fraction"], seed, y.event)
+            with torch.random.fork_rng(), torch_threads(1):
+                torch.manual_seed(seed)
+                net, ep = self._train_one(x, tr, va, seed)
+            self.nets.append(net)
+            self.epochs.append(ep)
+        self._after_fit(x, y)
+        return self
+
+    def _after_fit(self, x, y):
+        pass
+
+    def _train_one(self, x, tr, va, seed):
+        import torch
+
+        p = self.params
+        net = self._net(x.shape[1])
+        opt = torch.optim.Adam(net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
+        g = torch.Generator().manual_seed(seed)
+        X = torch.from_numpy(x)
+        vix = torch.from_numpy(va)
+        best, best_state, best_ep = np.inf, None, 0
+        for ep in range(int(p["max_epochs"])):
+            net.train()
+            perm = tr[torch.randperm(len(tr), generator=g).numpy()]
+            for s in range(0, len(perm), p["batch_size"]):
+                ix = perm[s:s + p["batch_size"]]
+                if len(ix) < 2 or self._skip_batch(ix):
+                    continue
+                opt.zero_grad()
+                loss = self._loss(net(X[torch.from_numpy(ix)]), ix)
+                loss.backward()
+                opt.step()
+            net.eval()
+            with torch.no_grad():
+                vl = float(self._loss(net(X[vix]), va))
+            if vl < best - 1e-7 or best_state is None:
+                best, best_ep = vl, ep
+                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            elif ep - best_ep >= p["patience"]:
+                break
+        net.load_state_dict(best_state)
+        net.eval()
+        return net, best_ep + 1
+
+    def _skip_batch(self, ix):
+        return False
+
+    def _outputs(self, x):
+        import torch
+
+        with torch.no_grad(), torch_threads(1):
+            xt = torch.from_numpy(np.asarray(x, dtype=np.float32))
+            return [net(xt).numpy().astype(float) for net in self.nets]
+
+    def state(self):
+        arrays = {}
+        for b, net in enumerate(self.nets):
+            for k, v in net.state_dict().items():
+                arrays[f"net{b}.{k}"] = v.detach().cpu().numpy()
+        arrays.update(self._extra_arrays())
+        return arrays, {"name": self.name, "seed": self.seed, "params": self.params,
+                        "d_in": self.d_in, "epochs": self.epochs, **self._extra_config()}
+
+    def _extra_arrays(self):
+        return {}
+
+    def _extra_config(self):
+        return {}
+
+    @classmethod
+    def from_state(cls, config, arrays):
+        import torch
+
+        m = cls(seed=config["seed"], **config["params"])
+        m.d_in, m.epochs = config["d_in"], config["epochs"]
+        m._restore(config, arrays)
+        m.nets = []
+        for b in range(m.params["n_bags"]):
+            net = m._net(m.d_in)
+            sd = {k[len(f"net{b}."):]: torch.as_tensor(np.asarray(v))
+                  for k, v in arrays.items() if k.startswith(f"net{b}.")}
+            net.load_state_dict(sd)
+            net.eval()
+            m.nets.append(net)
+        return m
+
+    def _restore(self, config, arrays):
+        pass
+
+
+@register
+class DeepSurv(_NetSurvival):
+    name = "deepsurv"
+
+    def _out_dim(self):
+        return 1
+
+    def _prepare(self, y):
+        import torch
+
+        self._t = torch.from_numpy(y.time.astype(np.float32))
+        self._e = torch.from_numpy(y.event.astype(np.float32))
+
+    def _skip_batch(self, ix):
+        return float(self._e[ix].sum()) == 0
+
+    def _loss(self, phi, ix):
+        from pycox.models.loss import cox_ph_loss
+
+        return cox_ph_loss(phi.squeeze(-1), self._t[ix], self._e[ix])
+
+    def _after_fit(self, x, y):
+        self.bh_times, self.bh_cumhaz, self.centre = breslow(self.predict_risk(x), y.time, y.event)
+
+    def predict_risk(self, x, inputs=None):
+        return np.mean([o[:, 0] for o in self._outputs(x)], axis=0)
+
+    def predict_survival(self, x, times, inputs=None):
+        return cox_survival(self.predict_risk(x), self.centre, self.bh_times, self.bh_cumhaz, times)
+
+    def _extra_arrays(self):
+        return {"bh_times": self.bh_times, "bh_cumhaz": self.bh_cumhaz}
+
+    def _extra_config(self):
+        return {"centre": self.centre}
+
+    def _restore(self, config, arrays):
+        self.bh_times, self.bh_cumhaz = arrays["bh_times"], arrays["bh_cumhaz"]
+        self.centre = config["centre"]
+
+
+class _Discrete(_NetSurvival):
+    """Discrete-time models: ``n_durations`` intervals cut at quantiles of the event times."""
+
+    def __init__(self, seed=0, n_durations=20, **kw):
+        super().__init__(seed, n_durations=n_durations, **kw)
+
+    def _out_dim(self):
+        return len(self.cuts)
+
+    def _prepare(self, y):
+        import torch
+        from pycox.preprocessing.label_transforms import LabTransDiscreteTime
+
+        lt = LabTransDiscreteTime(int(self.params["n_durations"]), scheme="quantiles")
+        lt.fit(y.time.astype(float), y.event.astype(float))
+        self.cuts = np.asarray(lt.cuts, dtype=float)
+        idx, ev = lt.transform(y.time.astype(float), y.event.astype(float))
+        self._idx = torch.from_numpy(np.asarray(idx, dtype=np.int64))
+        self._ev = torch.from_numpy(np.asarray(ev, dtype=np.float32))
+
+    def _surv_grid(self, x):
+        return np.mean([self._surv_from_out(o) for o in self._outputs(x)], axis=0)
+
+    def predict_survival(self, x, times, inputs=None):
+        s = self._surv_grid(x)
+        i = np.searchsorted(self.cuts, np.asarray(times, float), side="right") - 1
+        return np.where(i[None, :] >= 0, s[:, np.clip(i, 0, len(self.cuts) - 1)], 1.0)
+
+    def predict_risk(self, x, inputs=None):
+        """Minus the restricted mean survival time over the grid (higher = worse)."""
+        s = self._surv_grid(x)
+        widths = np.diff(self.cuts)
+        return -(s[:, :-1] * widths).sum(1)
+
+    def _extra_arrays(self):
+        return {"cuts": self.cuts}
+
+    def _restore(self, config, arrays):
+        self.cuts = np.asarray(arrays["cuts"], dtype=float)
+
+
+@register
+class LogisticHazard(_Discrete):
+    name = "logistic_hazard"
+
+    def _loss(self, phi, ix):
+        from pycox.models.loss import nll_logistic_hazard
+
+        return nll_logistic_hazard(phi, self._idx[ix], self._ev[ix])
+
+    @staticmethod
+    def _surv_from_out(out):
+        h = 1.0 / (1.0 + np.exp(-out))
+        return np.cumprod(1.0 - h, axis=1)
+
+
+@register
+class DeepHit(_Discrete):
+    name = "deephit"
+
+    def __init__(self, seed=0, alpha=0.2, sigma=0.1, **kw):
+        super().__init__(seed, alpha=alpha, sigma=sigma, **kw)
+
+    def _loss(self, phi, ix):
+        import torch
+        from pycox.models.data import pair_rank_mat
+        from pycox.models.loss import DeepHitSingleLoss
+
+        idx = self._idx[ix]
+        ev = self._ev[ix]
+        rank = torch.from_numpy(pair_rank_mat(idx.numpy(), ev.numpy()).astype(np.float32))
+        return DeepHitSingleLoss(self.params["alpha"], self.params["sigma"])(phi, idx, ev, rank)
+
+    @staticmethod
+    def _surv_from_out(out):
+        # pycox pads a zero logit for "after the last cut"
+        z = np.concatenate([out, np.zeros((len(out), 1))], axis=1)
+        z = np.exp(z - z.max(1, keepdims=True))
+        pmf = z / z.sum(1, keepdims=True)
+        return 1.0 - np.cumsum(pmf, axis=1)[:, :-1]
+
+
+# ---------------------------------------------------------------------------- ensemble
+
+#: the fixed ensemble: of the candidate models and combinations, the one with the highest
+#: 5-fold CV C-index averaged over the four DeepSurv training splits (bench/bench_survival.py)
+DEFAULT_MEMBERS = [["coxboost", {}], ["deepsurv", {"n_bags": 5}]]
+
+
+@register
+class Ensemble(Model):
+    """Mean of the members' risk scores, each standardised by its training mean and SD."""
+
+    name = "ensemble"
+
+    def __init__(self, seed=0, members=None, max_epochs=None, **kw):
+        members = [list(m) for m in (members or DEFAULT_MEMBERS)]
+        super().__init__(seed, members=members, max_epochs=max_epochs)
+
+    def _make(self, i, name, params):
+        from .base import get_class
+
+        params = dict(params)
+        if self.params.get("max_epochs") and issubclass(get_class(name, "survival"), _NetSurvival):
+            params.setdefault("max_epochs", self.params["max_epochs"])
+        return get_class(name, "survival")(seed=self.seed + 101 * i, **params)
+
+    def fit(self, x, y, inputs=None):
+        _check_target(y)
+        self.members = []
+        self.stats = []
+        for i, (name, params) in enumerate(self.params["members"]):
+            m = self._make(i, name, params).fit(x, y, inputs)
+            r = m.predict_risk(x, inputs)
+            self.members.append(m)
+            self.stats.append([float(r.mean()), float(r.std() + 1e-12)])
+        return self
+
+    def member_risks(self, x, inputs=None):
+        return {m.name: (m.predict_risk(x, inputs) - mu) / sd
+                for m, (mu, sd) in zip(self.members, self.stats)}
+
+    def predict_risk(self, x, inputs=None):
+        return np.mean(list(self.member_risks(x, inputs).values()), axis=0)
+
+    def predict_survival(self, x, times, inputs=None):
+        return np.mean([m.predict_survival(x, times, inputs) for m in self.members], axis=0)
+
+    def state(self):
+        arrays, configs = {}, []
+        for i, m in enumerate(self.members):
+            a, c = m.state()
+            arrays.update({f"m{i}.{k}": v for k, v in a.items()})
+            configs.append(c)
+        return arrays, {"name": self.name, "seed": self.seed, "params": self.params,
+                        "members": configs, "stats": self.stats}
+
+    @classmethod
+    def from_state(cls, config, arrays):
+        from .base import get_class
+
+        m = cls(seed=config["seed"], **config["params"])
+        m.stats = config["stats"]
+        m.members = []
+        for i, c in enumerate(config["members"]):
+            sub = {k[len(f"m{i}."):]: v for k, v in arrays.items() if k.startswith(f"m{i}.")}
+            m.members.append(get_class(c["name"], "survival").from_state(c, sub))
+        return m
+
+
+# ------------------------------------------------------------------------ automatic choice
+
+#: candidate member sets of the ``auto`` model (each is fitted as an :class:`Ensemble`)
+AUTO_CANDIDATES = [["cox"], ["coxboost"], ["deepsurv"], ["coxboost", "deepsurv"],
+                   ["cox", "coxboost", "deepsurv"], ["coxboost", "deepsurv", "logistic_hazard"]]
+AUTO_PARAMS = {"deepsurv": {"n_bags": 5}}
+
+
+@register
+class AutoSurvival(Model):
+    """The default: k-fold cross-validation inside the training data chooses, by Harrell's
+    C-index, among Cox, CoxBoost, DeepSurv and ensembles of them; the chosen set is then fitted
+    on all the training data. The candidates' CV scores are kept in the model's config."""
+
+    name = "auto"
+
+    def __init__(self, seed=0, candidates=None, folds=5, max_epochs=None, **kw):
+        super().__init__(seed, candidates=[list(c) for c in (candidates or AUTO_CANDIDATES)],
+                         folds=folds, max_epochs=max_epochs)
+
+    def _params(self, name):
+        p = dict(AUTO_PARAMS.get(name, {}))
+        return p
+
+    def fit(self, x, y, inputs=None):
+        from sklearn.model_selection import StratifiedKFold
+
+        from .evaluation import harrell
+
+        _check_target(y)
+        cands = self.params["candidates"]
+        members = sorted({m for c in cands for m in c})
+        k = int(min(self.params["folds"], np.sum(y.event > 0), np.sum(y.event == 0)))
+        self.cv_scores = {}
+        if len(cands) > 1 and k >= 2:
+            z = {m: np.zeros(len(x)) for m in members}
+            splits = list(StratifiedKFold(k, shuffle=True, random_state=self.seed)
+                          .split(np.zeros(len(x)), y.event))
+            ens = Ensemble(seed=self.seed, max_epochs=self.params["max_epochs"])
+            for tr, te in splits:
+                for i, m in enumerate(members):
+                    mdl = ens._make(i, m, self._params(m)).fit(x[tr], y[tr], inputs)
+                    rt = mdl.predict_risk(x[tr])
+                    z[m][te] = (mdl.predict_risk(x[te]) - rt.mean()) / (rt.std() + 1e-12)
+            for c in cands:
+                r = np.mean([z[m] for m in c], axis=0)
+                v = [harrell(y.time[te], y.event[te], r[te]) for _, te in splits]
+                self.cv_scores["+".join(c)] = float(np.mean(v))
+            best = max(cands, key=lambda c: self.cv_scores["+".join(c)])  # ties: the first
+        else:
+            best = [m for m, _ in DEFAULT_MEMBERS]
+        self.chosen = list(best)
+        self.ensemble = Ensemble(seed=self.seed, members=[[m, self._params(m)] for m in best],
+                                 max_epochs=self.params["max_epochs"]).fit(x, y, inputs)
+        return self
+
+    def predict_risk(self, x, inputs=None):
+        return self.ensemble.predict_risk(x, inputs)
+
+    def predict_survival(self, x, times, inputs=None):
+        return self.ensemble.predict_survival(x, times, inputs)
+
+    def state(self):
+        arrays, config = self.ensemble.state()
+        return arrays, {"name": self.name, "seed": self.seed, "params": self.params,
+                        "chosen": self.chosen, "cv_scores": self.cv_scores, "ensemble": config}
+
+    @classmethod
+    def from_state(cls, config, arrays):
+        m = cls(seed=config["seed"], **config["params"])
+        m.chosen, m.cv_scores = config["chosen"], config["cv_scores"]
+        m.ensemble = Ensemble.from_state(config["ensemble"], arrays)
+        return m
+
+    def describe(self) -> dict:
+        return {**super().describe(), "chosen": getattr(self, "chosen", None),
+                "cv_scores": getattr(self, "cv_scores", None)}
+
+
+__all__ = ["AutoSurvival", "CoxPH", "CoxBoost", "DeepSurv", "LogisticHazard", "DeepHit", "Ensemble",
+           "cox_neg_loglik", "step_at"]

@@ -1,0 +1,94 @@
+"""k-fold cross-validation and external validation.
+
+Cross-validation fits a fresh :class:`~.pipeline.Pipeline` (imputation, encoding, feature
+selection, scaling and model) on the training folds only and evaluates it on the held-out fold;
+folds are stratified by event (survival) or label (diagnosis). External validation applies a
+saved model to a second manifest, after checking that its columns match.
+"""
+
+from __future__ import annotations
+
+import time as _time
+
+import numpy as np
+
+from ..errors import CMRRiskError
+from .evaluation import diagnosis_report, evaluate_pipeline
+from .pipeline import Pipeline
+from .tabular import Table
+
+SUMMARY_KEYS = {"survival": ("c_index_harrell", "c_index_uno", "integrated_brier", "td_auc_mean"),
+                "diagnosis": ("accuracy", "balanced_accuracy", "auc_macro")}
+
+
+def folds(table: Table, endpoint: str, k: int, seed: int):
+    from sklearn.model_selection import StratifiedKFold
+
+    strata = np.asarray(table.event, int) if endpoint == "survival" else np.asarray(table.label, str)
+    _, counts = np.unique(strata, return_counts=True)
+    if k < 2:
+        raise CMRRiskError(f"cross-validation needs at least 2 folds (got {k}).")
+    if counts.min() < k:
+        raise CMRRiskError(f"{table.source}: the smallest {'event group' if endpoint == 'survival' else 'class'}"
+                           f" has {counts.min()} subject(s), fewer than the {k} folds; use fewer folds.")
+    return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(strata)), strata))
+
+
+def cross_validate(table: Table, endpoint: str, model: str | None = None, k: int = 5, seed: int = 0,
+                   max_features: int | None = None, model_params: dict | None = None,
+                   n_boot: int = 0, progress=None) -> dict:
+    """Per-fold metrics, their mean and SD, and (diagnosis) metrics of the pooled out-of-fold
+    probabilities. Every fitted step sees the training folds only."""
+    table.require(endpoint)
+    per_fold = []
+    oof = None
+    for f, (tr, te) in enumerate(folds(table, endpoint, k, seed)):
+        t0 = _time.time()
+        pipe = Pipeline(endpoint, model, seed=seed, max_features=max_features,
+                        model_params=model_params).fit(table.subset(tr))
+        test = table.subset(te)
+        m = evaluate_pipeline(pipe, test, n_boot=n_boot, seed=seed)
+        m["fold"], m["n_train"], m["seconds"] = f, len(tr), round(_time.time() - t0, 2)
+        per_fold.append(m)
+        if endpoint == "diagnosis":
+            p = pipe.predict_proba(test)
+            if oof is None:
+                classes = sorted(set(table.label))
+                oof = np.zeros((len(table), len(classes)))
+            # align fold classes with the whole table's classes
+            for j, c in enumerate(pipe.classes):
+                oof[te, classes.index(c)] = p[:, j]
+        if progress:
+            progress(f + 1, k)
+    summary = {}
+    for key in SUMMARY_KEYS[endpoint]:
+        v = [m.get(key) for m in per_fold if m.get(key) is not None]
+        if v:
+            summary[key] = {"mean": float(np.mean(v)), "sd": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0}
+    out = {"k": k, "seed": seed, "endpoint": endpoint, "model": model or Pipeline(endpoint).model_name,
+           "n": len(table), "summary": summary, "folds": per_fold}
+    if endpoint == "diagnosis":
+        classes = sorted(set(table.label))
+        y = np.array([classes.index(v) for v in table.label])
+        out["pooled_out_of_fold"] = diagnosis_report(y, oof, classes, n_boot=max(n_boot, 0), seed=seed)
+    return out
+
+
+def needs_image_features(pipe) -> bool:
+    return bool(pipe.preprocessor.params.get("image_columns"))
+
+
+def external_validation(model_dir: str, manifest: str, n_boot: int = 200, seed: int = 0,
+                        cache_dir: str | None = None) -> dict:
+    """Load a saved model (checksums verified), check the manifest matches its inputs, evaluate."""
+    from .store import load_pipeline
+    from .tabular import load_table
+
+    pipe = load_pipeline(model_dir)
+    table = load_table(manifest, pipe.endpoint, need_outcome=True, cache_dir=cache_dir,
+                       image_features=needs_image_features(pipe))
+    res = evaluate_pipeline(pipe, table, n_boot=n_boot, seed=seed)
+    res["model_dir"] = model_dir
+    res["manifest"] = manifest
+    res["model"] = pipe.model_name
+    return res

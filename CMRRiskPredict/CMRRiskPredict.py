@@ -1,0 +1,362 @@
+"""CMRRisk Predict: image-derived features (clinical indices, radiomics, deep features) of the
+loaded study in 3D Slicer; prediction models and explanations arrive here next.
+
+Module, Widget, Logic and Test classes (Slicer's scripted-module convention). The Logic is thin:
+nodes -> arrays through ``cmrrisk.mrml``, features from ``cmrrisk.features.cohort.image_features``
+(the same function that ``cmrrisk features`` runs on a cohort), results -> a table node::
+
+    logic = slicer.util.getModuleLogic("CMRRiskPredict")
+    table = logic.computeFeatures(edVolumeNode=ed, esVolumeNode=es,
+                                  edSegmentationNode=edSeg, esSegmentationNode=esSeg)
+"""
+
+import os
+import sys
+
+import slicer
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+
+# Developer mode (module path added by hand): make the cmrrisk package importable from the
+# source tree. An installed extension has it in Slicer's scripted-modules folder already.
+_SOURCE_PACKAGE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "CMRRiskExtension")
+if os.path.isdir(os.path.join(_SOURCE_PACKAGE_DIR, "cmrrisk")) and _SOURCE_PACKAGE_DIR not in sys.path:
+    sys.path.append(_SOURCE_PACKAGE_DIR)
+
+#: import name -> pip requirement, installed on first use after the user agrees
+#: (radiomics comes from the SlicerRadiomics extension; torch from the PyTorch extension)
+REQUIRED_PACKAGES = {
+    "monai": "monai==1.6.1",
+    "nibabel": "nibabel==5.4.2",
+    "safetensors": "safetensors",
+    "tqdm": "tqdm",
+}
+
+
+def missing_packages():
+    """Python packages the features need that are not importable in this Slicer."""
+    import importlib.util
+
+    return [name for name in ["torch", "radiomics"] + list(REQUIRED_PACKAGES)
+            if importlib.util.find_spec(name) is None]
+
+
+#
+# Module
+#
+
+
+class CMRRiskPredict(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "CMRRisk Predict"
+        self.parent.categories = ["Cardiac"]
+        self.parent.dependencies = []
+        self.parent.contributors = ["CMRRisk developers"]
+        self.parent.helpText = (
+            "Image-derived features of a cardiac MRI study: clinical indices (volumes, ejection "
+            "fraction, mass, wall thickness, scar burden), radiomic features (pyradiomics, bundled "
+            "parameter file) and deep features (encoder of the bundled segmentation network), "
+            "for ED/ES cine frames and LGE. Missing segmentations are computed with the bundled "
+            "models. Research use only.")
+        self.parent.acknowledgementText = (
+            "Radiomics: van Griethuysen et al., Cancer Research 77(21):e104-e107, 2017. "
+            "Bundled models trained on ACDC (Bernard et al., IEEE TMI 2018) and EMIDEC "
+            "(Lalande et al., Data 2020).")
+
+
+#
+# Widget
+#
+
+
+class CMRRiskPredictWidget(ScriptedLoadableModuleWidget):
+    """Thin GUI: every action is one Logic call."""
+
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/CMRRiskPredict.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = CMRRiskPredictLogic()
+        self.ui.applyButton.connect("clicked(bool)", self.onApply)
+        for name in ("edSelector", "esSelector", "lgeSelector"):
+            getattr(self.ui, name).connect("currentNodeChanged(vtkMRMLNode*)", self.updateGUI)
+        self.updateGUI()
+
+    def updateGUI(self, *_):
+        ed, es, lge = (self.ui.edSelector.currentNode(), self.ui.esSelector.currentNode(),
+                       self.ui.lgeSelector.currentNode())
+        self.ui.applyButton.enabled = bool((ed and es) or lge)
+
+    def ensureDependencies(self):
+        missing = missing_packages()
+        if not missing:
+            return True
+        if "radiomics" in missing:
+            slicer.util.errorDisplay("Radiomic features need the SlicerRadiomics extension: install it "
+                                     "from the Extensions Manager and restart Slicer.")
+            return False
+        if not slicer.util.confirmOkCancelDisplay(
+                "CMRRisk needs these Python packages, which are not installed in this Slicer: "
+                + ", ".join(missing) + ".\n\nInstall them now (internet connection needed)?",
+                "CMRRisk: install dependencies"):
+            return False
+        if "torch" in missing:
+            try:
+                import PyTorchUtils  # from the PyTorch extension
+            except ImportError:
+                slicer.util.errorDisplay("Install the PyTorch extension from the Extensions "
+                                         "Manager first, then restart Slicer.")
+                return False
+            if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True) is None:
+                return False
+        with slicer.util.WaitCursor():
+            for name in missing:
+                if name in REQUIRED_PACKAGES:
+                    slicer.util.pip_install(REQUIRED_PACKAGES[name])
+        return not missing_packages()
+
+    def onApply(self):
+        if not self.ensureDependencies():
+            return
+        self.ui.statusLabel.text = "Computing features..."
+        slicer.app.processEvents()
+        try:
+            with slicer.util.tryWithErrorDisplay("CMRRisk features failed.", waitCursor=True):
+                table = self.logic.computeFeatures(
+                    edVolumeNode=self.ui.edSelector.currentNode(),
+                    esVolumeNode=self.ui.esSelector.currentNode(),
+                    edSegmentationNode=self.ui.edSegmentationSelector.currentNode(),
+                    esSegmentationNode=self.ui.esSegmentationSelector.currentNode(),
+                    lgeVolumeNode=self.ui.lgeSelector.currentNode(),
+                    lgeSegmentationNode=self.ui.lgeSegmentationSelector.currentNode(),
+                    bsa=self.ui.bsaSpinBox.value or None,
+                    radiomics=self.ui.radiomicsCheckBox.checked,
+                    deep=self.ui.deepCheckBox.checked)
+                self.ui.tableView.setMRMLTableNode(table)
+                slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
+                slicer.app.applicationLogic().PropagateTableSelection()
+                self.ui.statusLabel.text = f"{table.GetNumberOfRows()} features."
+        except Exception as exc:  # already displayed by tryWithErrorDisplay
+            self.ui.statusLabel.text = f"Stopped: {exc}"
+
+
+#
+# Logic
+#
+
+
+class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
+    """Features of the loaded study into a table node; usable without the GUI."""
+
+    def __init__(self):
+        ScriptedLoadableModuleLogic.__init__(self)
+
+    @staticmethod
+    def _labels(segmentationNode, volumeNode):
+        from cmrrisk import mrml
+
+        if segmentationNode is None:
+            return None
+        return mrml.segmentation_to_labels(segmentationNode, volumeNode)
+
+    def computeFeatures(self, edVolumeNode=None, esVolumeNode=None, edSegmentationNode=None,
+                        esSegmentationNode=None, lgeVolumeNode=None, lgeSegmentationNode=None,
+                        bsa=None, radiomics=True, deep=True, name=None, addSegmentations=True):
+        """Compute the study's features; returns a ``vtkMRMLTableNode`` with columns feature,
+        region, phase, class, value (one row per feature, the names of ``cmrrisk features``).
+
+        Segmentation nodes are optional (segments named as CMRRisk names them, or any segment
+        whose terminology/name matches); a missing one is computed with the bundled model and,
+        with ``addSegmentations``, added to the scene as a segmentation node."""
+        from cmrrisk import labels as L
+        from cmrrisk import mrml
+        from cmrrisk.features.cohort import image_features
+        from cmrrisk.features.tables import feature_rows
+
+        if (edVolumeNode is None) != (esVolumeNode is None):
+            raise ValueError("Give both the ED and the ES volume (or neither, with an LGE volume).")
+        if edVolumeNode is None and lgeVolumeNode is None:
+            raise ValueError("Give ED and ES volumes, an LGE volume, or both.")
+        ed = mrml.volume_from_node(edVolumeNode) if edVolumeNode is not None else None
+        es = mrml.volume_from_node(esVolumeNode) if esVolumeNode is not None else None
+        lge = mrml.volume_from_node(lgeVolumeNode) if lgeVolumeNode is not None else None
+        info = {}
+        feats = image_features(
+            ed, es, self._labels(edSegmentationNode, edVolumeNode), self._labels(esSegmentationNode, esVolumeNode),
+            lge, self._labels(lgeSegmentationNode, lgeVolumeNode), bsa_m2=bsa,
+            options={"radiomics": radiomics, "deep": deep}, info=info)
+        reference = edVolumeNode or lgeVolumeNode
+        scene = reference.GetScene()
+        if addSegmentations:
+            made = info.get("segmentations", {})
+            for key, node, given in (("ed", edVolumeNode, edSegmentationNode),
+                                     ("es", esVolumeNode, esSegmentationNode),
+                                     ("lge", lgeVolumeNode, lgeSegmentationNode)):
+                if given is None and key in made and node is not None:
+                    mrml.labels_to_segmentation(scene, made[key], node, f"{node.GetName()} segmentation",
+                                                structures=L.LGE_LABELS if key == "lge" else L.CINE_LABELS)
+        columns = feature_rows(feats)
+        return mrml.add_table(scene, name or f"{reference.GetName()} features", columns, reference)
+
+    # ---- explanations (cmrrisk.explain; the same core as `cmrrisk explain`)
+
+    @staticmethod
+    def _loadModel(modelDir):
+        from cmrrisk.explain.core import _models
+        from cmrrisk.predict.store import load_pipeline
+
+        _models()
+        return load_pipeline(modelDir)
+
+    @staticmethod
+    def _reference(pipe, referenceManifest, k):
+        from cmrrisk.explain.core import load_reference, reference_latents
+
+        if not k:
+            return None
+        table = load_reference(pipe, referenceManifest)
+        return None if table is None else reference_latents(pipe, table)
+
+    def showHeatmap(self, heatVolume, referenceNode, name=None, opacity=0.5):
+        """Add a heatmap (a ``cmrrisk.image.Volume`` with the reference node's geometry) as a
+        volume node with the heat colour map and show it over ``referenceNode`` in the slice views."""
+        from cmrrisk.mrml.heatmap import heatmap_to_node, show_overlay
+
+        scene = referenceNode.GetScene()
+        node = heatmap_to_node(scene, heatVolume, name or f"{referenceNode.GetName()} heatmap", referenceNode)
+        show_overlay(scene, node, referenceNode, opacity)
+        return node
+
+    def _showExplanation(self, expl, referenceNodes, showOverlay=True):
+        """Explanation -> heatmap volume nodes, an attribution table, a similar-cases table."""
+        from cmrrisk import mrml
+        from cmrrisk.mrml.heatmap import heatmap_to_node, show_overlay
+
+        first = next(iter(referenceNodes.values()))
+        scene = first.GetScene()
+        heatNodes = {}
+        for col, vol in expl.heatmaps.items():
+            ref = referenceNodes.get(col)
+            heatNodes[col] = heatmap_to_node(scene, vol, f"{expl.subject} {col} {expl.method} heatmap", ref)
+        if showOverlay and heatNodes:
+            col = "cine_ed" if "cine_ed" in heatNodes else next(iter(heatNodes))
+            show_overlay(scene, heatNodes[col], referenceNodes.get(col))
+        rows = expl.attributions
+        table = mrml.add_table(scene, f"{expl.subject} attributions", {
+            "feature": [r["feature"] for r in rows],
+            "value": ["" if r["value"] is None else str(r["value"]) for r in rows],
+            "attribution": [float(r["attribution"]) for r in rows]}, first)
+        table.SetAttribute("CMRRisk.explanation", expl.text)
+        similar = None
+        if expl.similar:
+            keys = [k for k in expl.similar[0] if k not in ("rank",)]
+            similar = mrml.add_table(scene, f"{expl.subject} similar cases",
+                                     {k: ["" if s.get(k) is None else s.get(k) for s in expl.similar]
+                                      for k in keys}, first)
+        return {"heatmaps": heatNodes, "attributions": table, "similar": similar, "text": expl.text,
+                "explanation": expl}
+
+    def explainStudy(self, modelDir, edVolumeNode=None, esVolumeNode=None, edSegmentationNode=None,
+                     esSegmentationNode=None, covariates=None, method="gradcam", referenceManifest=None,
+                     k=5, showOverlay=True, subject=None):
+        """Explain the model's prediction for the loaded study. Returns a dict: ``heatmaps``
+        ({"cine_ed"/"cine_es": heatmap volume node}), ``attributions`` and ``similar`` (table
+        nodes), ``text`` (the sentence), ``explanation`` (the core object).
+
+        ``covariates``: {column: value} of the model's covariate columns (missing ones are imputed
+        and listed in the explanation's notes); segmentations are optional (bundled model)."""
+        from cmrrisk import mrml
+        from cmrrisk.explain.core import explain_volumes
+
+        pipe = self._loadModel(modelDir)
+        ed = mrml.volume_from_node(edVolumeNode) if edVolumeNode is not None else None
+        es = mrml.volume_from_node(esVolumeNode) if esVolumeNode is not None else None
+        expl = explain_volumes(pipe, ed, es, self._labels(edSegmentationNode, edVolumeNode),
+                               self._labels(esSegmentationNode, esVolumeNode), covariates,
+                               subject or (edVolumeNode.GetName() if edVolumeNode is not None else "study"),
+                               method, self._reference(pipe, referenceManifest, k), k)
+        refs = {c: n for c, n in (("cine_ed", edVolumeNode), ("cine_es", esVolumeNode)) if n is not None}
+        if not refs:
+            raise ValueError("Give the study's ED (and ES) volume node to place the results.")
+        return self._showExplanation(expl, refs, showOverlay)
+
+    def explainSubject(self, modelDir, manifestPath, subject, method="gradcam", referenceManifest=None,
+                       k=5, outputDir=None, showOverlay=True):
+        """Explain one subject of a cohort manifest: its ED/ES images are added to the scene as
+        volume nodes, with the heatmaps, tables and text of ``explainStudy``; with ``outputDir`` the
+        files of ``cmrrisk explain`` are written too."""
+        from cmrrisk import mrml
+        from cmrrisk.explain.core import explain_subject, write_explanation
+        from cmrrisk.predict.tabular import load_table
+        from cmrrisk.predict.validation import needs_image_features
+
+        pipe = self._loadModel(modelDir)
+        table = load_table(manifestPath, pipe.endpoint, need_outcome=False,
+                           image_features=needs_image_features(pipe))
+        expl = explain_subject(pipe, table, subject, method, self._reference(pipe, referenceManifest, k), k)
+        if outputDir:
+            write_explanation(expl, outputDir)
+        scene = slicer.mrmlScene
+        refs = {col: mrml.volume_to_node(scene, vol, f"{subject} {col}") for col, vol in expl.images.items()}
+        if not refs:  # a model without images: the tables only
+            table_node = mrml.add_table(scene, f"{subject} attributions", {
+                "feature": [r["feature"] for r in expl.attributions],
+                "value": ["" if r["value"] is None else str(r["value"]) for r in expl.attributions],
+                "attribution": [float(r["attribution"]) for r in expl.attributions]})
+            table_node.SetAttribute("CMRRisk.explanation", expl.text)
+            return {"heatmaps": {}, "attributions": table_node, "similar": None, "text": expl.text,
+                    "explanation": expl}
+        return self._showExplanation(expl, refs, showOverlay)
+
+
+#
+# Test (runs inside Slicer: Reload and Test)
+#
+
+
+class CMRRiskPredictTest(ScriptedLoadableModuleTest):
+    """Features of a synthetic study with known volumes."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_indices_from_given_segmentation()
+
+    def test_indices_from_given_segmentation(self):
+        import numpy as np
+
+        from cmrrisk import mrml
+        from cmrrisk.image import Volume
+
+        shape = (6, 64, 64)
+        zz, yy, xx = np.mgrid[:shape[0], :shape[1], :shape[2]]
+        r = np.hypot(yy - 32, xx - 32)
+        labels = {}
+        for phase, radius in (("ed", 12), ("es", 8)):
+            lab = np.zeros(shape, np.uint8)
+            lab[(r < radius + 5) & (zz > 0) & (zz < 5)] = 2
+            lab[(r < radius) & (zz > 0) & (zz < 5)] = 1
+            labels[phase] = lab
+        affine = np.diag([1.5, 1.5, 8.0, 1.0])
+        nodes = {}
+        for phase, lab in labels.items():
+            img = (lab == 1) * 300.0 + (lab == 2) * 80.0 + 20.0
+            vol = mrml.volume_to_node(slicer.mrmlScene, Volume(img.astype(np.float32), affine), phase)
+            seg = mrml.labels_to_segmentation(slicer.mrmlScene, lab, vol, f"{phase} seg")
+            nodes[phase] = (vol, seg)
+        table = CMRRiskPredictLogic().computeFeatures(nodes["ed"][0], nodes["es"][0], nodes["ed"][1],
+                                                      nodes["es"][1], radiomics=False, deep=False)
+        values = {table.GetCellText(i, 0): float(table.GetCellText(i, 4)) for i in range(table.GetNumberOfRows())}
+        voxel_ml = 1.5 * 1.5 * 8.0 / 1000.0
+        self.assertAlmostEqual(values["lv_edv_ml"], (labels["ed"] == 1).sum() * voxel_ml, places=3)
+        self.assertAlmostEqual(values["lv_esv_ml"], (labels["es"] == 1).sum() * voxel_ml, places=3)
+        self.delayDisplay("CMRRiskPredict test passed")
