@@ -9,6 +9,7 @@ results back, so everything the GUI does can be done from the Python console, e.
     result = logic.segmentSequence(sequenceNode, ed=0, es=10)   # ED/ES segmentations + indices
     model = logic.modelForVolume(volumeNode)                      # "cine" or "lge" from DICOM headers
     scar = logic.scarAnalysis(lgeSegmentationNode, lgeVolumeNode)  # scar, AHA segments, n-SD, FWHM
+    qc = logic.qcVolume(volumeNode, segmentationNode)             # quality checks as a table node
 """
 
 import os
@@ -271,6 +272,29 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
         return {"measures": measures, "table": table, "segmentsTable": segmentsTable}
 
     @staticmethod
+    def qcVolume(volumeNode, segmentationNode=None, role="image", name=None):
+        """Quality checks of a loaded volume (and optionally its segmentation), the same as
+        ``cmrrisk qc`` runs per image (``cmrrisk.qc.volume_qc``): a table node with columns
+        check, severity (exclude / flag), message - one row "ok" when nothing was found. The
+        overall status (ok / flag / exclude) is the table's attribute ``CMRRisk.qcStatus``.
+        ``role="lge"`` checks the segmentation as an LGE one (no RV expected)."""
+        from cmrrisk import mrml
+        from cmrrisk.qc import volume_qc
+
+        vol = mrml.volume_from_node(volumeNode)
+        labels = None
+        if segmentationNode is not None:
+            labels = mrml.segmentation_to_labels(segmentationNode, volumeNode)
+        result = volume_qc(vol, labels, role)
+        checks = result["checks"] or [{"code": "ok", "severity": "ok", "message": "no problem found"}]
+        table = mrml.add_table(volumeNode.GetScene(), name or f"{volumeNode.GetName()} QC",
+                               {"check": [c["code"] for c in checks],
+                                "severity": [c["severity"] for c in checks],
+                                "message": [c["message"] for c in checks]}, volumeNode)
+        table.SetAttribute("CMRRisk.qcStatus", result["status"])
+        return table
+
+    @staticmethod
     def seriesKind(volumeNode):
         """``{"kind": "cine" | "lge" | "unknown", "reason": ...}`` of a volume or sequence node:
         a sequence is a cine; otherwise the DICOM headers of the node's instances (Slicer's DICOM
@@ -420,6 +444,24 @@ class CMRRiskSegmentTest(ScriptedLoadableModuleTest):
         self.test_segment_volume_round_trip()
         self.setUp()
         self.test_scar_tables()
+        self.setUp()
+        self.test_qc_volume()
+
+    def test_qc_volume(self):
+        """Quality checks of a stack with a missing (zero-filled) slice: excluded, reason named."""
+        import numpy as np
+
+        self.delayDisplay("QC of a stack with a missing slice")
+        z, y, x = np.mgrid[0:8, 0:64, 0:64]
+        img = np.where(np.hypot(y - 32, x - 32) < 12, 300.0, 40.0).astype(np.float32)
+        img += np.random.default_rng(0).normal(0, 5, img.shape).astype(np.float32)
+        img[4] = 0.0
+        volumeNode = slicer.util.addVolumeFromArray(img, name="qc phantom")
+        volumeNode.SetSpacing(1.5, 1.5, 8.0)
+        table = CMRRiskSegmentLogic.qcVolume(volumeNode)
+        self.assertEqual(table.GetAttribute("CMRRisk.qcStatus"), "exclude")
+        self.assertEqual(table.GetTable().GetValue(0, 0).ToString(), "missing_slice")
+        self.delayDisplay("Test passed")
 
     def test_scar_tables(self):
         """AHA-segment and intensity-method tables of a ring phantom whose answer is known: scar

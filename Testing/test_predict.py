@@ -31,10 +31,10 @@ def synthetic_survival(n=500, seed=0, nonlinear=False):
     return x, time, event, lp
 
 
-def _table(x, time=None, event=None, label=None):
+def _table(x, time=None, event=None, label=None, names=None):
     from cmrrisk.predict.tabular import table_from_arrays
 
-    return table_from_arrays(x, time, event, label)
+    return table_from_arrays(x, time, event, label, names=names)
 
 
 def _cindex(time, event, risk):
@@ -329,7 +329,7 @@ def test_feature_selection_happens_inside_folds():
 
 # ---------------------------------------------------------------------------- diagnosis
 
-@pytest.mark.parametrize("name", ["logistic", "mlp"])
+@pytest.mark.parametrize("name", ["logistic", "mlp", "auto"])
 def test_diagnosis_multiclass(name):
     from cmrrisk.predict.evaluation import diagnosis_report
     from cmrrisk.predict.pipeline import Pipeline
@@ -350,6 +350,31 @@ def test_diagnosis_multiclass(name):
     assert all(a > 0.85 for a in rep["auc_per_class"].values())
     assert np.array(rep["confusion_matrix"]).sum() == 150
     assert rep["accuracy_ci"][0] < rep["accuracy"] < rep["accuracy_ci"][1]
+
+
+def test_auto_diagnosis_chooses_column_family_by_inner_cv():
+    """Informative clinical columns among many pure-noise 'deep' and 'radiomic' columns: the
+    inner CV must choose the clinical family, and that must beat logistic on all columns."""
+    from cmrrisk.predict.pipeline import Pipeline
+
+    rng = np.random.default_rng(4)
+    n = 160
+    y = rng.integers(0, 3, n)
+    clinical = np.eye(3)[y] * 1.6 + rng.normal(size=(n, 3))
+    noise = rng.normal(size=(n, 150))
+    names = ["lv_ef_pct", "lv_edv_ml", "rv_ef_pct"] + [f"deep_ed_{i:03d}" for i in range(100)] + \
+        [f"lv_myo_ed_original_glcm_F{i}" for i in range(50)]
+    x = np.column_stack([clinical, noise])
+    labels = np.array(["DCM", "HCM", "NOR"])[y]
+    tr, te = np.arange(100), np.arange(100, n)
+    auto = Pipeline("diagnosis", "auto", seed=0).fit(_table(x[tr], label=labels[tr], names=names))
+    assert auto.model.chosen == ["logistic:clinical"]
+    assert set(auto.model.cv_scores) == {"logistic:clinical", "logistic:clinical+radiomics", "logistic:all"}
+    full = Pipeline("diagnosis", "logistic", seed=0).fit(_table(x[tr], label=labels[tr], names=names))
+    test = _table(x[te], label=labels[te], names=names)
+    acc = {k: float(np.mean(np.array(p.classes)[p.predict_proba(test).argmax(1)] == labels[te]))
+           for k, p in (("auto", auto), ("full", full))}
+    assert acc["auto"] > acc["full"] + 0.05, acc
 
 
 # ---------------------------------------------------------------------------- evaluation
@@ -438,7 +463,7 @@ def test_cli_diagnosis_default_model(tmp_path, capsys):
     out = tmp_path / "dm"
     assert _run(["train", m, "--endpoint", "diagnosis", "--out", str(out), "--cv", "3"]) == 0
     cfg = json.loads((out / "config.json").read_text())
-    assert cfg["model_name"] == "logistic" and cfg["classes"] == ["infarct", "normal"]
+    assert cfg["model_name"] == "auto" and cfg["classes"] == ["infarct", "normal"]
     js = tmp_path / "e.json"
     assert _run(["evaluate", str(out), m, "--json", str(js), "--bootstrap", "20"]) == 0
     res = json.loads(js.read_text())

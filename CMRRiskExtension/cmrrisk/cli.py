@@ -149,6 +149,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .predict.commands import add_commands
 
     add_commands(sub)  # train, predict, evaluate
+    from .qc import add_commands as add_qc_commands
+
+    add_qc_commands(sub)  # qc
     return p
 
 

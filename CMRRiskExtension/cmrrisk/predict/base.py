@@ -26,7 +26,7 @@ import numpy as np
 from ..errors import CMRRiskError
 
 _REGISTRY: dict = {}
-DEFAULTS = {"survival": "auto", "diagnosis": "logistic"}
+DEFAULTS = {"survival": "auto", "diagnosis": "auto"}
 
 
 @dataclass

@@ -4,6 +4,10 @@
   (more classes), scikit-learn; stored as coefficient arrays, predicted with numpy.
 - ``mlp``: a small multilayer perceptron (PyTorch, cross-entropy, early stopping on a
   validation split of the training data), for non-linear effects when there are enough subjects.
+- ``auto`` (default): k-fold cross-validation inside the training data chooses among logistic
+  regression on every column, on the clinical columns only (everything that is neither a
+  radiomic nor a deep feature: indices, anthropometrics, covariates), and on clinical + radiomic
+  columns; the chosen one is refitted on all training subjects.
 """
 
 from __future__ import annotations
@@ -160,4 +164,91 @@ class MLPClassifier(Model):
         m.net = m._net()
         m.net.load_state_dict({k: torch.as_tensor(np.asarray(v)) for k, v in arrays.items()})
         m.net.eval()
+        return m
+
+
+#: candidate (name, column family) pairs of ``auto``, simplest first (ties go to the first)
+AUTO_DIAGNOSIS_CANDIDATES = [("logistic", "clinical"), ("logistic", "clinical+radiomics"), ("logistic", "all")]
+
+
+def column_family(name: str) -> str:
+    """'deep' (deep features), 'radiomics' (pyradiomics) or 'clinical' (everything else)."""
+    if name.startswith("deep_"):
+        return "deep"
+    if "_original_" in name:
+        return "radiomics"
+    return "clinical"
+
+
+def family_columns(names: list, family: str) -> np.ndarray:
+    want = {"clinical": {"clinical"}, "clinical+radiomics": {"clinical", "radiomics"},
+            "all": {"clinical", "radiomics", "deep"}}[family]
+    return np.array([i for i, n in enumerate(names) if column_family(n) in want], dtype=np.int64)
+
+
+@register
+class AutoDiagnosis(Model):
+    """The default diagnosis model: inner cross-validation (accuracy) picks the column family
+    (see :data:`AUTO_DIAGNOSIS_CANDIDATES`); the pipeline tells it the column names."""
+
+    name = "auto"
+    endpoint = "diagnosis"
+    wants_feature_names = True
+
+    def __init__(self, seed=0, folds=5, **kw):
+        super().__init__(seed, folds=folds)
+        self.feature_names: list | None = None
+
+    def fit(self, x, y, inputs=None):
+        from sklearn.model_selection import StratifiedKFold
+
+        _check_target(y)
+        x = np.asarray(x, float)
+        names = self.feature_names or [f"x{i}" for i in range(x.shape[1])]
+        cands = []
+        for model, fam in AUTO_DIAGNOSIS_CANDIDATES:
+            cols = family_columns(names, fam)
+            key = (tuple(cols.tolist()))
+            if len(cols) and all(tuple(c[2].tolist()) != key for c in cands):
+                cands.append((model, fam, cols))
+        counts = np.bincount(np.asarray(y.y), minlength=len(y.classes))
+        k = int(min(self.params["folds"], counts[counts > 0].min()))
+        self.cv_scores = {}
+        if len(cands) > 1 and k >= 2:
+            splits = list(StratifiedKFold(k, shuffle=True, random_state=self.seed).split(x, y.y))
+            for model, fam, cols in cands:
+                acc = []
+                for tr, te in splits:
+                    m = Logistic(seed=self.seed).fit(x[tr][:, cols], y[tr])
+                    acc.append(float(np.mean(m.predict_proba(x[te][:, cols]).argmax(1) == np.asarray(y.y)[te])))
+                self.cv_scores[f"{model}:{fam}"] = float(np.mean(acc))
+            best = max(range(len(cands)), key=lambda i: self.cv_scores[f"{cands[i][0]}:{cands[i][1]}"])
+        else:
+            best = 0
+        model, fam, cols = cands[best]
+        self.chosen = [f"{model}:{fam}"]
+        self.columns = cols
+        self.member = Logistic(seed=self.seed).fit(x[:, cols], y)
+        self.classes = list(y.classes)
+        return self
+
+    def predict_proba(self, x, inputs=None):
+        return self.member.predict_proba(np.asarray(x, float)[:, self.columns])
+
+    def predict_risk(self, x, inputs=None):
+        return self.predict_proba(x)[:, -1]
+
+    def state(self):
+        arrays, cfg = self.member.state()
+        arrays = {f"member.{k}": v for k, v in arrays.items()}
+        arrays["columns"] = np.asarray(self.columns, dtype=np.int64)
+        return arrays, {"name": self.name, "seed": self.seed, "params": self.params, "classes": self.classes,
+                        "chosen": self.chosen, "cv_scores": self.cv_scores, "member": cfg}
+
+    @classmethod
+    def from_state(cls, config, arrays):
+        m = cls(seed=config["seed"], **config["params"])
+        m.member = Logistic.from_state(config["member"], {k[7:]: v for k, v in arrays.items() if k.startswith("member.")})
+        m.columns = np.asarray(arrays["columns"], dtype=np.int64)
+        m.classes, m.chosen, m.cv_scores = config["classes"], config["chosen"], config["cv_scores"]
         return m

@@ -54,6 +54,8 @@ class Pipeline:
         y = self.target(table)
         self.preprocessor = Preprocessor(self.max_features).fit(table, self.endpoint)
         x = self.preprocessor.transform(table)
+        if getattr(self.model, "wants_feature_names", False):
+            self.model.feature_names = self.preprocessor.feature_names
         self.model.fit(x, y, self.inputs(table) if self.model.uses_inputs else None)
         self.training = training_summary(table, self.endpoint)
         if self.endpoint == "survival":
