@@ -31,8 +31,11 @@ if os.path.isdir(os.path.join(_SOURCE_PACKAGE_DIR, "cmrrisk")) and _SOURCE_PACKA
 #: (radiomics comes from the SlicerRadiomics extension; torch from the PyTorch extension)
 REQUIRED_PACKAGES = {
     "monai": "monai==1.6.1",
-    "nibabel": "nibabel==5.4.2",
+    "captum": "captum==0.9.0",
+    "pandas": "pandas<3",
+    "sklearn": "scikit-learn==1.9.1",
     "safetensors": "safetensors",
+    "nibabel": "nibabel==5.4.2",
     "tqdm": "tqdm",
 }
 
@@ -264,7 +267,7 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
                 "explanation": expl}
 
     def explainStudy(self, modelDir, edVolumeNode=None, esVolumeNode=None, edSegmentationNode=None,
-                     esSegmentationNode=None, covariates=None, method="gradcam", referenceManifest=None,
+                     esSegmentationNode=None, covariates=None, method="ig", referenceManifest=None,
                      k=5, showOverlay=True, subject=None):
         """Explain the model's prediction for the loaded study. Returns a dict: ``heatmaps``
         ({"cine_ed"/"cine_es": heatmap volume node}), ``attributions`` and ``similar`` (table
@@ -287,7 +290,7 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
             raise ValueError("Give the study's ED (and ES) volume node to place the results.")
         return self._showExplanation(expl, refs, showOverlay)
 
-    def explainSubject(self, modelDir, manifestPath, subject, method="gradcam", referenceManifest=None,
+    def explainSubject(self, modelDir, manifestPath, subject, method="ig", referenceManifest=None,
                        k=5, outputDir=None, showOverlay=True):
         """Explain one subject of a cohort manifest: its ED/ES images are added to the scene as
         volume nodes, with the heatmaps, tables and text of ``explainStudy``; with ``outputDir`` the

@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .qc import add_commands as add_qc_commands
 
     add_qc_commands(sub)  # qc
+    from .explain.commands import add_commands as add_explain_commands
+
+    add_explain_commands(sub)  # explain
     return p
 
 

@@ -1,0 +1,376 @@
+"""One subject's explanation: prediction, saliency heatmaps on the subject's own images,
+covariate attributions, similar reference subjects and a sentence; and writing it to a folder.
+
+:func:`explain_subject` works on a loaded pipeline (:func:`cmrrisk.predict.store.load_pipeline`)
+and a manifest table; :func:`explain_volumes` on volumes already in memory (the Slicer module);
+:func:`write_explanation` writes heatmap NIfTI files (exactly the input's shape and affine),
+``attributions.csv``, ``explanation.json`` and PNG overlays.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import ndimage
+
+from .. import labels as L
+from ..errors import CMRRiskError
+from .attributions import IMAGES, covariate_attributions, feature_values
+from .examples import latent, outcomes_of, similar_cases
+from .saliency import DEFAULT_LAYER, METHODS, collapse_channels, image_attributions, positive_share
+from .text import explanation_text
+
+REGIONS = {"LV blood pool": L.LV_BLOOD_POOL, "LV myocardium": L.LV_MYOCARDIUM, "RV blood pool": L.RV_BLOOD_POOL}
+
+
+@dataclass
+class Explanation:
+    subject: str
+    endpoint: str
+    method: str | None
+    prediction: dict
+    attributions: list  # [{feature, value, attribution}]
+    text: str
+    similar: list = field(default_factory=list)
+    heatmaps: dict = field(default_factory=dict)  # input column -> Volume (input's geometry)
+    images: dict = field(default_factory=dict)  # input column -> Volume (the explained image)
+    segmentations: dict = field(default_factory=dict)  # input column -> labels (Z, Y, X)
+    image_regions: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return _finite({"subject": self.subject, "endpoint": self.endpoint, "method": self.method,
+                "prediction": self.prediction, "text": self.text, "attributions": self.attributions,
+                "similar_cases": self.similar, "image_regions": self.image_regions,
+                "heatmaps": sorted(self.heatmaps), "notes": self.notes})
+
+
+def _finite(obj):
+    """NaN / infinite floats -> None (strict JSON)."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
+def _models():
+    from ..predict import multiinput  # noqa: F401  (registers the multi-input model)
+
+
+def heart_share(heat: np.ndarray, seg: np.ndarray, dilate: int = 5) -> float:
+    """Share of the positive heatmap inside the heart labels (1-3) dilated in-plane by ``dilate``
+    voxels."""
+    heart = np.asarray(seg) > 0
+    if dilate:
+        st = np.zeros((3, 3, 3), bool)
+        st[1] = ndimage.generate_binary_structure(2, 1)
+        heart = ndimage.binary_dilation(heart, st, iterations=int(dilate))
+    return positive_share(heat, heart)
+
+
+def region_shares(heat: np.ndarray, seg: np.ndarray) -> dict:
+    h = np.clip(heat, 0, None)
+    tot = h.sum()
+    if tot <= 0:
+        return {}
+    return {name: float(h[np.asarray(seg) == v].sum() / tot) for name, v in REGIONS.items()}
+
+
+def subject_rows(table) -> list:
+    """Per-subject image rows of a manifest table, with the manifest's ``seg_labels`` (the
+    label convention of reference segmentations) added when the manifest has that column."""
+    rows = [dict(r) for r in (table.images or [{} for _ in table.subjects])]
+    src = getattr(table, "source", "")
+    if src and os.path.isfile(src):
+        import pandas as pd
+
+        raw = pd.read_csv(src, dtype=str, keep_default_na=False, skipinitialspace=True)
+        raw.columns = [str(c).strip() for c in raw.columns]
+        if "seg_labels" in raw.columns and "subject" in raw.columns:
+            conv = {s.strip(): v.strip() for s, v in zip(raw["subject"], raw["seg_labels"])}
+            for s, r in zip(table.subjects, rows):
+                if conv.get(s):
+                    r["seg_labels"] = conv[s]
+    return rows
+
+
+def _prediction(pipe, x, images=None) -> tuple:
+    model = pipe.model
+    kw = {} if images is None else {"images": images}
+    if pipe.endpoint == "diagnosis":
+        p = model.predict_proba(x, **kw)[0]
+        t = int(np.argmax(p))
+        return {"endpoint": "diagnosis", "predicted": pipe.classes[t], "probability": float(p[t]),
+                "probabilities": {c: float(v) for c, v in zip(pipe.classes, p)}}, t
+    r = float(model.predict_risk(x, **kw)[0])
+    out = {"endpoint": "survival", "risk": r}
+    cut = (getattr(pipe, "training", {}) or {}).get("risk_cutpoints")
+    if cut:
+        out["risk_group"] = ["low", "intermediate", "high"][int(np.searchsorted(cut, r, side="right"))]
+    return out, None
+
+
+def reference_latents(pipe, reference_table) -> dict:
+    """Latent vectors and outcomes of reference (training) subjects, for :func:`similar_cases`."""
+    _models()
+    x = pipe.preprocessor.transform(reference_table)
+    imgs = None
+    if pipe.model.uses_inputs:
+        imgs = pipe.model.images(subject_rows(reference_table))
+    return {"subjects": list(reference_table.subjects), "latent": latent(pipe.model, x, imgs),
+            "outcomes": outcomes_of(reference_table, pipe.endpoint)}
+
+
+def load_reference(pipe, reference: str | None = None):
+    """The reference table: ``reference`` (a manifest path) or the model's training manifest
+    when it is still where it was; None when neither is available."""
+    from ..predict.tabular import load_table
+    from ..predict.validation import needs_image_features
+
+    path = reference or (getattr(pipe, "training", {}) or {}).get("manifest")
+    if not path:
+        return None
+    if not os.path.isfile(path):
+        if reference:
+            raise CMRRiskError(f"{reference}: reference manifest not found.")
+        return None
+    return load_table(path, pipe.endpoint, need_outcome=True, image_features=needs_image_features(pipe))
+
+
+def _explain(pipe, subject, x, values, method, tensor=None, geom=None, vols=None, segs=None,
+             reference=None, k=5, layer=DEFAULT_LAYER, exclude=None, **kw) -> Explanation:
+    model = pipe.model
+    names = list(pipe.preprocessor.feature_names)
+    images = None if tensor is None else tensor[None]
+    pred, target = _prediction(pipe, x, images)
+    notes = []
+    heat_vols, regions = {}, {}
+    rows = []
+    if images is not None:
+        from ..predict.images import CHANNELS, from_grid
+
+        if method not in METHODS:
+            raise CMRRiskError(f"--method {method!r}: choose one of {', '.join(METHODS)}.")
+        net = model.net
+        cov_method = "gradshap" if method == "gradshap" else "ig"
+        joint, cov_attr = image_attributions(net, images, x, target, cov_method, layer=layer,
+                                             with_covariates=True, **kw)
+        if method == cov_method:
+            heat = joint
+        else:
+            heat = image_attributions(net, images, x, target, method, layer=layer, **kw)
+        img_total = float(joint.sum())
+        if cov_attr is not None and pipe.endpoint == "diagnosis":
+            # joint attributions are of the logit; report covariates on the probability scale
+            cov_attr = covariate_attributions(model, x, pipe.endpoint, target, images, cov_method)
+        elif cov_attr is None:
+            cov_attr = np.zeros((1, 0), np.float32)
+        if pipe.endpoint == "diagnosis":
+            # the image block's share on the probability scale: probability minus probability
+            # with the images replaced by the all-zero baseline
+            p0 = model.predict_proba(x, images=np.zeros_like(images))[0, target]
+            img_total = pred["probability"] - float(p0)
+        for col, phase in (("cine_ed", "ed_"), ("cine_es", "es_")):
+            if col not in vols:
+                continue
+            ch = [i for i, c in enumerate(CHANNELS) if c.startswith(phase)]
+            grid = collapse_channels(heat, ch)[0] if heat.ndim == 5 else heat[0]
+            vol = vols[col]
+            arr = from_grid(grid, geom).astype(np.float32)
+            heat_vols[col] = _like(vol, arr)
+            if col in segs and segs[col] is not None:
+                regions[col] = region_shares(arr, segs[col])
+                regions[col]["heart_dilated_5"] = heart_share(arr, segs[col], 5)
+        rows.append({"feature": IMAGES, "value": None, "attribution": img_total})
+    else:
+        if method not in (None, "auto", "kernelshap", "ig", "gradshap") and method in METHODS:
+            notes.append(f"model {model.name!r} has no image input: method {method!r} does not apply; "
+                         "covariate attributions by KernelShap.")
+        cov_attr = covariate_attributions(model, x, pipe.endpoint, target, None, "kernelshap")
+    for nm, v, a in zip(names, values, cov_attr[0].tolist()):
+        rows.append({"feature": nm, "value": v, "attribution": float(a)})
+    similar = []
+    if reference is not None:
+        ref = reference if isinstance(reference, dict) else reference_latents(pipe, reference)
+        q = latent(model, x, images)[0]
+        similar = similar_cases(q, ref["latent"], ref["subjects"], ref["outcomes"], k,
+                                exclude=exclude if exclude is not None else [subject])
+    else:
+        notes.append("no reference cohort (training manifest not found): no similar cases.")
+    first = next(iter(regions.values()), {})
+    text = explanation_text(pred, rows, image_regions={n: first[n] for n in REGIONS if n in first},
+                            similar=similar)
+    return Explanation(subject, pipe.endpoint, method if images is not None else "kernelshap", pred, rows,
+                       text, similar, heat_vols, dict(vols or {}), dict(segs or {}), regions, notes)
+
+
+def _like(vol, arr):
+    from ..image import Volume
+
+    if vol.is_cine:
+        return Volume(arr, vol.ijk_to_ras.copy(), vol.source)
+    if vol.array.shape == arr.shape:
+        return vol.with_array(arr)
+    return Volume(arr, vol.ijk_to_ras.copy(), vol.source)
+
+
+def explain_subject(pipe, table, subject: str, method: str = "ig", reference=None, k: int = 5,
+                    layer: str = DEFAULT_LAYER, **kw) -> Explanation:
+    """Explain one subject of ``table`` (a :class:`~cmrrisk.predict.tabular.Table`).
+
+    ``reference``: a Table of reference subjects with outcomes, a precomputed
+    :func:`reference_latents` dict, or None (no similar cases).
+    """
+    _models()
+    if subject not in table.subjects:
+        raise CMRRiskError(f"{table.source}: subject {subject!r} not found "
+                           f"(first subjects: {', '.join(table.subjects[:5])}).")
+    i = table.subjects.index(subject)
+    sub = table.subset([i])
+    x = pipe.preprocessor.transform(sub)
+    values = feature_values(sub, pipe.preprocessor.feature_names)
+    if not pipe.model.uses_inputs:
+        return _explain(pipe, subject, x, values, method, reference=reference, k=k, layer=layer, **kw)
+    from ..predict.images import load_cine_pair, subject_tensor
+
+    row = subject_rows(table)[i]
+    try:
+        ed, es, s_ed, s_es, _ = load_cine_pair(row)
+    except CMRRiskError as exc:
+        raise CMRRiskError(f"{table.source}: subject {subject!r}: {exc}") from exc
+    tensor, geom = subject_tensor(ed, es, s_ed, s_es, pipe.model.grid)
+    # a 4D cine (column ``cine``) gives heatmaps on its ED and ES frames' 3D grid
+    vols = {"cine_ed": ed, "cine_es": es}
+    segs = {"cine_ed": s_ed, "cine_es": s_es}
+    return _explain(pipe, subject, x, values, method, tensor, geom, vols, segs, reference, k, layer, **kw)
+
+
+def explain_volumes(pipe, ed, es, ed_seg=None, es_seg=None, covariates: dict | None = None,
+                    subject: str = "study", method: str = "ig", reference=None, k: int = 5,
+                    **kw) -> Explanation:
+    """Explain a study given as :class:`~cmrrisk.image.Volume` objects (ED and ES frames; missing
+    segmentations come from the bundled cine model) and a dict of covariate values."""
+    import pandas as pd
+
+    from ..predict.tabular import Table
+
+    _models()
+    cols = pipe.preprocessor.params["columns"]
+    covariates = dict(covariates or {})
+    missing = [c for c in cols if c not in covariates]
+    kinds = pipe.preprocessor.params["kinds"]
+    data = {c: [covariates.get(c)] if kinds[c] == "categorical"
+            else [np.nan if covariates.get(c) in (None, "") else float(covariates[c])] for c in cols}
+    df = pd.DataFrame(data, index=pd.Index([subject], name="subject"), columns=cols)
+    for c in cols:
+        if kinds[c] == "categorical":
+            df[c] = df[c].astype(object)
+    table = Table("<study>", [subject], df)
+    x = pipe.preprocessor.transform(table)
+    values = feature_values(table, pipe.preprocessor.feature_names)
+    if not pipe.model.uses_inputs:
+        e = _explain(pipe, subject, x, values, method, reference=reference, k=k, **kw)
+    else:
+        from ..features.cohort import _segmenter
+        from ..predict.images import subject_tensor
+
+        if ed is None or es is None:
+            raise CMRRiskError(f"model {pipe.model.name!r} needs the ED and the ES volume.")
+        segs = {}
+        for key, vol, seg in (("cine_ed", ed, ed_seg), ("cine_es", es, es_seg)):
+            segs[key] = seg if seg is not None else _segmenter("cine").predict_frame(vol.array, vol.spacing[:2])
+        tensor, geom = subject_tensor(ed, es, segs["cine_ed"], segs["cine_es"], pipe.model.grid)
+        e = _explain(pipe, subject, x, values, method, tensor, geom, {"cine_ed": ed, "cine_es": es}, segs,
+                     reference, k, **kw)
+    if missing:
+        e.notes.append("covariates not given (imputed with the training median): " + ", ".join(missing))
+    return e
+
+
+# ------------------------------------------------------------------------------------- writing
+
+def _write_bytes_atomic(path: str, data: bytes) -> None:
+    d = os.path.dirname(os.path.abspath(path))
+    os.makedirs(d, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=d)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def overlay_png(image: np.ndarray, heat: np.ndarray, title: str = "", max_slices: int = 8) -> bytes:
+    """A PNG montage of the slices with the most positive attribution: the image in grey, the
+    positive heatmap on top in a heat colour map (matplotlib, Agg canvas; no pyplot state)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    h = np.clip(heat, 0, None)
+    per_slice = h.reshape(h.shape[0], -1).sum(1)
+    order = [int(z) for z in np.argsort(-per_slice) if per_slice[z] > 0][:max_slices]
+    order = sorted(order) or [int(image.shape[0] // 2)]
+    vmax = float(h.max()) or 1.0
+    lo, hi = np.percentile(image, [1, 99])
+    fig = Figure(figsize=(2.2 * len(order), 2.6), dpi=80)
+    FigureCanvasAgg(fig)
+    for j, z in enumerate(order):
+        ax = fig.add_subplot(1, len(order), j + 1)
+        ax.imshow(image[z], cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1)
+        ax.imshow(np.ma.masked_less_equal(h[z], 0.05 * vmax), cmap="hot", vmin=0, vmax=vmax, alpha=0.55)
+        ax.set_title(f"slice {z}", fontsize=8)
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def write_explanation(expl: Explanation, out_dir: str, png: bool = True) -> dict:
+    """Write heatmaps ``<subject>_<column>_<method>.nii.gz``, ``<subject>_attributions.csv``,
+    ``<subject>_explanation.json`` and ``<subject>_<column>_<method>.png``; returns the paths."""
+    import pandas as pd
+
+    from ..image import write_image
+    from ..modeldir import write_json, write_text_atomic
+
+    os.makedirs(out_dir, exist_ok=True)
+    paths = {"heatmaps": {}, "png": {}}
+    if png:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            png = False
+            expl.notes.append("matplotlib is not installed: no PNG overlays (pip install matplotlib).")
+    for col, vol in expl.heatmaps.items():
+        p = os.path.join(out_dir, f"{expl.subject}_{col}_{expl.method}.nii.gz")
+        write_image(vol, p)
+        paths["heatmaps"][col] = p
+        if png and col in expl.images:
+            q = os.path.join(out_dir, f"{expl.subject}_{col}_{expl.method}.png")
+            _write_bytes_atomic(q, overlay_png(expl.images[col].array, vol.array,
+                                               f"{expl.subject} {col} {expl.method}"))
+            paths["png"][col] = q
+    df = pd.DataFrame(expl.attributions, columns=["feature", "value", "attribution"])
+    df["abs_rank"] = df["attribution"].abs().rank(ascending=False, method="first").astype(int)
+    paths["attributions"] = os.path.join(out_dir, f"{expl.subject}_attributions.csv")
+    write_text_atomic(paths["attributions"], df.to_csv(index=False, float_format="%.6g"))
+    paths["explanation"] = os.path.join(out_dir, f"{expl.subject}_explanation.json")
+    js = expl.to_json()
+    js["files"] = {"heatmaps": {k: os.path.basename(v) for k, v in paths["heatmaps"].items()},
+                   "attributions": os.path.basename(paths["attributions"]),
+                   "png": {k: os.path.basename(v) for k, v in paths["png"].items()}}
+    write_json(paths["explanation"], js)
+    return paths
