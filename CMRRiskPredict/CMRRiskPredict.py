@@ -41,11 +41,10 @@ REQUIRED_PACKAGES = {
 
 
 def missing_packages():
-    """Python packages the features need that are not importable in this Slicer."""
-    import importlib.util
+    """Python packages the module needs that are not importable in this Slicer."""
+    from cmrrisk.mrml.dependencies import missing
 
-    return [name for name in ["torch", "radiomics"] + list(REQUIRED_PACKAGES)
-            if importlib.util.find_spec(name) is None]
+    return missing(REQUIRED_PACKAGES, also=("torch", "radiomics"))
 
 
 #
@@ -98,32 +97,9 @@ class CMRRiskPredictWidget(ScriptedLoadableModuleWidget):
         self.ui.applyButton.enabled = bool((ed and es) or lge)
 
     def ensureDependencies(self):
-        missing = missing_packages()
-        if not missing:
-            return True
-        if "radiomics" in missing:
-            slicer.util.errorDisplay("Radiomic features need the SlicerRadiomics extension: install it "
-                                     "from the Extensions Manager and restart Slicer.")
-            return False
-        if not slicer.util.confirmOkCancelDisplay(
-                "CMRRisk needs these Python packages, which are not installed in this Slicer: "
-                + ", ".join(missing) + ".\n\nInstall them now (internet connection needed)?",
-                "CMRRisk: install dependencies"):
-            return False
-        if "torch" in missing:
-            try:
-                import PyTorchUtils  # from the PyTorch extension
-            except ImportError:
-                slicer.util.errorDisplay("Install the PyTorch extension from the Extensions "
-                                         "Manager first, then restart Slicer.")
-                return False
-            if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True) is None:
-                return False
-        with slicer.util.WaitCursor():
-            for name in missing:
-                if name in REQUIRED_PACKAGES:
-                    slicer.util.pip_install(REQUIRED_PACKAGES[name])
-        return not missing_packages()
+        from cmrrisk.mrml.dependencies import ensure
+
+        return ensure(REQUIRED_PACKAGES, also=("torch", "radiomics"))
 
     def onApply(self):
         if not self.ensureDependencies():

@@ -39,11 +39,10 @@ REQUIRED_PACKAGES = {
 
 
 def missing_packages():
-    """Python packages the core needs that are not importable in this Slicer (torch included)."""
-    import importlib.util
+    """Python packages the module needs that are not importable in this Slicer."""
+    from cmrrisk.mrml.dependencies import missing
 
-    missing = [name for name in ["torch"] + list(REQUIRED_PACKAGES) if importlib.util.find_spec(name) is None]
-    return missing
+    return missing(REQUIRED_PACKAGES, also=("torch",))
 
 
 #
@@ -109,28 +108,9 @@ class CMRRiskSegmentWidget(ScriptedLoadableModuleWidget):
         self.ui.applyButton.enabled = node is not None
 
     def ensureDependencies(self):
-        missing = missing_packages()
-        if not missing:
-            return True
-        if not slicer.util.confirmOkCancelDisplay(
-                "CMRRisk needs these Python packages, which are not installed in this Slicer: "
-                + ", ".join(missing) + ".\n\nInstall them now (internet connection needed)?",
-                "CMRRisk: install dependencies"):
-            return False
-        if "torch" in missing:
-            try:
-                import PyTorchUtils  # from the PyTorch extension
-            except ImportError:
-                slicer.util.errorDisplay("Install the PyTorch extension from the Extensions "
-                                         "Manager first, then restart Slicer.")
-                return False
-            if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True) is None:
-                return False
-        with slicer.util.WaitCursor():
-            for name in missing:
-                if name in REQUIRED_PACKAGES:
-                    slicer.util.pip_install(REQUIRED_PACKAGES[name])
-        return not missing_packages()
+        from cmrrisk.mrml.dependencies import ensure
+
+        return ensure(REQUIRED_PACKAGES, also=("torch",))
 
     def onCancel(self):
         self._cancelRequested = True

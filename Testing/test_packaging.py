@@ -68,3 +68,12 @@ def test_core_does_not_import_slicer():
 
 def test_torch_pinned():
     assert '"torch==2.13.0"' in (ROOT / "pyproject.toml").read_text()
+
+
+def test_module_dependency_check_names_missing_packages(monkeypatch):
+    pytest = __import__("pytest")
+    pytest.importorskip("slicer")
+    from cmrrisk.mrml import dependencies as D
+
+    assert D.missing({"numpy": "numpy", "cmrrisk_no_such_package": "x==1"}, also=()) == ["cmrrisk_no_such_package"]
+    assert D.missing({}, also=("torch",)) == []

@@ -143,21 +143,26 @@ def read_json(path: str):
         return json.load(f)
 
 
-def write_text_atomic(path: str, text: str) -> None:
-    """Write ``text`` to ``path`` under a temporary name in the same folder, then rename, so
+def write_bytes_atomic(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` under a temporary name in the same folder, then rename, so
     that readers never see a half-written file."""
     d = os.path.dirname(os.path.abspath(path))
     os.makedirs(d, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=d)
     try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """:func:`write_bytes_atomic` of UTF-8 text (newlines written as given)."""
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 def write_json(path: str, obj) -> None:

@@ -78,7 +78,6 @@ import math
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
 
@@ -529,15 +528,6 @@ def _run_one(row: dict, segment: bool) -> dict:
                 "checks": c, "status": EXCLUDE}
 
 
-def _init_worker(threads: int) -> None:
-    try:
-        import torch
-
-        torch.set_num_threads(threads)
-    except ImportError:  # pragma: no cover
-        pass
-
-
 # ------------------------------------------------------------------------------ cohort
 
 def _robust_outliers(results: list) -> None:
@@ -713,40 +703,16 @@ def cohort_qc(manifest, out_dir: str, segment: bool = True, workers: int | None 
 
     man = manifest if isinstance(manifest, Manifest) else read_manifest(manifest, require_images=True,
                                                                        check_paths=False)
+    from .parallel import run_subjects
+
     rows = man.rows
-    n_workers = max(1, min(workers or os.cpu_count() or 1, len(rows)))
-    results: dict = {}
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    def crashed(subject, exc):
+        return {"subject": subject, "images": {}, "segmentation": {}, "indices": {},
+                "checks": [check("qc_failed", EXCLUDE, f"{type(exc).__name__}: {exc}", "")], "status": EXCLUDE}
 
-        bar = tqdm(total=len(rows), unit="subject", desc="qc", file=sys.stderr)
     t0 = time.perf_counter()
-    try:
-        if n_workers == 1:
-            for r in rows:
-                results[r["subject"]] = _run_one(r, segment)
-                if bar is not None:
-                    bar.update(1)
-        else:
-            import multiprocessing as mp
-
-            threads = max(1, (os.cpu_count() or 1) // n_workers)
-            with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"),
-                                     initializer=_init_worker, initargs=(threads,)) as ex:
-                futs = {ex.submit(_run_one, r, segment): r["subject"] for r in rows}
-                for f in as_completed(futs):
-                    try:
-                        results[futs[f]] = f.result()
-                    except Exception as exc:  # a crashed worker process
-                        results[futs[f]] = {"subject": futs[f], "images": {}, "segmentation": {}, "indices": {},
-                                            "checks": [check("qc_failed", EXCLUDE, f"{type(exc).__name__}: {exc}")],
-                                            "status": EXCLUDE}
-                    if bar is not None:
-                        bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    results = run_subjects(_run_one, [(r["subject"], (r, segment)) for r in rows], workers, "qc",
+                           progress, on_crash=crashed)
     ordered = [results[r["subject"]] for r in rows]
     _robust_outliers(ordered)
     from . import __version__

@@ -297,18 +297,9 @@ def explain_volumes(pipe, ed, es, ed_seg=None, es_seg=None, covariates: dict | N
 # ------------------------------------------------------------------------------------- writing
 
 def _write_bytes_atomic(path: str, data: bytes) -> None:
-    d = os.path.dirname(os.path.abspath(path))
-    os.makedirs(d, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=d)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    from ..modeldir import write_bytes_atomic
+
+    write_bytes_atomic(path, data)
 
 
 def overlay_png(image: np.ndarray, heat: np.ndarray, title: str = "", max_slices: int = 8) -> bytes:

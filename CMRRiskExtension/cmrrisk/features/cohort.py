@@ -21,9 +21,7 @@ import hashlib
 import json
 import math
 import os
-import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numpy as np
 
@@ -276,12 +274,6 @@ def subject_features(row: dict, options: dict | None = None) -> tuple[dict, dict
 # --------------------------------------------------------------------------------------------
 # cohort level
 
-def _init_worker(threads: int) -> None:
-    import torch
-
-    torch.set_num_threads(threads)
-
-
 def _run_one(row: dict, options: dict, key: str, cache_dir: str | None) -> dict:
     t0 = time.perf_counter()
     try:
@@ -337,33 +329,14 @@ def compute_cohort(manifest: str | Manifest, cache_dir: str | None = None, worke
                 records[r["subject"]] = rec
                 continue
         todo.append((r, key))
-    n_workers = max(1, min(workers or os.cpu_count() or 1, len(todo) or 1))
-    bar = None
-    if progress and todo:
-        from tqdm import tqdm
+    from ..parallel import n_workers as count_workers
+    from ..parallel import run_subjects
 
-        bar = tqdm(total=len(todo), unit="subject", desc="features", file=sys.stderr)
+    n_workers = count_workers(workers, len(todo))
     t0 = time.perf_counter()
-    try:
-        if n_workers == 1:
-            for r, key in todo:
-                records[r["subject"]] = _run_one(r, opts, key, cache_dir)
-                if bar is not None:
-                    bar.update(1)
-        else:
-            import multiprocessing as mp
-
-            threads = max(1, (os.cpu_count() or 1) // n_workers)
-            with ProcessPoolExecutor(n_workers, mp_context=mp.get_context("spawn"),
-                                     initializer=_init_worker, initargs=(threads,)) as ex:
-                futs = {ex.submit(_run_one, r, opts, key, cache_dir): r["subject"] for r, key in todo}
-                for f in as_completed(futs):
-                    records[futs[f]] = f.result()
-                    if bar is not None:
-                        bar.update(1)
-    finally:
-        if bar is not None:
-            bar.close()
+    records.update(run_subjects(_run_one, [(r["subject"], (r, opts, key, cache_dir)) for r, key in todo],
+                                n_workers, "features", progress,
+                                on_crash=lambda s, exc: {"subject": s, "error": f"worker crashed: {exc}"}))
     wall = time.perf_counter() - t0
     ordered = [records[r["subject"]] for r in rows]
     failures = [{"subject": r["subject"], "error": r["error"]} for r in ordered if "error" in r]
