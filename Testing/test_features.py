@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ACDC, ROOT, needs_acdc, validation_subjects
+from conftest import ACDC, ROOT, SUNNYBROOK, needs_acdc, needs_sunnybrook, validation_subjects
 
 from cmrrisk import labels as L
 from cmrrisk.errors import CMRRiskError
@@ -108,6 +108,22 @@ def test_acdc_manifest(tmp_path):
     assert not os.path.isabs(rows[0]["cine_ed"])  # written relative
     assert float(r["bsa_m2"]) == pytest.approx(mosteller_bsa(184.0, 95.0), abs=1e-3)
     assert {x["label"] for x in man.rows} == {"NOR", "MINF", "DCM", "HCM", "RV"}
+
+
+@needs_sunnybrook
+def test_sunnybrook_manifest(tmp_path):
+    from cmrrisk.manifest import sunnybrook_manifest
+
+    out = tmp_path / "sb.csv"
+    rows = sunnybrook_manifest(str(SUNNYBROOK.parent), str(out))
+    assert [r["subject"] for r in rows] == ["SCD0000101", "SCD0000201"]
+    man = read_manifest(str(out), require_images=True)
+    assert all(os.path.isdir(r["cine"]) for r in man.rows)
+    assert not os.path.isabs(rows[0]["cine"])
+    assert {r["manufacturer"] for r in man.rows} == {"GE MEDICAL SYSTEMS"}
+    assert {float(r["field_strength_t"]) for r in man.rows} == {1.5}
+    with pytest.raises(CMRRiskError, match="no 'dicoms' folder"):
+        sunnybrook_manifest(str(tmp_path), str(tmp_path / "x.csv"))
 
 
 # -------------------------------------------------------------------------------- indices
