@@ -110,3 +110,44 @@ def test_cli_train_multiinput_uses_manifest_covariates_not_image_features(cohort
     rc = main(["predict", str(out), str(cohort / "m.csv"), "--out", str(tmp_path / "p.csv")])
     assert rc == 0
     assert (tmp_path / "p.csv").read_text().splitlines()[0].startswith("subject,predicted,p_DCM,p_NOR")
+
+
+def test_multiinput_lge_branch(tmp_path):
+    """Every subject has an LGE stack: the network grows an LGE branch; the class depends on the
+    scar only (cine frames identical in both classes)."""
+    from cmrrisk.image import Volume, write_image
+    from cmrrisk.predict.pipeline import Pipeline
+    from cmrrisk.predict.store import load_pipeline, save_pipeline
+    from cmrrisk.predict.tabular import load_table
+
+    rows = []
+    for i in range(20):
+        scar = i % 2
+        sub = write_subject(str(tmp_path), f"s{i}", 12.0, 8.0, seed=i)
+        img, lab = phantom(12.0, noise=5.0, seed=100 + i)
+        img = np.where(lab == L.LV_MYOCARDIUM, 20.0, img)  # nulled myocardium
+        if scar:
+            zz, yy, xx = np.mgrid[:lab.shape[0], :lab.shape[1], :lab.shape[2]]
+            wedge = (lab == L.LV_MYOCARDIUM) & (xx > 40)
+            lab[wedge] = L.SCAR
+            img[wedge] = 280.0
+        write_image(Volume(img.astype(np.float32), AFFINE), str(tmp_path / f"s{i}_lge.nii.gz"))
+        write_image(Volume(lab, AFFINE), str(tmp_path / f"s{i}_lge_seg.nii.gz"))
+        rows.append(dict(subject=f"s{i}", **sub, lge=f"s{i}_lge.nii.gz", lge_seg=f"s{i}_lge_seg.nii.gz",
+                         age=str(50 + i), label="MI" if scar else "NOR"))
+    write_manifest(tmp_path / "m.csv", rows)
+    table = load_table(str(tmp_path / "m.csv"), "diagnosis", image_features=False)
+    pipe = Pipeline("diagnosis", "multiinput", seed=0,
+                    model_params={"max_epochs": 15, "width": 4, "patience": 15, "batch_size": 4}).fit(table)
+    assert pipe.model.uses_lge and pipe.model.net.cnn_lge is not None
+    p = pipe.predict_proba(table)
+    assert np.mean(np.array(pipe.classes)[p.argmax(1)] == table.label) >= 0.85
+    save_pipeline(pipe, str(tmp_path / "model"))
+    again = load_pipeline(str(tmp_path / "model"))
+    np.testing.assert_allclose(again.predict_proba(table), p, rtol=1e-5, atol=1e-6)
+    for r in rows:
+        r["lge"] = ""
+        r["lge_seg"] = ""
+    write_manifest(tmp_path / "no_lge.csv", rows)
+    with pytest.raises(Exception, match="LGE"):
+        again.predict_proba(load_table(str(tmp_path / "no_lge.csv"), "diagnosis", image_features=False))

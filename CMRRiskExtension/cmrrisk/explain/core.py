@@ -147,6 +147,9 @@ def load_reference(pipe, reference: str | None = None):
 def _explain(pipe, subject, x, values, method, tensor=None, geom=None, vols=None, segs=None,
              reference=None, k=5, layer=DEFAULT_LAYER, exclude=None, **kw) -> Explanation:
     model = pipe.model
+    if getattr(model, "uses_lge", False):
+        raise CMRRiskError("explanations of multi-input models with an LGE branch are not implemented "
+                           "yet; explain a model trained without it (model_params use_lge=False).")
     names = list(pipe.preprocessor.feature_names)
     images = None if tensor is None else tensor[None]
     pred, target = _prediction(pipe, x, images)

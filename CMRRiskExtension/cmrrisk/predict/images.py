@@ -20,6 +20,9 @@ from ..errors import CMRRiskError
 
 GRID = {"spacing": 1.5, "size": 80, "slices": 8}
 CHANNELS = ["ed_image", "es_image", "ed_lv", "ed_myo", "ed_rv", "es_lv", "es_myo", "es_rv"]
+#: channels of the optional LGE branch: the LGE image and one-hot myocardium (healthy + scar + MVO),
+#: scar (scar + MVO) and MVO, on the same kind of grid centred on the LGE stack's own heart labels
+LGE_CHANNELS = ["lge_image", "lge_myo", "lge_scar", "lge_mvo"]
 
 
 def _normalise(a: np.ndarray) -> np.ndarray:
@@ -134,6 +137,50 @@ def prepare(inputs: list, grid: dict = GRID, progress: bool = False):
         try:
             ed, es, s_ed, s_es, _ = load_cine_pair(row)
             x, g = subject_tensor(ed, es, s_ed, s_es, grid)
+        except CMRRiskError as exc:
+            raise CMRRiskError(f"subject {row.get('subject')!r}: {exc}") from exc
+        xs.append(x)
+        geoms.append(g)
+    return np.stack(xs), geoms
+
+
+def load_lge(row: dict):
+    """(LGE Volume, labels, source) of a manifest row: the reference ``lge_seg`` or the bundled
+    lge model's segmentation."""
+    from ..features.cohort import _read_seg, _segmenter
+    from ..image import read_image
+
+    if not row.get("lge"):
+        raise CMRRiskError(f"subject {row.get('subject')!r}: no LGE image (column lge).")
+    vol = read_image(row["lge"], allow_4d=False)
+    if row.get("lge_seg"):
+        return vol, _read_seg(row["lge_seg"], vol, row.get("seg_labels", "")), "reference"
+    return vol, _segmenter("lge").predict_frame(vol.array, vol.spacing[:2]), "model lge"
+
+
+def lge_tensor(vol, seg, grid: dict = GRID):
+    """(slices, 4, size, size) float32 LGE tensor and its geometry."""
+    geom = grid_geometry(seg, vol.spacing, grid)
+    lab = to_grid(seg, geom, 0)
+    chans = [to_grid(_normalise(vol.array), geom, 1),
+             np.isin(lab, L.MYOCARDIAL).astype(np.float32),
+             np.isin(lab, L.SCAR_WITH_MVO).astype(np.float32),
+             (lab == L.MVO).astype(np.float32)]
+    return np.stack(chans, axis=1).astype(np.float32), geom
+
+
+def prepare_lge(inputs: list, grid: dict = GRID, progress: bool = False):
+    """LGE tensors (n, slices, 4, size, size) and geometries for manifest rows."""
+    it = inputs
+    if progress:
+        from tqdm import tqdm
+
+        it = tqdm(inputs, desc="LGE images", unit="subject", leave=False)
+    xs, geoms = [], []
+    for row in it:
+        try:
+            vol, seg, _ = load_lge(row)
+            x, g = lge_tensor(vol, seg, grid)
         except CMRRiskError as exc:
             raise CMRRiskError(f"subject {row.get('subject')!r}: {exc}") from exc
         xs.append(x)

@@ -8,6 +8,9 @@ Architecture (like the published CMR risk models, small enough for a laptop CPU)
   channels of :mod:`.images` (ED and ES image, one-hot ED and ES labels), global average pooled
   per slice; a learned embedding of the slice position (base -> apex) is added and the slices
   are pooled by mean and max;
+* LGE branch (when every training subject has an ``lge`` image; ``use_lge=False`` turns it
+  off): the same CNN design on the LGE grid (LGE image, one-hot myocardium, scar, MVO), pooled
+  the same way;
 * covariate branch: one linear layer + ReLU (16 units) on the preprocessed covariates (absent
   when there are none);
 * head: dropout, linear (32) + ReLU, linear -> class logits (diagnosis: cross-entropy) or one
@@ -26,11 +29,11 @@ import numpy as np
 
 from ..errors import CMRRiskError
 from .base import DiagnosisTarget, Model, SurvivalTarget, breslow, cox_survival, register
-from .images import CHANNELS, GRID, prepare
+from .images import CHANNELS, GRID, LGE_CHANNELS, prepare, prepare_lge
 
 
 def build_net(n_channels: int, n_cov: int, n_out: int, width: int = 16, slices: int = 8,
-              dropout: float = 0.3):
+              dropout: float = 0.3, n_lge_channels: int = 0):
     import torch
     from torch import nn
 
@@ -40,25 +43,43 @@ def build_net(n_channels: int, n_cov: int, n_out: int, width: int = 16, slices: 
             layers.append(nn.MaxPool2d(2))
         return nn.Sequential(*layers)
 
+    def cnn(c_in):
+        w = width
+        net = nn.Sequential()
+        net.add_module("block1", block(c_in, w, True))
+        net.add_module("block2", block(w, 2 * w, True))
+        net.add_module("block3", block(2 * w, 4 * w, True))
+        net.add_module("block4", block(4 * w, 4 * w, False))
+        return net
+
     class MultiInputNet(nn.Module):
         def __init__(self):
             super().__init__()
             w = width
-            self.cnn = nn.Sequential()
-            self.cnn.add_module("block1", block(n_channels, w, True))
-            self.cnn.add_module("block2", block(w, 2 * w, True))
-            self.cnn.add_module("block3", block(2 * w, 4 * w, True))
-            self.cnn.add_module("block4", block(4 * w, 4 * w, False))
+            self.cnn = cnn(n_channels)
             self.position = nn.Parameter(torch.zeros(slices, 4 * w))
+            if n_lge_channels:
+                self.cnn_lge = cnn(n_lge_channels)
+                self.position_lge = nn.Parameter(torch.zeros(slices, 4 * w))
+            else:
+                self.cnn_lge = None
             self.cov = nn.Sequential(nn.Linear(n_cov, 16), nn.ReLU()) if n_cov else None
-            d = 8 * w + (16 if n_cov else 0)
+            d = 8 * w * (2 if n_lge_channels else 1) + (16 if n_cov else 0)
             self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(d, 32), nn.ReLU(), nn.Linear(32, n_out))
 
-        def forward(self, images, covariates=None):
+        @staticmethod
+        def _branch(net, position, images):
             n, k, c, h, w_ = images.shape
-            f = self.cnn(images.reshape(n * k, c, h, w_)).mean(dim=(2, 3)).reshape(n, k, -1)
-            f = f + self.position[None, :k]
-            z = torch.cat([f.mean(1), f.amax(1)], dim=1)
+            f = net(images.reshape(n * k, c, h, w_)).mean(dim=(2, 3)).reshape(n, k, -1)
+            f = f + position[None, :k]
+            return torch.cat([f.mean(1), f.amax(1)], dim=1)
+
+        def forward(self, images, covariates=None, lge=None):
+            z = self._branch(self.cnn, self.position, images)
+            if self.cnn_lge is not None:
+                if lge is None:
+                    raise ValueError("this network has an LGE branch: pass the LGE tensor")
+                z = torch.cat([z, self._branch(self.cnn_lge, self.position_lge, lge)], dim=1)
             if self.cov is not None:
                 z = torch.cat([z, self.cov(covariates)], dim=1)
             return self.head(z)
@@ -66,7 +87,9 @@ def build_net(n_channels: int, n_cov: int, n_out: int, width: int = 16, slices: 
     return MultiInputNet()
 
 
-def _augment(xb, g):
+def _augment(xb, g, n_intensity=2):
+    """Random in-plane flips / 90-degree rotations of the whole grid and an intensity scale and
+    shift of the first ``n_intensity`` (image) channels."""
     import torch
 
     x = xb.clone()
@@ -80,7 +103,7 @@ def _augment(xb, g):
     n = x.shape[0]
     scale = 1 + 0.2 * (torch.rand(n, 1, 1, 1, 1, generator=g) - 0.5)
     shift = 0.1 * (torch.rand(n, 1, 1, 1, 1, generator=g) - 0.5)
-    x[:, :, :2] = (x[:, :, :2] * scale + shift).clamp(0, 1)
+    x[:, :, :n_intensity] = (x[:, :, :n_intensity] * scale + shift).clamp(0, 1)
     return x
 
 
@@ -88,21 +111,42 @@ class _MultiInput(Model):
     uses_inputs = True
 
     def __init__(self, seed=0, width=16, dropout=0.3, lr=1e-3, weight_decay=1e-4, batch_size=16,
-                 max_epochs=150, patience=30, val_fraction=0.2, **kw):
+                 max_epochs=150, patience=30, val_fraction=0.2, use_lge="auto", **kw):
         super().__init__(seed, width=width, dropout=dropout, lr=lr, weight_decay=weight_decay,
                          batch_size=batch_size, max_epochs=max_epochs, patience=patience,
-                         val_fraction=val_fraction, **kw)
+                         val_fraction=val_fraction, use_lge=use_lge, **kw)
         self.grid = dict(GRID)
         self.net = None
+        self.uses_lge = False
         self.geometries = None  # of the last prepared inputs (used by explanations)
 
     # ---- data
     def images(self, inputs, progress=False):
+        """The cine tensor, or (cine, LGE) tensors for a model with an LGE branch."""
         if inputs is None:
             raise CMRRiskError(f"model {self.name!r} needs the manifest's images (cine_ed + cine_es or cine).")
         x, geoms = prepare(list(inputs), self.grid, progress)
         self.geometries = geoms
-        return x
+        if not self.uses_lge:
+            return x
+        missing = [r.get("subject") for r in inputs if not r.get("lge")]
+        if missing:
+            raise CMRRiskError(f"model {self.name!r} was trained with LGE images; subject(s) "
+                               f"{', '.join(map(str, missing[:5]))} have none (column lge).")
+        return x, prepare_lge(list(inputs), self.grid, progress)[0]
+
+    @staticmethod
+    def _parts(imgs):
+        return imgs if isinstance(imgs, tuple) else (imgs, None)
+
+    def _decide_lge(self, inputs, images):
+        if images is not None:
+            return isinstance(images, tuple)
+        choice = self.params.get("use_lge", "auto")
+        has = inputs is not None and all(r.get("lge") for r in inputs)
+        if choice is True and not has:
+            raise CMRRiskError(f"model {self.name!r}: use_lge is on but not every subject has an LGE image.")
+        return bool(has) if choice == "auto" else bool(choice)
 
     def _cov(self, x, n):
         x = np.zeros((n, 0), np.float32) if x is None else np.asarray(x, np.float32).reshape(n, -1)
@@ -123,8 +167,10 @@ class _MultiInput(Model):
     def fit(self, x, y, inputs=None, images=None):
         import torch
 
+        self.uses_lge = self._decide_lge(inputs, images)
         imgs = self.images(inputs, progress=True) if images is None else images
-        n = len(imgs)
+        cine, lge = self._parts(imgs)
+        n = len(cine)
         cov = self._cov(x, n)
         self.n_cov = cov.shape[1]
         self._setup_target(y)
@@ -132,9 +178,11 @@ class _MultiInput(Model):
         tr, va = self._split(n, self._strata(y))
         torch.manual_seed(self.seed)
         g = torch.Generator().manual_seed(self.seed)
-        self.net = build_net(len(CHANNELS), self.n_cov, self._n_out(), p["width"], self.grid["slices"], p["dropout"])
+        self.net = build_net(len(CHANNELS), self.n_cov, self._n_out(), p["width"], self.grid["slices"],
+                             p["dropout"], len(LGE_CHANNELS) if self.uses_lge else 0)
         opt = torch.optim.Adam(self.net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
-        X, C = torch.from_numpy(imgs), torch.from_numpy(cov)
+        X, C = torch.from_numpy(cine), torch.from_numpy(cov)
+        G = torch.from_numpy(lge) if lge is not None else None
         best, best_state, best_ep = np.inf, None, 0
         self.history = []
         for ep in range(int(p["max_epochs"])):
@@ -147,13 +195,15 @@ class _MultiInput(Model):
                     continue
                 it = torch.from_numpy(ix)
                 opt.zero_grad()
-                loss = self._loss(self.net(_augment(X[it], g), C[it]), ix)
+                lg = _augment(G[it], g, 1) if G is not None else None
+                loss = self._loss(self.net(_augment(X[it], g), C[it], lg), ix)
                 loss.backward()
                 opt.step()
                 losses.append(loss.item())
             self.net.eval()
             with torch.no_grad():
-                vl = float(self._loss(self.net(X[torch.from_numpy(va)], C[torch.from_numpy(va)]), va))
+                iv = torch.from_numpy(va)
+                vl = float(self._loss(self.net(X[iv], C[iv], G[iv] if G is not None else None), va))
             self.history.append({"epoch": ep + 1, "train_loss": float(np.mean(losses)) if losses else None,
                                  "val_loss": vl})
             if vl < best - 1e-6 or best_state is None:
@@ -177,18 +227,23 @@ class _MultiInput(Model):
         import torch
 
         imgs = self.images(inputs) if images is None else images
-        cov = self._cov(x, len(imgs))
+        cine, lge = self._parts(imgs)
+        if self.uses_lge and lge is None:
+            raise CMRRiskError(f"model {self.name!r} has an LGE branch: it needs the LGE images too.")
+        cov = self._cov(x, len(cine))
         if cov.shape[1] != self.n_cov:
             raise CMRRiskError(f"model {self.name!r} was trained with {self.n_cov} covariates, got {cov.shape[1]}.")
         with torch.no_grad():
-            return self.net(torch.from_numpy(imgs), torch.from_numpy(cov)).numpy().astype(float)
+            return self.net(torch.from_numpy(cine), torch.from_numpy(cov),
+                            torch.from_numpy(lge) if lge is not None else None).numpy().astype(float)
 
     # ---- storage
     def state(self):
         arrays = {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
         arrays.update(self._extra_arrays())
         return arrays, {"name": self.name, "seed": self.seed, "params": self.params, "grid": self.grid,
-                        "channels": CHANNELS, "n_cov": self.n_cov, "best_epoch": self.best_epoch,
+                        "channels": CHANNELS, "lge_channels": LGE_CHANNELS if self.uses_lge else [],
+                        "uses_lge": self.uses_lge, "n_cov": self.n_cov, "best_epoch": self.best_epoch,
                         **self._extra_config()}
 
     @classmethod
@@ -197,8 +252,10 @@ class _MultiInput(Model):
 
         m = cls(seed=config["seed"], **config["params"])
         m.grid, m.n_cov, m.best_epoch = dict(config["grid"]), int(config["n_cov"]), config.get("best_epoch")
+        m.uses_lge = bool(config.get("uses_lge", False))
         m._restore(config, arrays)
-        m.net = build_net(len(CHANNELS), m.n_cov, m._n_out(), m.params["width"], m.grid["slices"], m.params["dropout"])
+        m.net = build_net(len(CHANNELS), m.n_cov, m._n_out(), m.params["width"], m.grid["slices"],
+                          m.params["dropout"], len(LGE_CHANNELS) if m.uses_lge else 0)
         m.net.load_state_dict({k[4:]: torch.as_tensor(np.asarray(v)) for k, v in arrays.items() if k.startswith("net.")})
         m.net.eval()
         return m

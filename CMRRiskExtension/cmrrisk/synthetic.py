@@ -1,0 +1,541 @@
+"""Synthetic CMR cohort with a known hazard: the embedded default cohort.
+
+:func:`generate_cohort` writes, for each of ``n`` subjects, short-axis cine end-diastole
+(``cine_ed``), end-systole (``cine_es``) and LGE (``lge``) volumes with their ground-truth label
+maps (``*_seg``, project labels: 0 background, 1 LV blood pool, 2 LV myocardium, 3 RV blood pool,
+4 scar, 5 MVO; the LGE label map holds 1, 2, 4, 5 and no RV, like the LGE model's output), a
+cohort manifest ``manifest.csv`` and ``synthetic.json`` describing the generative model.
+
+Generative model (every number is in ``synthetic.json``):
+
+* **Geometry**: RAS affine ``diag(-s, -s, dz)`` (the orientation of ACDC), in-plane spacing
+  ``s`` ~ U(1.4, 1.8) mm, slices ``dz`` in {8, 10} mm, 8-10 slices, 192-224 px matrix; slice 0 is
+  the base.
+* **Anatomy**: the LV cavity and epicardium are truncated ellipsoids (equator at the base) with
+  elliptical cross-sections, a slightly tilted long axis, ED wall 6-12 mm and a myocardial apex
+  cap; papillary muscles inside the cavity (labelled blood pool, as in ACDC); the RV blood pool is
+  a crescent wrapped on the septum (outside the LV epicardium) with a thin free wall, shorter
+  than the LV; body (fat layer, chest-wall muscle), lungs (dark), liver, descending aorta and
+  spine surround the heart.
+* **Systole**: the ES cavity is the ED cavity scaled in-plane by a factor found by bisection so
+  that the label maps' LVEF equals the subject's target EF (20-70 %), with 10 % long-axis
+  shortening at EF 60 %; the myocardial area of each slice is conserved (the wall thickens);
+  the RV contracts with its own EF. ``true_lvef`` is measured on the written label maps
+  (:func:`cmrrisk.metrics.clinical_indices`), so it is exact for them.
+* **Cine contrast** (bSSFP-like): blood 2.2-3.5 x myocardium, bright fat, dark lungs.
+  **LGE** (inversion recovery): nulled myocardium, bright blood, scar = remote mean + k SD of
+  remote (k ~ U(3, 6)), dark MVO core.
+* **Scar**: in 65 % of subjects, a wedge in one coronary territory (LAD anteroseptal, RCA
+  inferior, LCx lateral) over a range of slices, transmural or subendocardial
+  (transmurality 0.3-1 of the wall from the endocardium); MVO core in ~40 % of scars of
+  transmurality > 0.6. ``true_scar_burden`` (% of LV myocardium) is measured on the LGE labels.
+* **Image formation**: 2x in-plane supersampling (partial volume), Gaussian blur, smooth
+  multiplicative coil shading, Rician noise, int16.
+* **Outcome**: ``log h = b_ef (50 - LVEF)/10 + b_scar scar/10 + b_age (age - 60)/10
+  + b_dm diabetes + b_sex sex``; Weibull baseline ``h0(t) = lambda k t^(k-1)``; independent
+  censoring (administrative U(3, 10) years and exponential drop-out); time in years.
+
+Columns whose names start with ``true_`` (``true_lvef``, ``true_scar_burden``,
+``true_log_hazard``) are the generator's truth: exclude them from any model's inputs (they would
+leak the outcome). :func:`oracle_c_index` is Harrell's C of ``true_log_hazard``: the ceiling that
+any model's C-index on the cohort should be reported beside.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+
+import numpy as np
+from scipy import ndimage
+
+from . import labels as L
+
+#: columns of the manifest that hold the generator's truth; never use them as model inputs
+TRUE_COLUMNS = ("true_lvef", "true_scar_burden", "true_log_hazard")
+COLUMNS = ("subject", "cine_ed", "cine_es", "lge", "cine_ed_seg", "cine_es_seg", "lge_seg",
+           "age", "sex", "diabetes", "time", "event") + TRUE_COLUMNS
+
+#: hazard coefficients (per 10 % LVEF below 50, per 10 % scar burden, per decade over 60,
+#: diabetes, male sex) and Weibull baseline
+HAZARD = {"b_ef": 0.9, "b_scar": 0.7, "b_age": 0.4, "b_diabetes": 0.6, "b_sex": 0.2,
+          "weibull_shape": 1.3, "weibull_scale_per_year": 0.08,
+          "admin_censoring_years": [3.0, 10.0], "dropout_rate_per_year": 0.03}
+
+VERSION = 1
+
+
+def hazard_formula() -> str:
+    h = HAZARD
+    return (f"log h = {h['b_ef']}*(50 - LVEF)/10 + {h['b_scar']}*scar_burden/10 + "
+            f"{h['b_age']}*(age - 60)/10 + {h['b_diabetes']}*diabetes + {h['b_sex']}*sex; "
+            f"h(t) = {h['weibull_scale_per_year']}*{h['weibull_shape']}*t^({h['weibull_shape']}-1)"
+            "*exp(log h), t in years")
+
+
+def log_hazard(lvef, scar_burden, age, diabetes, sex) -> float:
+    h = HAZARD
+    return float(h["b_ef"] * (50.0 - lvef) / 10.0 + h["b_scar"] * scar_burden / 10.0
+                 + h["b_age"] * (age - 60.0) / 10.0 + h["b_diabetes"] * diabetes + h["b_sex"] * sex)
+
+
+# ----------------------------------------------------------------------------- subject parameters
+
+def draw_subject(rng: np.random.Generator) -> dict:
+    """Clinical covariates, target EF / scar and anatomy of one subject."""
+    p = {}
+    p["age"] = float(np.clip(rng.normal(62, 11), 30, 90))
+    p["sex"] = int(rng.random() < 0.7)
+    p["diabetes"] = int(rng.random() < 0.25 + 0.004 * (p["age"] - 60))
+    has_scar = rng.random() < 0.65
+    p["scar_target"] = float(rng.uniform(3, 40)) if has_scar else 0.0
+    p["territory"] = str(rng.choice(["LAD", "RCA", "LCx"]))
+    p["transmurality"] = float(rng.uniform(0.3, 1.0))
+    p["mvo"] = bool(has_scar and p["transmurality"] > 0.6 and rng.random() < 0.4)
+    p["ef_target"] = float(np.clip(63 - 0.7 * p["scar_target"] + rng.normal(0, 9), 20, 70))
+    p["rvef_target"] = float(np.clip(rng.normal(52, 8), 30, 70))
+    # grid
+    p["spacing"] = float(rng.uniform(1.4, 1.8))
+    p["dz"] = float(rng.choice([8.0, 10.0]))
+    p["nz"] = int(rng.integers(8, 11))
+    p["ny"] = int(rng.choice([192, 208, 224]))
+    p["nx"] = int(rng.choice([192, 208, 224]))
+    # LV (mm); dilated when the EF is low
+    p["r_endo"] = float(np.clip(23 + 0.18 * (55 - p["ef_target"]) + rng.normal(0, 2.0), 19, 34))
+    p["wall"] = float(rng.uniform(7, 11))
+    p["ellipticity"] = float(rng.uniform(0.85, 1.0))
+    p["ellipse_angle"] = float(rng.uniform(0, np.pi))
+    p["length_frac"] = float(rng.uniform(0.82, 0.97))  # apex position as a fraction of the stack
+    p["tilt"] = [float(v) for v in rng.normal(0, 1.0, 2)]  # mm of centre shift per slice
+    p["centre"] = [float(v) for v in rng.normal(0, 8, 2)]  # mm from the image centre (x, y)
+    p["rv_angle"] = float(np.deg2rad(rng.uniform(150, 170)))  # direction LV -> RV (0 = +x, 90 = +y)
+    p["rv_size"] = float(rng.uniform(0.9, 1.25))
+    # contrast
+    p["myo"] = float(rng.uniform(60, 110))
+    p["blood_ratio"] = float(rng.uniform(2.2, 3.5))
+    p["snr"] = float(rng.uniform(18, 35))
+    p["lge_k"] = float(rng.uniform(3.0, 6.0))
+    p["body"] = [float(rng.uniform(130, 165)), float(rng.uniform(95, 120))]  # body semi-axes mm
+    return p
+
+
+# ----------------------------------------------------------------------------- shapes
+
+def _grid(p: dict, sub: int = 1):
+    """Pixel-centre coordinates (mm) relative to the image centre: x (columns), y (rows),
+    each (ny*sub, nx*sub)."""
+    s = p["spacing"] / sub
+    xs = (np.arange(p["nx"] * sub) + 0.5) * s - p["nx"] * p["spacing"] / 2
+    ys = (np.arange(p["ny"] * sub) + 0.5) * s - p["ny"] * p["spacing"] / 2
+    return np.meshgrid(xs, ys)
+
+
+def _ellipse(x, y, cx, cy, a, b, ang):
+    c, s = np.cos(ang), np.sin(ang)
+    u = (x - cx) * c + (y - cy) * s
+    v = -(x - cx) * s + (y - cy) * c
+    return (u / max(a, 1e-6)) ** 2 + (v / max(b, 1e-6)) ** 2
+
+
+def _profile(z, length, power=2.2):
+    """Radius factor of a truncated ellipsoid at depth z (0 at the base) of long axis ``length``."""
+    u = np.clip(z / length, 0, 1)
+    return np.where(z < length, (1 - u ** power) ** (1 / power), 0.0)
+
+
+def _phase_shape(p: dict, phase: str, k: float = 1.0, rv_k: float = 1.0) -> dict:
+    """Dimensions of one phase; ``k`` scales the ED cavity in-plane (1 at ED)."""
+    L_stack = p["nz"] * p["dz"]
+    L_epi = p["length_frac"] * L_stack
+    L_endo_ed = L_epi - 0.8 * p["wall"]
+    shorten = 1.0 - 0.25 * (1.0 - k) if phase != "ed" else 1.0
+    return {"k": k, "rv_k": rv_k, "L_endo": L_endo_ed * shorten, "L_epi": L_epi * shorten,
+            "L_epi_ed": L_epi, "L_endo_ed": L_endo_ed}
+
+
+def labels_slice(p: dict, sh: dict, z: float, x, y, with_rv: bool = True):
+    """Label map (and auxiliary fields) of one slice at depth z (mm from the base) on grid x, y."""
+    ex = p["ellipticity"]
+    cx = p["centre"][0] + p["tilt"][0] * z / p["dz"]
+    cy = p["centre"][1] + p["tilt"][1] * z / p["dz"]
+    r_endo_ed = p["r_endo"] * _profile(z, sh["L_endo_ed"])
+    r_epi_ed = (p["r_endo"] + p["wall"]) * _profile(z, sh["L_epi_ed"])
+    r_endo = p["r_endo"] * sh["k"] * _profile(z, sh["L_endo"])
+    # myocardial area of the slice conserved between phases
+    r_epi = np.sqrt(r_endo ** 2 + max(r_epi_ed ** 2 - r_endo_ed ** 2, 0.0))
+    r_epi = max(r_epi, float((p["r_endo"] + p["wall"]) * sh["k"] ** 0.3 * _profile(z, sh["L_epi"])))
+    ang = p["ellipse_angle"]
+    d_endo = _ellipse(x, y, cx, cy, r_endo, r_endo * ex, ang)
+    d_epi = _ellipse(x, y, cx, cy, r_epi, r_epi * ex, ang)
+    lab = np.zeros(x.shape, np.uint8)
+    myo = d_epi <= 1
+    lab[myo] = L.LV_MYOCARDIUM
+    cav = d_endo <= 1
+    lab[cav] = L.LV_BLOOD_POOL
+    rvfw = np.zeros(x.shape, bool)
+    if with_rv and r_epi > 0:
+        # RV: an ellipse centred beside the septum, minus the LV epicardium (plus 0.5 mm)
+        L_rv = 0.8 * sh["L_epi"]
+        prof = _profile(z, L_rv, 2.0)
+        if prof > 0:
+            R = (p["r_endo"] + p["wall"]) * p["rv_size"]
+            a = 1.35 * R * prof  # along the septum (perpendicular to LV->RV)
+            b = 0.85 * R * prof * (0.55 + 0.45 * sh["rv_k"])  # LV->RV direction
+            off = 0.55 * R * prof + 0.35 * R * prof * (0.55 + 0.45 * sh["rv_k"])
+            th = p["rv_angle"]
+            rcx, rcy = cx + off * np.cos(th), cy + off * np.sin(th)
+            d_rv = _ellipse(x, y, rcx, rcy, b, a, th)
+            d_epi_out = _ellipse(x, y, cx, cy, r_epi + 0.5, (r_epi + 0.5) * ex, ang)
+            rv = (d_rv <= 1) & (d_epi_out > 1)
+            lab[rv & (lab == 0)] = L.RV_BLOOD_POOL
+            d_rv_out = _ellipse(x, y, rcx, rcy, b + 3.0, a + 3.0, th)
+            rvfw = (d_rv_out <= 1) & (lab == 0)
+    # normalised wall depth (0 endocardium, 1 epicardium) and angle from the LV->RV direction
+    rr = np.sqrt(np.maximum(d_epi, 0))
+    re = np.sqrt(np.maximum(d_endo, 0))
+    scale_ratio = r_endo / r_epi if r_epi > 0 else 0.0
+    depth = np.clip((rr - scale_ratio) / max(1 - scale_ratio, 1e-6), 0, 1)
+    del re
+    phi = np.angle(np.exp(1j * (np.arctan2(y - cy, x - cx) - p["rv_angle"])))
+    return lab, {"rvfw": rvfw, "depth": depth, "phi": phi, "centre": (cx, cy), "r_epi": r_epi,
+                 "r_endo": r_endo}
+
+
+#: territory centre (degrees from the septum, i.e. the LV->RV direction; + towards anterior)
+#: and slice range (fraction of the LV length from the base)
+TERRITORIES = {"LAD": (55.0, (0.15, 1.0)), "RCA": (-75.0, (0.0, 0.65)), "LCx": (170.0, (0.0, 0.7))}
+
+
+def _scar_masks(p, aux, z, L_epi, width_deg):
+    c, (z0, z1) = TERRITORIES[p["territory"]]
+    u = z / L_epi
+    if p["scar_target"] <= 0 or not (z0 <= u <= z1):
+        return None, None
+    dphi = np.rad2deg(np.angle(np.exp(1j * (aux["phi"] - np.deg2rad(c)))))
+    wedge = np.abs(dphi) <= width_deg / 2
+    scar = wedge & (aux["depth"] <= p["transmurality"])
+    mvo = None
+    if p["mvo"]:
+        mvo = (np.abs(dphi) <= width_deg * 0.2) & (aux["depth"] <= 0.45 * p["transmurality"])
+    return scar, mvo
+
+
+def _labels_volume(p, sh, x, y, with_rv=True, scar_width=None):
+    nz = p["nz"]
+    out = np.zeros((nz,) + x.shape, np.uint8)
+    aux = []
+    for kz in range(nz):
+        z = (kz + 0.5) * p["dz"]
+        lab, a = labels_slice(p, sh, z, x, y, with_rv)
+        if scar_width is not None:
+            scar, mvo = _scar_masks(p, a, z, sh["L_epi"], scar_width)
+            if scar is not None:
+                myo = lab == L.LV_MYOCARDIUM
+                lab[scar & myo] = L.SCAR
+                if mvo is not None:
+                    lab[mvo & scar & myo] = L.MVO
+        out[kz] = lab
+        aux.append(a)
+    return out, aux
+
+
+def _lv_ml(lab, p):
+    return float((lab == L.LV_BLOOD_POOL).sum()) * p["spacing"] ** 2 * p["dz"] / 1000.0
+
+
+def _rv_ml(lab, p):
+    return float((lab == L.RV_BLOOD_POOL).sum()) * p["spacing"] ** 2 * p["dz"] / 1000.0
+
+
+def subject_labels(p: dict, sub: int = 1) -> dict:
+    """ED, ES and LGE label maps of a subject (on a grid ``sub`` times finer in-plane) and the
+    measured EF / scar burden."""
+    x, y = _grid(p, 1)
+    ed_sh = _phase_shape(p, "ed")
+    ed, _ = _labels_volume(p, ed_sh, x, y)
+    edv, rvedv = _lv_ml(ed, p), _rv_ml(ed, p)
+    # bisection on the in-plane factor for the target EF
+    lo, hi = 0.2, 1.0
+    for _ in range(20):
+        k = 0.5 * (lo + hi)
+        es, _ = _labels_volume(p, _phase_shape(p, "es", k), x, y, with_rv=False)
+        ef = 100 * (edv - _lv_ml(es, p)) / edv
+        if ef > p["ef_target"]:
+            lo = k
+        else:
+            hi = k
+    k_es = 0.5 * (lo + hi)
+    lo, hi = 0.2, 1.0
+    for _ in range(16):
+        rk = 0.5 * (lo + hi)
+        es, _ = _labels_volume(p, _phase_shape(p, "es", k_es, rk), x, y)
+        rvef = 100 * (rvedv - _rv_ml(es, p)) / max(rvedv, 1e-6)
+        if rvef > p["rvef_target"]:
+            lo = rk
+        else:
+            hi = rk
+    rv_k = 0.5 * (lo + hi)
+    # LGE at mid-diastole; scar width chosen for the target burden
+    lge_sh = _phase_shape(p, "lge", 0.5 * (1 + k_es) ** 0 * (0.85 + 0.15 * k_es))
+    width = None
+    if p["scar_target"] > 0:
+        lo, hi = 5.0, 240.0
+        for _ in range(14):
+            w = 0.5 * (lo + hi)
+            lab, _ = _labels_volume(p, lge_sh, x, y, with_rv=False, scar_width=w)
+            myo = np.isin(lab, L.MYOCARDIAL).sum()
+            burden = 100 * np.isin(lab, L.SCAR_WITH_MVO).sum() / max(myo, 1)
+            if burden < p["scar_target"]:
+                lo = w
+            else:
+                hi = w
+        width = 0.5 * (lo + hi)
+    shapes = {"ed": ed_sh, "es": _phase_shape(p, "es", k_es, rv_k), "lge": lge_sh}
+    xs, ys = _grid(p, sub)
+    out = {"k_es": k_es, "rv_k": rv_k, "scar_width_deg": width, "shapes": shapes}
+    for ph in ("ed", "es"):
+        out[ph], out[ph + "_aux"] = _labels_volume(p, shapes[ph], x, y)
+        if sub > 1:
+            out[ph + "_fine"], out[ph + "_fine_aux"] = _labels_volume(p, shapes[ph], xs, ys)
+    out["lge"], _ = _labels_volume(p, lge_sh, x, y, with_rv=False, scar_width=width)
+    if sub > 1:
+        out["lge_fine"], out["lge_fine_aux"] = _labels_volume(p, lge_sh, xs, ys, scar_width=width)
+    return out
+
+
+# ----------------------------------------------------------------------------- image formation
+
+def _surroundings(p, x, y, z, heart_centre, rng_field):
+    """Tissue class maps of the surroundings at depth z: dict name -> bool mask."""
+    bx, by = p["body"]
+    body = _ellipse(x, y, 0, 8, bx, by, 0) <= 1
+    fat = body & (_ellipse(x, y, 0, 8, bx - 12, by - 10, 0) > 1)
+    hx, hy = heart_centre
+    # lungs: two ellipses beside / behind the heart (image +y is posterior here)
+    lung_l = _ellipse(x, y, hx + 62, hy + 15, 38, 60, 0.3) <= 1
+    lung_r = _ellipse(x, y, hx - 75, hy + 10, 42, 62, -0.3) <= 1
+    # liver appears towards the apex, on the patient's right (image -x)
+    liver = np.zeros(x.shape, bool)
+    frac = z / (p["nz"] * p["dz"])
+    if frac > 0.45:
+        liver = _ellipse(x, y, hx - 70, hy + 40, 55 * (frac - 0.3), 45 * (frac - 0.3), 0.2) <= 1
+    aorta = _ellipse(x, y, hx + 20, hy + 62, 11, 11, 0) <= 1
+    spine = _ellipse(x, y, hx + 2, by - 10, 16, 14, 0) <= 1
+    return {"body": body, "fat": fat, "lung": (lung_l | lung_r) & body & ~fat, "liver": liver & body,
+            "aorta": aorta & body, "spine": spine & body}
+
+
+def _render(p, lab, aux, x, y, contrast: dict, rng: np.random.Generator, epi_fat=True):
+    """Intensity of a (nz, Y, X) fine label volume with its surroundings (no noise)."""
+    img = np.zeros(lab.shape, np.float32)
+    for kz in range(lab.shape[0]):
+        z = (kz + 0.5) * p["dz"]
+        a = aux[kz]
+        s = _surroundings(p, x, y, z, a["centre"], rng)
+        sl = np.full(x.shape, contrast["air"], np.float32)
+        sl[s["body"]] = contrast["muscle"]
+        sl[s["fat"]] = contrast["fat"]
+        sl[s["lung"]] = contrast["lung"]
+        sl[s["liver"]] = contrast["liver"]
+        sl[s["spine"]] = contrast["spine"]
+        sl[s["aorta"]] = contrast["blood"]
+        # pericardial fat around the heart, strongest in the AV groove / lateral wall
+        if epi_fat and a["r_epi"] > 0:
+            cx, cy = a["centre"]
+            d = np.hypot(x - cx, y - cy)
+            ring = (d < a["r_epi"] + 5) & (lab[kz] == 0) & (np.cos(a["phi"] - np.pi) > -0.2)
+            sl[ring] = contrast["fat"] * 0.9
+            near = (d < a["r_epi"] + 30) & (lab[kz] == 0) & ~ring & s["lung"]
+            sl[near] = contrast["muscle"] * 0.9  # mediastinum next to the heart
+        sl[a["rvfw"]] = contrast["myo"]
+        sl[lab[kz] == L.LV_MYOCARDIUM] = contrast["myo"]
+        sl[lab[kz] == L.LV_BLOOD_POOL] = contrast["blood"]
+        sl[lab[kz] == L.RV_BLOOD_POOL] = contrast["blood"] * contrast.get("rv_factor", 0.95)
+        sl[lab[kz] == L.SCAR] = contrast.get("scar", contrast["myo"])
+        sl[lab[kz] == L.MVO] = contrast.get("mvo", contrast["myo"])
+        # papillary muscles: two dark blobs in the cavity (labelled blood pool)
+        if a["r_endo"] > 8:
+            cx, cy = a["centre"]
+            for ang in (np.deg2rad(-60.0) + p["rv_angle"] + np.pi, np.deg2rad(70.0) + p["rv_angle"] + np.pi):
+                px = cx + 0.65 * a["r_endo"] * np.cos(ang)
+                py = cy + 0.65 * a["r_endo"] * np.sin(ang)
+                blob = (np.hypot(x - px, y - py) < 0.16 * a["r_endo"] + 1.0) & (lab[kz] == L.LV_BLOOD_POOL)
+                sl[blob] = contrast["myo"] * 1.1 if "scar" not in contrast else contrast["myo"] * 1.5
+        img[kz] = sl
+    return img
+
+
+def _finish(p, fine, sub, rng, sigma_noise, blur_mm=1.0):
+    """Downsample (partial volume), blur, coil shading, Rician noise -> int16 (nz, ny, nx)."""
+    nz, fy, fx = fine.shape
+    img = fine.reshape(nz, fy // sub, sub, fx // sub, sub).mean(axis=(2, 4))
+    img = ndimage.gaussian_filter(img, (0, blur_mm / p["spacing"], blur_mm / p["spacing"]))
+    x, y = _grid(p, 1)
+    c = rng.normal(0, 1, 4)
+    fov = max(p["nx"], p["ny"]) * p["spacing"]
+    ax, ay = rng.uniform(-60, 60, 2)
+    field = np.exp(0.25 * c[0] * x / fov + 0.25 * c[1] * y / fov) * (
+        0.75 + 0.45 * np.exp(-((x - ax) ** 2 + (y + 90 + ay) ** 2) / (2 * 110.0 ** 2)))
+    img = img * field[None].astype(np.float32)
+    n1 = rng.normal(0, sigma_noise, img.shape)
+    n2 = rng.normal(0, sigma_noise, img.shape)
+    img = np.sqrt((img + n1) ** 2 + n2 ** 2)
+    return np.clip(np.round(img), 0, 32767).astype(np.int16)
+
+
+def _affine(p) -> np.ndarray:
+    m = np.diag([-p["spacing"], -p["spacing"], p["dz"], 1.0])
+    m[:3, 3] = [p["nx"] * p["spacing"] / 2, p["ny"] * p["spacing"] / 2, -p["nz"] * p["dz"] / 2]
+    return m
+
+
+def render_subject(p: dict, rng: np.random.Generator, sub: int = 2) -> dict:
+    """Label maps and images (int16) of one subject: keys ed, es, lge (labels) and
+    ed_img, es_img, lge_img, plus the measured truth."""
+    labs = subject_labels(p, sub)
+    xs, ys = _grid(p, sub)
+    blood = p["myo"] * p["blood_ratio"]
+    sigma = blood / p["snr"]
+    cine = {"air": 4.0, "muscle": p["myo"] * 0.9, "fat": blood * 0.85, "lung": 12.0,
+            "liver": p["myo"] * 1.1, "spine": p["myo"] * 0.8, "blood": blood, "myo": p["myo"]}
+    out = dict(labs)
+    for ph in ("ed", "es"):
+        fine = _render(p, labs[ph + "_fine"], labs[ph + "_fine_aux"], xs, ys, cine, rng)
+        out[ph + "_img"] = _finish(p, fine, sub, rng, sigma)
+    # LGE: nulled myocardium; scar = remote + k SD(remote), SD of remote from noise + texture
+    lb = float(rng.uniform(150, 260))
+    ls = lb / float(rng.uniform(18, 30))
+    remote = 0.08 * lb
+    remote_sd = ls * 0.66 + 0.04 * lb  # Rician SD near the null, plus tissue heterogeneity
+    lge_c = {"air": 3.0, "muscle": 0.25 * lb, "fat": 0.55 * lb, "lung": 6.0, "liver": 0.3 * lb,
+             "spine": 0.2 * lb, "blood": lb, "myo": remote, "rv_factor": 0.95,
+             "scar": remote + p["lge_k"] * remote_sd, "mvo": 0.04 * lb}
+    fine = _render(p, labs["lge_fine"], labs["lge_fine_aux"], xs, ys, lge_c, rng)
+    # heterogeneity of myocardium and scar (smooth texture)
+    tex = ndimage.gaussian_filter(rng.normal(0, 1, fine.shape), (0, 2, 2)) * 2.0
+    myo_fine = np.isin(labs["lge_fine"], L.MYOCARDIAL)
+    fine = np.where(myo_fine, fine + 0.04 * lb * tex, fine).astype(np.float32)
+    out["lge_img"] = _finish(p, fine, sub, rng, ls)
+    out["lge_contrast"] = {k: float(v) for k, v in lge_c.items()}
+    return out
+
+
+# ----------------------------------------------------------------------------- cohort
+
+def _event_time(rng, lh):
+    h = HAZARD
+    u = rng.random()
+    t = (-np.log(u) / (h["weibull_scale_per_year"] * np.exp(lh))) ** (1.0 / h["weibull_shape"])
+    admin = rng.uniform(*h["admin_censoring_years"])
+    drop = rng.exponential(1.0 / h["dropout_rate_per_year"])
+    c = min(admin, drop)
+    return (float(t), 1) if t <= c else (float(c), 0)
+
+
+def generate_cohort(out_dir: str, n: int = 60, seed: int = 0, progress=True) -> str:
+    """Write ``n`` synthetic subjects, ``manifest.csv`` and ``synthetic.json`` under ``out_dir``;
+    return the manifest's path. Same ``seed`` -> identical files."""
+    from .image import Volume, write_image
+    from .manifest import write_csv
+    from .metrics import clinical_indices, scar_burden_pct
+
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    os.makedirs(out_dir, exist_ok=True)
+    children = np.random.SeedSequence(seed).spawn(n)
+    rows = []
+    for i, ss in enumerate(children):
+        sid = f"SYN{i + 1:03d}"
+        r_par, r_img, r_out = (np.random.default_rng(s) for s in ss.spawn(3))
+        p = draw_subject(r_par)
+        res = render_subject(p, r_img)
+        aff = _affine(p)
+        sp = (p["spacing"], p["spacing"], p["dz"])
+        ef = clinical_indices(res["ed"], res["es"], sp)["lv_ef_pct"]
+        scar = scar_burden_pct(res["lge"])
+        lh = log_hazard(ef, scar, p["age"], p["diabetes"], p["sex"])
+        t, ev = _event_time(r_out, lh)
+        row = {"subject": sid}
+        for role, key in (("cine_ed", "ed"), ("cine_es", "es"), ("lge", "lge")):
+            rel_img = f"{sid}/{role}.nii.gz"
+            rel_seg = f"{sid}/{role}_seg.nii.gz"
+            write_image(Volume(res[key + "_img"], aff), os.path.join(out_dir, rel_img))
+            write_image(Volume(res[key].astype(np.uint8), aff), os.path.join(out_dir, rel_seg))
+            row[role], row[role + "_seg"] = rel_img, rel_seg
+        row.update({"age": f"{p['age']:.1f}", "sex": p["sex"], "diabetes": p["diabetes"],
+                    "time": f"{t:.4f}", "event": ev, "true_lvef": f"{ef:.4f}",
+                    "true_scar_burden": f"{scar:.4f}", "true_log_hazard": f"{lh:.6f}"})
+        rows.append(row)
+        if progress:
+            msg = f"synth {i + 1}/{n}: {sid} LVEF {ef:.1f} % scar {scar:.1f} % {'event' if ev else 'censored'} at {t:.2f} y"
+            if callable(progress):
+                progress(i + 1, n)
+            else:
+                print(msg, file=sys.stderr, flush=True)
+    man = os.path.join(out_dir, "manifest.csv")
+    write_csv(man, list(COLUMNS), rows)
+    desc = {
+        "generator": "cmrrisk.synthetic", "version": VERSION, "seed": seed, "n": n,
+        "labels": {"0": "background", "1": "LV blood pool", "2": "LV myocardium",
+                   "3": "RV blood pool (cine only)", "4": "scar (LGE)", "5": "MVO (LGE)"},
+        "hazard": dict(HAZARD), "hazard_formula": hazard_formula(),
+        "time_unit": "years",
+        "true_columns": list(TRUE_COLUMNS),
+        "true_columns_note": "generator truth: exclude true_* columns from model inputs",
+        "covariates": {"age": "N(62, 11) clipped 30-90", "sex": "1 male (p 0.7)",
+                       "diabetes": "p 0.25 + 0.004 (age - 60)"},
+        "scar": {"prevalence": 0.65, "target_burden_pct": "U(3, 40)", "territories": TERRITORIES,
+                 "transmurality": "U(0.3, 1)", "mvo": "p 0.4 when transmurality > 0.6",
+                 "lge_enhancement": "remote mean + k SD(remote), k ~ U(3, 6)"},
+        "lvef_target": "clip(63 - 0.7 scar + N(0, 9), 20, 70); measured on the label maps",
+        "geometry": {"in_plane_mm": [1.4, 1.8], "slice_mm": [8, 10], "slices": [8, 10],
+                     "matrix": [192, 224], "affine": "diag(-s, -s, dz) (ACDC orientation)",
+                     "slice_0": "base"},
+        "image": {"supersampling": 2, "blur_mm": 1.0, "noise": "Rician", "cine_snr": [18, 35],
+                  "blood_to_myocardium": [2.2, 3.5], "coil_shading": "smooth multiplicative"},
+        "oracle_c_index": oracle_c_index(rows_time_event(rows)),
+    }
+    with open(os.path.join(out_dir, "synthetic.json"), "w") as fh:
+        json.dump(desc, fh, indent=2, sort_keys=True)
+    return man
+
+
+def rows_time_event(rows):
+    return (np.array([float(r["time"]) for r in rows]), np.array([int(r["event"]) for r in rows]),
+            np.array([float(r["true_log_hazard"]) for r in rows]))
+
+
+def oracle_c_index(manifest) -> float:
+    """Harrell's C of the true log hazard: a manifest path, or a (time, event, log_hazard) tuple."""
+    from .predict.evaluation import harrell
+
+    if isinstance(manifest, (str, os.PathLike)):
+        with open(manifest, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        t, e, lh = rows_time_event(rows)
+    else:
+        t, e, lh = manifest
+    if not np.any(e):
+        return float("nan")
+    return harrell(t, e, lh)
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def cmd_synth(args) -> int:
+    man = generate_cohort(args.out, n=args.n, seed=args.seed, progress=not args.quiet)
+    print(f"{man}: {args.n} subjects (seed {args.seed}); oracle C-index {oracle_c_index(man):.3f}")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    """Register ``synth`` on the ``cmrrisk`` subparsers."""
+    s = subparsers.add_parser("synth", help="write a synthetic CMR cohort (cine ED/ES, LGE, labels, "
+                              "covariates, event times from a known hazard) and its manifest")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--n", type=int, default=60, help="number of subjects (default 60)")
+    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--quiet", action="store_true", help="no per-subject progress lines")
+    s.set_defaults(func=cmd_synth)
