@@ -125,23 +125,31 @@ def subject_tensor(ed, es, ed_seg, es_seg, grid: dict = GRID):
     return np.stack(chans, axis=1).astype(np.float32), geom
 
 
-def prepare(inputs: list, grid: dict = GRID, progress: bool = False):
-    """Tensors (n, slices, channels, size, size) and geometries for manifest rows."""
+def _prepare(inputs: list, one, desc: str, progress: bool):
+    """Stack ``one(row) -> (tensor, geometry)`` over rows; errors name the subject."""
     it = inputs
     if progress:
         from tqdm import tqdm
 
-        it = tqdm(inputs, desc="images", unit="subject", leave=False)
+        it = tqdm(inputs, desc=desc, unit="subject", leave=False)
     xs, geoms = [], []
     for row in it:
         try:
-            ed, es, s_ed, s_es, _ = load_cine_pair(row)
-            x, g = subject_tensor(ed, es, s_ed, s_es, grid)
+            x, g = one(row)
         except CMRRiskError as exc:
             raise CMRRiskError(f"subject {row.get('subject')!r}: {exc}") from exc
         xs.append(x)
         geoms.append(g)
     return np.stack(xs), geoms
+
+
+def prepare(inputs: list, grid: dict = GRID, progress: bool = False):
+    """Cine tensors (n, slices, channels, size, size) and geometries for manifest rows."""
+    def one(row):
+        ed, es, s_ed, s_es, _ = load_cine_pair(row)
+        return subject_tensor(ed, es, s_ed, s_es, grid)
+
+    return _prepare(inputs, one, "images", progress)
 
 
 def load_lge(row: dict):
@@ -171,18 +179,8 @@ def lge_tensor(vol, seg, grid: dict = GRID):
 
 def prepare_lge(inputs: list, grid: dict = GRID, progress: bool = False):
     """LGE tensors (n, slices, 4, size, size) and geometries for manifest rows."""
-    it = inputs
-    if progress:
-        from tqdm import tqdm
+    def one(row):
+        vol, seg, _ = load_lge(row)
+        return lge_tensor(vol, seg, grid)
 
-        it = tqdm(inputs, desc="LGE images", unit="subject", leave=False)
-    xs, geoms = [], []
-    for row in it:
-        try:
-            vol, seg, _ = load_lge(row)
-            x, g = lge_tensor(vol, seg, grid)
-        except CMRRiskError as exc:
-            raise CMRRiskError(f"subject {row.get('subject')!r}: {exc}") from exc
-        xs.append(x)
-        geoms.append(g)
-    return np.stack(xs), geoms
+    return _prepare(inputs, one, "LGE images", progress)
