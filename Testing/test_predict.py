@@ -491,3 +491,14 @@ def test_gbsg_cox_and_coxboost_on_deepsurv_split():
         c[name] = _cindex(te[1], te[2], pipe.predict_risk(_table(*te)))
     assert 0.64 < c["cox"] < 0.67, c
     assert c["coxboost"] > 0.66, c
+
+
+def test_simulation_truth_columns_are_never_covariates(tmp_path):
+    from cmrrisk.manifest import read_manifest
+    from cmrrisk.predict.tabular import load_table
+
+    text = "subject,age,true_log_hazard,true_lvef,time,event\n" + "\n".join(
+        f"s{i},{50 + i},{0.1 * i},{40 + i},{1 + i},{i % 2}" for i in range(12)) + "\n"
+    m = _write(tmp_path / "syn.csv", text)
+    assert list(load_table(m, "survival").covariates.columns) == ["age"]
+    assert read_manifest(m, check_paths=False).covariate_columns() == ["age"]

@@ -155,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .explain.commands import add_commands as add_explain_commands
 
     add_explain_commands(sub)  # explain
+    from .synthetic import add_commands as add_synth_commands
+
+    add_synth_commands(sub)  # synth
     return p
 
 

@@ -19,7 +19,8 @@ outcomes: ``time`` (>= 0) and ``event`` (0 / 1) for time-to-event endpoints; ``l
 diagnostic endpoint.
 anthropometrics (optional, used for indexed indices): ``height_cm``, ``weight_kg``, ``bsa_m2``
 (when only height and weight are given, BSA is computed with Mosteller's formula).
-any other column is a covariate; numeric ones are used by the prediction models.
+columns named ``true_*`` hold a simulation's ground truth (``cmrrisk synth``) and are never used
+as covariates; any other column is a covariate; numeric ones are used by the prediction models.
 """
 
 from __future__ import annotations
@@ -110,8 +111,8 @@ class Manifest:
 
     def covariate_columns(self) -> list:
         """Columns that are neither identifier, path, nor outcome."""
-        skip = set(PATH_COLUMNS) | set(OUTCOME_COLUMNS) | {"subject"}
-        return [c for c in self.columns if c not in skip]
+        skip = set(PATH_COLUMNS) | set(OUTCOME_COLUMNS) | {"subject", "seg_labels"}
+        return [c for c in self.columns if c not in skip and not c.startswith("true_")]
 
 
 def _num(v: str):

@@ -23,8 +23,9 @@ Generative model (every number is in ``synthetic.json``):
   the RV contracts with its own EF. ``true_lvef`` is measured on the written label maps
   (:func:`cmrrisk.metrics.clinical_indices`), so it is exact for them.
 * **Cine contrast** (bSSFP-like): blood 2.2-3.5 x myocardium, bright fat, dark lungs.
-  **LGE** (inversion recovery): nulled myocardium, bright blood, scar = remote mean + k SD of
-  remote (k ~ U(3, 6)), dark MVO core.
+  **LGE** (inversion recovery): nulled myocardium, bright blood, scar = remote mean + k x the
+  remote's nominal SD (noise + texture), k ~ U(5, 10), dark MVO core; measured on the written
+  images (scar label incl. its partial-volume border, shading) this is ~3-6 SD of remote.
 * **Scar**: in 65 % of subjects, a wedge in one coronary territory (LAD anteroseptal, RCA
   inferior, LCx lateral) over a range of slices, transmural or subendocardial
   (transmurality 0.3-1 of the wall from the endocardium); MVO core in ~40 % of scars of
@@ -86,7 +87,7 @@ def log_hazard(lvef, scar_burden, age, diabetes, sex) -> float:
 def draw_subject(rng: np.random.Generator) -> dict:
     """Clinical covariates, target EF / scar and anatomy of one subject."""
     p = {}
-    p["age"] = float(np.clip(rng.normal(62, 11), 30, 90))
+    p["age"] = round(float(np.clip(rng.normal(62, 11), 30, 90)), 1)
     p["sex"] = int(rng.random() < 0.7)
     p["diabetes"] = int(rng.random() < 0.25 + 0.004 * (p["age"] - 60))
     has_scar = rng.random() < 0.65
@@ -116,7 +117,7 @@ def draw_subject(rng: np.random.Generator) -> dict:
     p["myo"] = float(rng.uniform(60, 110))
     p["blood_ratio"] = float(rng.uniform(2.2, 3.5))
     p["snr"] = float(rng.uniform(18, 35))
-    p["lge_k"] = float(rng.uniform(3.0, 6.0))
+    p["lge_k"] = float(rng.uniform(5.0, 10.0))
     p["body"] = [float(rng.uniform(130, 165)), float(rng.uniform(95, 120))]  # body semi-axes mm
     return p
 
@@ -155,7 +156,7 @@ def _phase_shape(p: dict, phase: str, k: float = 1.0, rv_k: float = 1.0) -> dict
             "L_epi_ed": L_epi, "L_endo_ed": L_endo_ed}
 
 
-def labels_slice(p: dict, sh: dict, z: float, x, y, with_rv: bool = True):
+def labels_slice(p: dict, sh: dict, z: float, x, y, with_rv: bool = True, full_aux: bool = True):
     """Label map (and auxiliary fields) of one slice at depth z (mm from the base) on grid x, y."""
     ex = p["ellipticity"]
     cx = p["centre"][0] + p["tilt"][0] * z / p["dz"]
@@ -177,13 +178,14 @@ def labels_slice(p: dict, sh: dict, z: float, x, y, with_rv: bool = True):
     rvfw = np.zeros(x.shape, bool)
     if with_rv and r_epi > 0:
         # RV: an ellipse centred beside the septum, minus the LV epicardium (plus 0.5 mm)
-        L_rv = 0.8 * sh["L_epi"]
-        prof = _profile(z, L_rv, 2.0)
+        L_rv = 0.85 * sh["L_epi"]
+        prof = _profile(z, L_rv, 2.4)
         if prof > 0:
             R = (p["r_endo"] + p["wall"]) * p["rv_size"]
-            a = 1.35 * R * prof  # along the septum (perpendicular to LV->RV)
-            b = 0.85 * R * prof * (0.55 + 0.45 * sh["rv_k"])  # LV->RV direction
-            off = 0.55 * R * prof + 0.35 * R * prof * (0.55 + 0.45 * sh["rv_k"])
+            srv = sh["rv_k"]
+            a = 1.4 * R * prof * srv ** 0.5  # along the septum (perpendicular to LV->RV)
+            b = 0.85 * R * prof * srv ** 0.5  # LV->RV direction
+            off = 0.6 * R * prof + 0.3 * R * prof * srv ** 0.5
             th = p["rv_angle"]
             rcx, rcy = cx + off * np.cos(th), cy + off * np.sin(th)
             d_rv = _ellipse(x, y, rcx, rcy, b, a, th)
@@ -192,12 +194,12 @@ def labels_slice(p: dict, sh: dict, z: float, x, y, with_rv: bool = True):
             lab[rv & (lab == 0)] = L.RV_BLOOD_POOL
             d_rv_out = _ellipse(x, y, rcx, rcy, b + 3.0, a + 3.0, th)
             rvfw = (d_rv_out <= 1) & (lab == 0)
+    if not full_aux:
+        return lab, {"rvfw": rvfw}
     # normalised wall depth (0 endocardium, 1 epicardium) and angle from the LV->RV direction
     rr = np.sqrt(np.maximum(d_epi, 0))
-    re = np.sqrt(np.maximum(d_endo, 0))
     scale_ratio = r_endo / r_epi if r_epi > 0 else 0.0
     depth = np.clip((rr - scale_ratio) / max(1 - scale_ratio, 1e-6), 0, 1)
-    del re
     phi = np.angle(np.exp(1j * (np.arctan2(y - cy, x - cx) - p["rv_angle"])))
     return lab, {"rvfw": rvfw, "depth": depth, "phi": phi, "centre": (cx, cy), "r_epi": r_epi,
                  "r_endo": r_endo}
@@ -222,13 +224,13 @@ def _scar_masks(p, aux, z, L_epi, width_deg):
     return scar, mvo
 
 
-def _labels_volume(p, sh, x, y, with_rv=True, scar_width=None):
+def _labels_volume(p, sh, x, y, with_rv=True, scar_width=None, full_aux=True):
     nz = p["nz"]
     out = np.zeros((nz,) + x.shape, np.uint8)
     aux = []
     for kz in range(nz):
         z = (kz + 0.5) * p["dz"]
-        lab, a = labels_slice(p, sh, z, x, y, with_rv)
+        lab, a = labels_slice(p, sh, z, x, y, with_rv, full_aux or scar_width is not None)
         if scar_width is not None:
             scar, mvo = _scar_masks(p, a, z, sh["L_epi"], scar_width)
             if scar is not None:
@@ -253,14 +255,24 @@ def subject_labels(p: dict, sub: int = 1) -> dict:
     """ED, ES and LGE label maps of a subject (on a grid ``sub`` times finer in-plane) and the
     measured EF / scar burden."""
     x, y = _grid(p, 1)
+    # the LV alone lies inside this box (same pixel centres): the bisections run on it
+    m = p["r_endo"] + p["wall"] + 15 + (abs(p["tilt"][0]) + abs(p["tilt"][1])) * p["nz"]
+    rows = np.nonzero(np.abs(y[:, 0] - p["centre"][1]) <= m)[0]
+    cols = np.nonzero(np.abs(x[0] - p["centre"][0]) <= m)[0]
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    xb, yb = x[box], y[box]
+    mr = m + 1.9 * (p["r_endo"] + p["wall"]) * p["rv_size"]
+    rows = np.nonzero(np.abs(y[:, 0] - p["centre"][1]) <= mr)[0]
+    cols = np.nonzero(np.abs(x[0] - p["centre"][0]) <= mr)[0]
+    xr, yr = x[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], y[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     ed_sh = _phase_shape(p, "ed")
-    ed, _ = _labels_volume(p, ed_sh, x, y)
+    ed, _ = _labels_volume(p, ed_sh, xr, yr, full_aux=False)
     edv, rvedv = _lv_ml(ed, p), _rv_ml(ed, p)
     # bisection on the in-plane factor for the target EF
     lo, hi = 0.2, 1.0
-    for _ in range(20):
+    for _ in range(16):
         k = 0.5 * (lo + hi)
-        es, _ = _labels_volume(p, _phase_shape(p, "es", k), x, y, with_rv=False)
+        es, _ = _labels_volume(p, _phase_shape(p, "es", k), xb, yb, with_rv=False, full_aux=False)
         ef = 100 * (edv - _lv_ml(es, p)) / edv
         if ef > p["ef_target"]:
             lo = k
@@ -268,9 +280,9 @@ def subject_labels(p: dict, sub: int = 1) -> dict:
             hi = k
     k_es = 0.5 * (lo + hi)
     lo, hi = 0.2, 1.0
-    for _ in range(16):
+    for _ in range(12):
         rk = 0.5 * (lo + hi)
-        es, _ = _labels_volume(p, _phase_shape(p, "es", k_es, rk), x, y)
+        es, _ = _labels_volume(p, _phase_shape(p, "es", k_es, rk), xr, yr, full_aux=False)
         rvef = 100 * (rvedv - _rv_ml(es, p)) / max(rvedv, 1e-6)
         if rvef > p["rvef_target"]:
             lo = rk
@@ -278,13 +290,13 @@ def subject_labels(p: dict, sub: int = 1) -> dict:
             hi = rk
     rv_k = 0.5 * (lo + hi)
     # LGE at mid-diastole; scar width chosen for the target burden
-    lge_sh = _phase_shape(p, "lge", 0.5 * (1 + k_es) ** 0 * (0.85 + 0.15 * k_es))
+    lge_sh = _phase_shape(p, "lge", 0.85 + 0.15 * k_es)
     width = None
     if p["scar_target"] > 0:
         lo, hi = 5.0, 240.0
-        for _ in range(14):
+        for _ in range(12):
             w = 0.5 * (lo + hi)
-            lab, _ = _labels_volume(p, lge_sh, x, y, with_rv=False, scar_width=w)
+            lab, _ = _labels_volume(p, lge_sh, xb, yb, with_rv=False, scar_width=w)
             myo = np.isin(lab, L.MYOCARDIAL).sum()
             burden = 100 * np.isin(lab, L.SCAR_WITH_MVO).sum() / max(myo, 1)
             if burden < p["scar_target"]:
@@ -307,7 +319,7 @@ def subject_labels(p: dict, sub: int = 1) -> dict:
 
 # ----------------------------------------------------------------------------- image formation
 
-def _surroundings(p, x, y, z, heart_centre, rng_field):
+def _surroundings(p, x, y, z, heart_centre):
     """Tissue class maps of the surroundings at depth z: dict name -> bool mask."""
     bx, by = p["body"]
     body = _ellipse(x, y, 0, 8, bx, by, 0) <= 1
@@ -319,8 +331,9 @@ def _surroundings(p, x, y, z, heart_centre, rng_field):
     # liver appears towards the apex, on the patient's right (image -x)
     liver = np.zeros(x.shape, bool)
     frac = z / (p["nz"] * p["dz"])
-    if frac > 0.45:
-        liver = _ellipse(x, y, hx - 70, hy + 40, 55 * (frac - 0.3), 45 * (frac - 0.3), 0.2) <= 1
+    if frac > 0.4:
+        g = min(1.0, (frac - 0.3) / 0.5)
+        liver = _ellipse(x, y, -bx * 0.55, 8 + by * 0.25, bx * 0.6 * g, by * 0.7 * g, 0.3) <= 1
     aorta = _ellipse(x, y, hx + 20, hy + 62, 11, 11, 0) <= 1
     spine = _ellipse(x, y, hx + 2, by - 10, 16, 14, 0) <= 1
     return {"body": body, "fat": fat, "lung": (lung_l | lung_r) & body & ~fat, "liver": liver & body,
@@ -333,7 +346,7 @@ def _render(p, lab, aux, x, y, contrast: dict, rng: np.random.Generator, epi_fat
     for kz in range(lab.shape[0]):
         z = (kz + 0.5) * p["dz"]
         a = aux[kz]
-        s = _surroundings(p, x, y, z, a["centre"], rng)
+        s = _surroundings(p, x, y, z, a["centre"])
         sl = np.full(x.shape, contrast["air"], np.float32)
         sl[s["body"]] = contrast["muscle"]
         sl[s["fat"]] = contrast["fat"]
@@ -345,10 +358,8 @@ def _render(p, lab, aux, x, y, contrast: dict, rng: np.random.Generator, epi_fat
         if epi_fat and a["r_epi"] > 0:
             cx, cy = a["centre"]
             d = np.hypot(x - cx, y - cy)
-            ring = (d < a["r_epi"] + 5) & (lab[kz] == 0) & (np.cos(a["phi"] - np.pi) > -0.2)
-            sl[ring] = contrast["fat"] * 0.9
-            near = (d < a["r_epi"] + 30) & (lab[kz] == 0) & ~ring & s["lung"]
-            sl[near] = contrast["muscle"] * 0.9  # mediastinum next to the heart
+            ring = (d < a["r_epi"] + 2.5) & (lab[kz] == 0) & (np.cos(a["phi"] - np.pi) > 0.3)
+            sl[ring] = contrast["fat"] * 0.6
         sl[a["rvfw"]] = contrast["myo"]
         sl[lab[kz] == L.LV_MYOCARDIUM] = contrast["myo"]
         sl[lab[kz] == L.LV_BLOOD_POOL] = contrast["blood"]
@@ -434,46 +445,62 @@ def _event_time(rng, lh):
     return (float(t), 1) if t <= c else (float(c), 0)
 
 
+def _subject(i: int, ss: np.random.SeedSequence, out_dir: str | None) -> dict:
+    """One subject's manifest row; images and label maps are written only with ``out_dir``."""
+    from .metrics import clinical_indices, scar_burden_pct
+
+    sid = f"SYN{i + 1:03d}"
+    r_par, r_img, r_out = (np.random.default_rng(s) for s in ss.spawn(3))
+    p = draw_subject(r_par)
+    res = render_subject(p, r_img) if out_dir else subject_labels(p, 1)
+    sp = (p["spacing"], p["spacing"], p["dz"])
+    ef = clinical_indices(res["ed"], res["es"], sp)["lv_ef_pct"]
+    scar = scar_burden_pct(res["lge"])
+    lh = log_hazard(ef, scar, p["age"], p["diabetes"], p["sex"])
+    t, ev = _event_time(r_out, lh)
+    row = {"subject": sid}
+    if out_dir:
+        from .image import Volume, write_image
+
+        aff = _affine(p)
+        for role, key in (("cine_ed", "ed"), ("cine_es", "es"), ("lge", "lge")):
+            rel_img, rel_seg = f"{sid}/{role}.nii.gz", f"{sid}/{role}_seg.nii.gz"
+            write_image(Volume(res[key + "_img"], aff), os.path.join(out_dir, rel_img))
+            write_image(Volume(res[key].astype(np.uint8), aff), os.path.join(out_dir, rel_seg))
+            row[role], row[role + "_seg"] = rel_img, rel_seg
+    row.update({"age": f"{p['age']:.1f}", "sex": p["sex"], "diabetes": p["diabetes"],
+                "time": f"{t:.4f}", "event": ev, "true_lvef": f"{ef:.4f}",
+                "true_scar_burden": f"{scar:.4f}", "true_log_hazard": f"{lh:.6f}"})
+    return row
+
+
+def cohort_truth(n: int = 60, seed: int = 0) -> list:
+    """The manifest rows of :func:`generate_cohort` (same ``n``, ``seed``) without writing images:
+    covariates, outcome and true_* values (label maps are built in memory to measure LVEF and
+    scar burden)."""
+    return [_subject(i, ss, None) for i, ss in enumerate(np.random.SeedSequence(seed).spawn(n))]
+
+
 def generate_cohort(out_dir: str, n: int = 60, seed: int = 0, progress=True) -> str:
     """Write ``n`` synthetic subjects, ``manifest.csv`` and ``synthetic.json`` under ``out_dir``;
-    return the manifest's path. Same ``seed`` -> identical files."""
-    from .image import Volume, write_image
+    return the manifest's path. The same ``seed`` gives the same arrays and tables.
+    ``progress``: True prints a line per subject on stderr, a callable gets (done, total)."""
     from .manifest import write_csv
-    from .metrics import clinical_indices, scar_burden_pct
 
     if n < 1:
         raise ValueError("n must be at least 1")
     os.makedirs(out_dir, exist_ok=True)
-    children = np.random.SeedSequence(seed).spawn(n)
     rows = []
-    for i, ss in enumerate(children):
-        sid = f"SYN{i + 1:03d}"
-        r_par, r_img, r_out = (np.random.default_rng(s) for s in ss.spawn(3))
-        p = draw_subject(r_par)
-        res = render_subject(p, r_img)
-        aff = _affine(p)
-        sp = (p["spacing"], p["spacing"], p["dz"])
-        ef = clinical_indices(res["ed"], res["es"], sp)["lv_ef_pct"]
-        scar = scar_burden_pct(res["lge"])
-        lh = log_hazard(ef, scar, p["age"], p["diabetes"], p["sex"])
-        t, ev = _event_time(r_out, lh)
-        row = {"subject": sid}
-        for role, key in (("cine_ed", "ed"), ("cine_es", "es"), ("lge", "lge")):
-            rel_img = f"{sid}/{role}.nii.gz"
-            rel_seg = f"{sid}/{role}_seg.nii.gz"
-            write_image(Volume(res[key + "_img"], aff), os.path.join(out_dir, rel_img))
-            write_image(Volume(res[key].astype(np.uint8), aff), os.path.join(out_dir, rel_seg))
-            row[role], row[role + "_seg"] = rel_img, rel_seg
-        row.update({"age": f"{p['age']:.1f}", "sex": p["sex"], "diabetes": p["diabetes"],
-                    "time": f"{t:.4f}", "event": ev, "true_lvef": f"{ef:.4f}",
-                    "true_scar_burden": f"{scar:.4f}", "true_log_hazard": f"{lh:.6f}"})
+    for i, ss in enumerate(np.random.SeedSequence(seed).spawn(n)):
+        row = _subject(i, ss, out_dir)
         rows.append(row)
-        if progress:
-            msg = f"synth {i + 1}/{n}: {sid} LVEF {ef:.1f} % scar {scar:.1f} % {'event' if ev else 'censored'} at {t:.2f} y"
-            if callable(progress):
-                progress(i + 1, n)
-            else:
-                print(msg, file=sys.stderr, flush=True)
+        if callable(progress):
+            progress(i + 1, n)
+        elif progress:
+            print(f"synth {i + 1}/{n}: {row['subject']} LVEF {float(row['true_lvef']):.1f} % scar "
+                  f"{float(row['true_scar_burden']):.1f} % "
+                  f"{'event' if row['event'] else 'censored'} at {float(row['time']):.2f} y",
+                  file=sys.stderr, flush=True)
     man = os.path.join(out_dir, "manifest.csv")
     write_csv(man, list(COLUMNS), rows)
     desc = {
@@ -488,7 +515,7 @@ def generate_cohort(out_dir: str, n: int = 60, seed: int = 0, progress=True) -> 
                        "diabetes": "p 0.25 + 0.004 (age - 60)"},
         "scar": {"prevalence": 0.65, "target_burden_pct": "U(3, 40)", "territories": TERRITORIES,
                  "transmurality": "U(0.3, 1)", "mvo": "p 0.4 when transmurality > 0.6",
-                 "lge_enhancement": "remote mean + k SD(remote), k ~ U(3, 6)"},
+                 "lge_enhancement": "remote mean + k nominal SD(remote), k ~ U(5, 10); ~3-6 measured SD"},
         "lvef_target": "clip(63 - 0.7 scar + N(0, 9), 20, 70); measured on the label maps",
         "geometry": {"in_plane_mm": [1.4, 1.8], "slice_mm": [8, 10], "slices": [8, 10],
                      "matrix": [192, 224], "affine": "diag(-s, -s, dz) (ACDC orientation)",
@@ -517,9 +544,12 @@ def oracle_c_index(manifest) -> float:
         t, e, lh = rows_time_event(rows)
     else:
         t, e, lh = manifest
-    if not np.any(e):
+    if not np.any(e) or len(t) < 2:
         return float("nan")
-    return harrell(t, e, lh)
+    try:
+        return harrell(t, e, lh)
+    except Exception:  # no comparable pair (sksurv raises NoComparablePairException)
+        return float("nan")
 
 
 # ----------------------------------------------------------------------------- CLI

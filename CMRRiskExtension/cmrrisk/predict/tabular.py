@@ -172,8 +172,9 @@ def load_table(manifest: str, endpoint: str | None = None, need_outcome: bool = 
         raise CMRRiskError(f"{manifest}: a diagnosis endpoint needs a '{LABEL}' column.")
 
     image_cols = [c for c in raw.columns if c in IMAGE_COLUMNS] if image_features else []
+    # ``true_*`` columns hold a simulation's ground truth (cmrrisk synth): never model inputs
     cov_names = [c for c in raw.columns if c != SUBJECT and c not in OUTCOME_COLUMNS
-                 and c not in IMAGE_METADATA and not _is_image_column(c)]
+                 and c not in IMAGE_METADATA and not _is_image_column(c) and not c.startswith("true_")]
     cov = {}
     for c in cov_names:
         vals = [v.strip() for v in raw[c]]

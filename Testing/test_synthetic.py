@@ -1,0 +1,143 @@
+"""Synthetic cohort generator (cmrrisk.synthetic): determinism, labels, geometry, manifest,
+truth columns and the known hazard."""
+
+import csv
+import json
+import os
+
+import numpy as np
+import pytest
+
+from cmrrisk import synthetic as S
+from cmrrisk.image import read_image
+from cmrrisk.manifest import read_manifest
+from cmrrisk.metrics import clinical_indices, scar_burden_pct
+
+N = 2
+
+
+@pytest.fixture(scope="module")
+def cohorts(tmp_path_factory):
+    a = tmp_path_factory.mktemp("synth_a")
+    b = tmp_path_factory.mktemp("synth_b")
+    ma = S.generate_cohort(str(a), n=N, seed=3, progress=False)
+    mb = S.generate_cohort(str(b), n=N, seed=3, progress=False)
+    return ma, mb
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_same_seed_same_cohort(cohorts):
+    ma, mb = cohorts
+    with open(ma, "rb") as fa, open(mb, "rb") as fb:
+        assert fa.read() == fb.read()
+    ja = json.load(open(os.path.join(os.path.dirname(ma), "synthetic.json")))
+    jb = json.load(open(os.path.join(os.path.dirname(mb), "synthetic.json")))
+    assert ja == jb and ja["seed"] == 3 and ja["n"] == N
+    for ra, rb in zip(_rows(ma), _rows(mb)):
+        for col in ("cine_ed", "cine_es", "lge", "cine_ed_seg", "cine_es_seg", "lge_seg"):
+            va = read_image(os.path.join(os.path.dirname(ma), ra[col]))
+            vb = read_image(os.path.join(os.path.dirname(mb), rb[col]))
+            assert np.array_equal(va.array, vb.array) and np.allclose(va.ijk_to_ras, vb.ijk_to_ras)
+    # the truth-only path gives the same rows as the written cohort
+    truth = S.cohort_truth(N, 3)
+    for ra, rt in zip(_rows(ma), truth):
+        for col in ("age", "sex", "diabetes", "time", "event") + S.TRUE_COLUMNS:
+            assert ra[col] == str(rt[col])
+
+
+def test_other_seed_differs(tmp_path):
+    a = S.cohort_truth(2, 3)
+    b = S.cohort_truth(2, 4)
+    assert [r["true_log_hazard"] for r in a] != [r["true_log_hazard"] for r in b]
+
+
+def test_manifest_columns_and_validation(cohorts):
+    ma, _ = cohorts
+    man = read_manifest(ma, require_images=True)
+    assert list(man.columns) == list(S.COLUMNS)
+    assert len(man.rows) == N
+    assert all(c.startswith("true_") for c in S.TRUE_COLUMNS)
+    desc = json.load(open(os.path.join(man.folder, "synthetic.json")))
+    assert desc["true_columns"] == list(S.TRUE_COLUMNS)
+    assert "log h" in desc["hazard_formula"]
+    for r in man.rows:
+        assert r["sex"] in ("0", "1") and r["diabetes"] in ("0", "1") and r["event"] in ("0", "1")
+        assert float(r["time"]) > 0 and 30 <= float(r["age"]) <= 90
+    # paths are relative to the manifest's folder
+    for r in _rows(ma):
+        assert not os.path.isabs(r["cine_ed"])
+
+
+def test_labels_geometry_and_truth(cohorts):
+    ma, _ = cohorts
+    man = read_manifest(ma, require_images=True)
+    for r in man.rows:
+        vols = {c: read_image(r[c]) for c in ("cine_ed", "cine_es", "lge", "cine_ed_seg",
+                                              "cine_es_seg", "lge_seg")}
+        ref = vols["cine_ed"]
+        sx, sy, sz = ref.spacing
+        z, h, w = ref.array.shape
+        assert 1.4 <= sx <= 1.8 and sx == pytest.approx(sy) and sz in (8.0, 10.0)
+        assert 8 <= z <= 10 and 192 <= h <= 224 and 192 <= w <= 224
+        for v in vols.values():
+            assert v.array.shape == ref.array.shape
+            assert np.allclose(v.ijk_to_ras, ref.ijk_to_ras)
+        for c in ("cine_ed", "cine_es", "lge"):
+            a = vols[c].array
+            assert a.dtype == np.int16 and a.min() >= 0 and a.max() > 100
+        ed, es, lge = (vols[c].array for c in ("cine_ed_seg", "cine_es_seg", "lge_seg"))
+        assert set(np.unique(ed)) == {0, 1, 2, 3}
+        assert set(np.unique(es)) <= {0, 1, 2, 3} and {1, 2, 3} <= set(np.unique(es))
+        assert set(np.unique(lge)) <= {0, 1, 2, 4, 5} and {1, 2} <= set(np.unique(lge))
+        ef = clinical_indices(ed, es, (sx, sy, sz))["lv_ef_pct"]
+        assert float(r["true_lvef"]) == pytest.approx(ef, abs=1e-3)
+        assert 15 <= ef <= 75
+        assert float(r["true_scar_burden"]) == pytest.approx(scar_burden_pct(lge), abs=1e-3)
+        # cine contrast: bright blood pool, darker myocardium; LGE: nulled remote myocardium
+        img = vols["cine_ed"].array
+        assert np.median(img[ed == 1]) > 1.8 * np.median(img[ed == 2])
+        limg = vols["lge"].array
+        assert np.median(limg[lge == 1]) > 3 * np.median(limg[lge == 2])
+        if (lge == 4).sum() > 20:
+            assert np.median(limg[lge == 4]) > np.median(limg[lge == 2]) + 2 * limg[lge == 2].std()
+        lh = S.log_hazard(float(r["true_lvef"]), float(r["true_scar_burden"]), float(r["age"]),
+                          int(r["diabetes"]), int(r["sex"]))
+        assert float(r["true_log_hazard"]) == pytest.approx(lh, abs=1e-5)
+
+
+def test_default_cohort_oracle_and_hazard():
+    rows = S.cohort_truth(60, 0)  # the default cohort of generate_cohort, without images
+    t, e, lh = S.rows_time_event(rows)
+    c = S.oracle_c_index((t, e, lh))
+    assert c > 0.75
+    assert 0.3 < e.mean() < 0.9
+    lvef = np.array([float(r["true_lvef"]) for r in rows])
+    scar = np.array([float(r["true_scar_burden"]) for r in rows])
+    assert lvef.min() < 35 and lvef.max() > 60
+    assert (scar == 0).any() and scar.max() > 20
+    # higher true hazard -> shorter times on average
+    hi = lh > np.median(lh)
+    assert np.mean(t[hi]) < 0.7 * np.mean(t[~hi])
+    assert np.corrcoef(lh, np.log(t))[0, 1] < -0.3
+
+
+def test_oracle_from_manifest_path(cohorts, tmp_path):
+    ma, _ = cohorts
+    c = S.oracle_c_index(ma)
+    assert np.isnan(c) or 0.0 <= c <= 1.0
+
+
+def test_cli_registration(tmp_path, capsys):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="cmrrisk")
+    sub = parser.add_subparsers(dest="command")
+    S.add_commands(sub)
+    args = parser.parse_args(["synth", "--out", str(tmp_path / "c"), "--n", "1", "--seed", "5", "--quiet"])
+    assert args.func(args) == 0
+    assert os.path.isfile(tmp_path / "c" / "manifest.csv")
+    assert "oracle C-index" in capsys.readouterr().out
