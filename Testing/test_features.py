@@ -266,6 +266,11 @@ def test_features_for_manifest_dataframe(tmp_path):
     assert list(df.index) == ["a"] and df.index.name == "subject"
     assert df.shape[1] > 500 and df.dtypes.unique().tolist() == [np.dtype(float)]
     assert "deep_ed_000" in df.columns
+    cache = tmp_path / "m_features_cache"  # default cache beside the manifest
+    assert cache.is_dir() and len(list(cache.glob("*.json"))) == 1
+    again = features_for_manifest(str(tmp_path / "m.csv"), progress=False, workers=1)
+    assert again.attrs["provenance"]["n_cached"] == 1
+    assert again.equals(df)
 
 
 def test_cli_features_and_bad_manifest(tmp_path):

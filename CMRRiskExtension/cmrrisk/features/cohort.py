@@ -428,9 +428,14 @@ def provenance_path(out_csv: str) -> str:
 def features_for_manifest(manifest_path: str, cache_dir: str | None = None, workers: int | None = None,
                           progress: bool = True):
     """Image features of a manifest as a pandas DataFrame indexed by ``subject`` (numeric
-    columns only; failed subjects are absent and listed in ``df.attrs['failures']``)."""
+    columns only; failed subjects are absent and listed in ``df.attrs['failures']``). Finished
+    subjects are cached in ``cache_dir`` (default: ``<manifest>_features_cache`` beside the
+    manifest), so that train, predict and evaluate on the same cohort compute them once."""
     import pandas as pd
 
+    if cache_dir is None:
+        cache_dir = default_cache_dir(manifest_path[:-4] + "_features.csv"
+                                      if manifest_path.lower().endswith(".csv") else manifest_path + "_features")
     records, prov = compute_cohort(manifest_path, cache_dir, workers, None, progress)
     ok = [r for r in records if "features" in r]
     df = pd.DataFrame([r["features"] for r in ok], index=pd.Index([r["subject"] for r in ok], name="subject"),

@@ -143,7 +143,8 @@ def add_commands(subparsers) -> None:
                    "the final fit, stored in metrics.json (0: skip; default 5)")
     t.add_argument("--max-features", type=int, default=None, help="keep the K features with the "
                    "strongest univariate association (chosen inside each training fold)")
-    t.add_argument("--cache-dir", default=None, help="cache folder for image features")
+    t.add_argument("--cache-dir", default=None, help="cache folder for image features (default: "
+                   "<manifest>_features_cache beside the manifest)")
     t.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     t.set_defaults(func=cmd_train)
 
