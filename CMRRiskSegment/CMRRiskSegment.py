@@ -286,23 +286,19 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
 
         if volumeNode.IsA("vtkMRMLSequenceNode"):
             return {"kind": "cine", "reason": "a sequence of volumes"}
-        reasons = []
         files = CMRRiskSegmentLogic._dicomFiles(volumeNode)
-        if files:
-            c = classify_files(files)
-            if c["kind"] != "unknown":
-                return c
-            reasons.append(c["reason"])
         meta = bridge.node_meta(volumeNode)
-        if meta:
-            c = classify_series(meta)
+        # the first source that tells wins: DICOM files, stored series metadata, the node's name
+        sources = [(files, classify_files, ""), (meta, classify_series, ""),
+                   (volumeNode.GetName(), classify_text, "node name: ")]
+        reasons = []
+        for value, classify, prefix in sources:
+            if not value:
+                continue
+            c = classify(value)
             if c["kind"] != "unknown":
-                return c
+                return {"kind": c["kind"], "reason": prefix + c["reason"]}
             reasons.append(c["reason"])
-        c = classify_text(volumeNode.GetName())
-        if c["kind"] != "unknown":
-            return {"kind": c["kind"], "reason": f"node name: {c['reason']}"}
-        reasons.append(c["reason"])
         return {"kind": "unknown", "reason": "; ".join(reasons)}
 
     @staticmethod
