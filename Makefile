@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cmrrisk-setup
 
-.PHONY: setup test bench clean
+.PHONY: setup test bench demo clean
 
 setup: $(STAMP)
 
@@ -19,9 +19,14 @@ $(STAMP): pyproject.toml
 test: setup
 	$(PY) -m pytest -q Testing
 
+# The whole pipeline on a generated synthetic cohort -> demo-output/ (report.html, metrics.json,
+# tables/, heatmaps/, scenes/*.mrb). Options: make demo DEMO_ARGS="--n 60 --seed 1"
+demo: setup
+	$(VENV)/bin/cmrrisk demo --out demo-output $(DEMO_ARGS)
+
 bench: setup
 	$(PY) bench/bench_segment.py --model cine
 	$(PY) bench/bench_segment.py --model lge
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info CMRRiskExtension/*.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info CMRRiskExtension/*.egg-info demo-output demo-output.previous

@@ -3,7 +3,6 @@ slicer-core, and the bundled model."""
 
 import os
 import sys
-import tempfile
 import types
 from pathlib import Path
 
@@ -35,32 +34,15 @@ def validation_subjects():
     return cfg["training"]["val_subjects"]
 
 
-_FACTORY_READY = False
-
 
 @pytest.fixture
 def scene():
     """A real MRML scene that behaves like Slicer's (DESIGN.md section 5)."""
-    global _FACTORY_READY
     slicer = pytest.importorskip("slicer")
-    sc = slicer.vtkMRMLScene()
-    cache = slicer.vtkCacheManager()
-    cache.SetRemoteCacheDirectory(tempfile.mkdtemp())
-    io = slicer.vtkDataIOManager()
-    io.SetCacheManager(cache)
-    sc.SetCacheManager(cache)
-    sc.SetDataIOManager(io)
-    app = slicer.vtkSlicerApplicationLogic()
-    app.SetMRMLScene(sc)
-    app.GetColorLogic().SetMRMLScene(sc)
-    app.GetColorLogic().AddDefaultColorNodes()
-    if not _FACTORY_READY:
-        f = slicer.vtkSegmentationConverterFactory.GetInstance()
-        f.RegisterConverterRule(slicer.vtkBinaryLabelmapToClosedSurfaceConversionRule())
-        f.RegisterConverterRule(slicer.vtkClosedSurfaceToBinaryLabelmapConversionRule())
-        _FACTORY_READY = True
+    from cmrrisk.mrml.scene import new_scene
+
+    sc = new_scene()
     slicer.mrmlScene = sc
-    sc._app_logic = app  # keep the application logic alive with the scene
     yield sc
     sc.Clear(1)
 

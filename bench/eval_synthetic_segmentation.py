@@ -5,7 +5,10 @@ folder, segments every cine ED/ES frame with the bundled cine model and every LG
 bundled lge model, and compares with the generator's labels. Writes
 bench/results/synthetic_segmentation.json.
 
-    .venv/bin/python bench/eval_synthetic_segmentation.py [--n 12] [--seed 0]
+    .venv/bin/python bench/eval_synthetic_segmentation.py [--n 12] [--seed 0] [--out PATH]
+
+Results: synthetic_segmentation.json (n 12, seed 0), synthetic_segmentation_seed1.json (seed 1).
+Appearance of the synthetic images versus ACDC / EMIDEC: bench/measure_real_appearance.py.
 """
 
 import argparse
@@ -30,7 +33,7 @@ def main() -> int:
     from cmrrisk.manifest import read_manifest
     from cmrrisk.metrics import dice
     from cmrrisk.segmentation.infer import Segmenter
-    from cmrrisk.synthetic import generate_cohort
+    from cmrrisk.synthetic import VERSION, generate_cohort
 
     cine, lge = Segmenter.load("cine"), Segmenter.load("lge")
     res = {"cine_ed": {}, "cine_es": {}, "lge": {}}
@@ -49,7 +52,7 @@ def main() -> int:
             if np.isin(g, L.SCAR_WITH_MVO).any():
                 res["lge"].setdefault("scar", []).append(dice(np.isin(p, L.SCAR_WITH_MVO), np.isin(g, L.SCAR_WITH_MVO)))
     summary = {k: {s: float(np.mean(v)) for s, v in d.items()} for k, d in res.items()}
-    out = {"n": args.n, "seed": args.seed, "mean_dice": summary, "per_subject": res,
+    out = {"n": args.n, "seed": args.seed, "generator_version": VERSION, "mean_dice": summary, "per_subject": res,
            "models": {m: modeldir.read_json(str(Path(modeldir.resolve(m)) / modeldir.CHECKSUMS))[modeldir.WEIGHTS]
                       for m in ("cine", "lge")}}
     modeldir.write_json(args.out, out)

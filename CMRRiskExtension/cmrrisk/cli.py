@@ -158,6 +158,12 @@ def build_parser() -> argparse.ArgumentParser:
     from .synthetic import add_commands as add_synth_commands
 
     add_synth_commands(sub)  # synth
+    from .demo import add_commands as add_demo_commands
+
+    add_demo_commands(sub)  # demo
+    from .report import add_commands as add_report_commands
+
+    add_report_commands(sub)  # report
     return p
 
 

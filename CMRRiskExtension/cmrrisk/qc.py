@@ -569,7 +569,8 @@ def _counts(values) -> dict:
     return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def _num(v):
+def finite_float(v):
+    """``float(v)`` when it is a finite number, else None."""
     try:
         x = float(v)
     except (TypeError, ValueError):
@@ -588,8 +589,8 @@ def volume_summary(man, results: list) -> dict:
         out["n_events"] = sum(1 for e in ev if e in ("1", "1.0", "True", "true"))
         out["n_censored"] = sum(1 for e in ev if e in ("0", "0.0", "False", "false"))
     if "time" in man.columns:
-        t = [_num(r.get("time")) for r in rows]
-        tc = [_num(r.get("time")) for r in rows if r.get("event") in ("0", "0.0", "False", "false")]
+        t = [finite_float(r.get("time")) for r in rows]
+        tc = [finite_float(r.get("time")) for r in rows if r.get("event") in ("0", "0.0", "False", "false")]
 
         def fu(vals):
             v = np.asarray([x for x in vals if x is not None], float)

@@ -9,29 +9,57 @@ cohort manifest ``manifest.csv`` and ``synthetic.json`` describing the generativ
 Generative model (every number is in ``synthetic.json``):
 
 * **Geometry**: RAS affine ``diag(-s, -s, dz)`` (the orientation of ACDC), in-plane spacing
-  ``s`` ~ U(1.4, 1.8) mm, slices ``dz`` in {8, 10} mm, 8-10 slices, 192-224 px matrix; slice 0 is
-  the base.
+  ``s`` ~ U(1.35, 1.65) mm, slices ``dz`` in {8, 10} mm, 8-10 slices, matrix 208-240 rows x
+  240-256 columns (field of view ~370 mm; ACDC 380 [352, 400]); slice 0 is the base.
 * **Anatomy**: the LV cavity and epicardium are truncated ellipsoids (equator at the base) with
   elliptical cross-sections, a slightly tilted long axis, ED wall 6-12 mm and a myocardial apex
   cap; papillary muscles inside the cavity (labelled blood pool, as in ACDC); the RV blood pool is
-  a crescent wrapped on the septum (outside the LV epicardium) with a thin free wall, shorter
+  an ellipse abutting the septum (outside the LV epicardium) with a thin free wall, shorter
   than the LV; body (fat layer, chest-wall muscle), lungs (dark), liver, descending aorta and
   spine surround the heart.
+  **Version 3** (every number measured on ACDC by ``bench/measure_real_appearance.py``): LV
+  size from ACDC's mid-ventricular ED cavity diameter against LVEF (51 mm at 55 %, -0.36 mm per
+  point, residual SD 6.3 mm; version 2 was 11 mm smaller); RV rebuilt as a compact
+  (triangular) chamber: solidity 0.77, angular extent around the LV ~108 deg, depth 0.53 x LV
+  diameter, RV / LV cavity area 1.45 / 0.78 / 0.45 base / mid / apex, RV / LV volume 0.99, and
+  at ES the free wall moves towards the septum (constants :data:`RV_SHAPE`); the body fills the
+  field of view (ACDC: 75 % of the image above air; version 2 40 %); the lungs keep 6-18 mm of
+  soft tissue from the heart (ACDC: 20 % of the 15 mm band around the heart is lung-dark,
+  version 2 46 %), a lateral fat pad 1.5-7.5 mm outside the LV and atrial blood beside basal
+  slices (ACDC: 16-21 % of that band brighter than 0.35, version 2 6 %); cine blur
+  U(1.1, 1.6) mm (ACDC endocardial edge width 3.7 mm, version 2 3.4 mm).
 * **Systole**: the ES cavity is the ED cavity scaled in-plane by a factor found by bisection so
   that the label maps' LVEF equals the subject's target EF (20-70 %), with 10 % long-axis
   shortening at EF 60 %; the myocardial area of each slice is conserved (the wall thickens);
   the RV contracts with its own EF. ``true_lvef`` is measured on the written label maps
   (:func:`cmrrisk.metrics.clinical_indices`), so it is exact for them.
-* **Cine contrast** (bSSFP-like): blood 2.2-3.5 x myocardium, bright fat, dark lungs.
-  **LGE** (inversion recovery): nulled myocardium, bright blood, scar = remote mean + k x the
-  remote's nominal SD (noise + texture), k ~ U(5, 10), dark MVO core; measured on the written
-  images (scar label incl. its partial-volume border, shading) this is ~3-6 SD of remote.
+* **Cine contrast** (bSSFP-like, version 2): blood 2.2-3.5 x myocardium, fat 1.2-1.45 x blood
+  (so that, after the models' 0.5/99.5-percentile normalisation, blood sits at ~0.65 and
+  myocardium at ~0.24 as in ACDC: 0.70 and 0.23), RV blood 0.74-0.86 x LV blood (ACDC 0.75),
+  dark lungs reaching the heart, papillary muscles of constant size (0.22 x ED cavity radius
+  + 1.5 mm) and endocardial trabeculation (radial spikes in a 1.5-3 mm band), all labelled blood
+  pool as in ACDC (dark fraction of the labelled cavity: ACDC 0.21 ED / 0.31 ES), smooth
+  myocardial texture (ACDC heterogeneity 0.11 x blood-myocardium contrast).
+  **RV**: RVEF target lowered by RVEF_SHIFT (ACDC RV ES / ED volume 0.54).
+  **LGE** (phase-sensitive inversion recovery, as exported by EMIDEC, version 2): 8-bit grey
+  levels with zero signal (air, nulled remote myocardium) at a mid-grey offset U(130, 143)
+  (EMIDEC air 135), remote myocardium offset + U(0, 10) (EMIDEC +5), blood remote + U(12, 21)
+  (EMIDEC +15), scar = blood + U(-3, 6) (EMIDEC scar - blood +2), MVO between remote and scar
+  (EMIDEC MVO - remote +12), lungs below the offset (EMIDEC darkest 1 %: -37), fat offset +
+  U(65, 90) (EMIDEC 99.5th percentile +83), a thin bright epicardial fat rim, myocardial texture
+  SD 0.4 x (blood - remote) (EMIDEC eroded-myocardium SD 6.6 grey), Gaussian noise SD 1.1-1.6 grey
+  (EMIDEC 1.4), zero fill along one or two edges over 5-19 % of the image (EMIDEC 11 %, IQR
+  6-19 %). Scar is ~2 robust SD of remote above it, as measured on EMIDEC.
+  The reference values (:data:`REFERENCE`) come from ``bench/measure_real_appearance.py``
+  (``bench/results/real_vs_synthetic_appearance.json``), which measures the same properties
+  on a synthetic cohort.
 * **Scar**: in 65 % of subjects, a wedge in one coronary territory (LAD anteroseptal, RCA
   inferior, LCx lateral) over a range of slices, transmural or subendocardial
   (transmurality 0.3-1 of the wall from the endocardium); MVO core in ~40 % of scars of
   transmurality > 0.6. ``true_scar_burden`` (% of LV myocardium) is measured on the LGE labels.
 * **Image formation**: 2x in-plane supersampling (partial volume), Gaussian blur, smooth
-  multiplicative coil shading, Rician noise, int16.
+  multiplicative coil shading; cine: Rician noise, int16; LGE: Gaussian noise on the signed
+  signal, offset, 8-bit quantisation (values 0-255 stored as int16), edge zero fill.
 * **Outcome**: ``log h = b_ef (50 - LVEF)/10 + b_scar scar/10 + b_age (age - 60)/10
   + b_dm diabetes + b_sex sex``; Weibull baseline ``h0(t) = lambda k t^(k-1)``; independent
   censoring (administrative U(3, 10) years and exponential drop-out); time in years.
@@ -65,7 +93,7 @@ HAZARD = {"b_ef": 0.9, "b_scar": 0.7, "b_age": 0.4, "b_diabetes": 0.6, "b_sex": 
           "weibull_shape": 1.3, "weibull_scale_per_year": 0.08,
           "admin_censoring_years": [3.0, 10.0], "dropout_rate_per_year": 0.03}
 
-VERSION = 1
+VERSION = 3
 
 
 def hazard_formula() -> str:
@@ -98,13 +126,17 @@ def draw_subject(rng: np.random.Generator) -> dict:
     p["ef_target"] = float(np.clip(63 - 0.7 * p["scar_target"] + rng.normal(0, 9), 20, 70))
     p["rvef_target"] = float(np.clip(rng.normal(52, 8), 30, 70))
     # grid
-    p["spacing"] = float(rng.uniform(1.4, 1.8))
+    # grid (version 3): ACDC spacing 1.48 mm [1.41, 1.56], field of view 380 mm [352, 400]
+    p["spacing"] = float(rng.uniform(1.35, 1.65))
     p["dz"] = float(rng.choice([8.0, 10.0]))
     p["nz"] = int(rng.integers(8, 11))
-    p["ny"] = int(rng.choice([192, 208, 224]))
-    p["nx"] = int(rng.choice([192, 208, 224]))
-    # LV (mm); dilated when the EF is low
-    p["r_endo"] = float(np.clip(23 + 0.18 * (55 - p["ef_target"]) + rng.normal(0, 2.0), 19, 34))
+    # rectangular field of view, shorter antero-posteriorly (rows) as in ACDC's 216-256 x 256
+    p["ny"] = int(rng.choice([208, 224, 240]))
+    p["nx"] = int(rng.choice([240, 256]))
+    # LV (mm); dilated when the EF is low. Version 3: ACDC mid-ventricular ED cavity diameter
+    # 51.0 mm at LVEF 55 %, -0.36 mm per LVEF point, residual SD 6.3 mm (the measured mid
+    # diameter is ~1.8 x this equatorial radius)
+    p["r_endo"] = float(np.clip(28.3 + 0.2 * (55 - p["ef_target"]) + rng.normal(0, 3.0), 21, 40))
     p["wall"] = float(rng.uniform(7, 11))
     p["ellipticity"] = float(rng.uniform(0.85, 1.0))
     p["ellipse_angle"] = float(rng.uniform(0, np.pi))
@@ -112,13 +144,18 @@ def draw_subject(rng: np.random.Generator) -> dict:
     p["tilt"] = [float(v) for v in rng.normal(0, 1.0, 2)]  # mm of centre shift per slice
     p["centre"] = [float(v) for v in rng.normal(0, 8, 2)]  # mm from the image centre (x, y)
     p["rv_angle"] = float(np.deg2rad(rng.uniform(150, 170)))  # direction LV -> RV (0 = +x, 90 = +y)
-    p["rv_size"] = float(rng.uniform(0.9, 1.25))
+    p["rv_size"] = float(rng.uniform(0.85, 1.15))
     # contrast
     p["myo"] = float(rng.uniform(60, 110))
     p["blood_ratio"] = float(rng.uniform(2.2, 3.5))
     p["snr"] = float(rng.uniform(18, 35))
     p["lge_k"] = float(rng.uniform(5.0, 10.0))
-    p["body"] = [float(rng.uniform(130, 165)), float(rng.uniform(95, 120))]  # body semi-axes mm
+    # body semi-axes (mm): the chest (and arms) fill ACDC's field of view (fraction of the image
+    # above air: 0.75 [0.67, 0.79])
+    p["body"] = [float(rng.uniform(200, 250)), float(rng.uniform(125, 145))]
+    p["blur_mm"] = float(rng.uniform(1.1, 1.6))  # ACDC endocardial edge width 3.7 mm [3.4, 4.0]
+    p["lung_gap"] = float(rng.uniform(6, 18))  # soft tissue between heart and lungs (mm)
+    p["atrium_mm"] = float(rng.uniform(15, 24))  # radius of the atrial blood beside basal slices
     return p
 
 
@@ -177,15 +214,22 @@ def labels_slice(p: dict, sh: dict, z: float, x, y, with_rv: bool = True, full_a
     lab[cav] = L.LV_BLOOD_POOL
     rvfw = np.zeros(x.shape, bool)
     if with_rv and r_epi > 0:
-        # RV: an ellipse centred beside the septum, minus the LV epicardium (plus 0.5 mm)
-        L_rv = 0.85 * sh["L_epi"]
+        # RV (version 3): an ellipse abutting the septum, minus the LV epicardium (plus 0.5 mm):
+        # depth (along LV -> RV) B x R, width A x R, centre D x depth beyond the epicardium, so
+        # that mid-ventricular slices give ACDC's solidity (0.77), angular extent around the LV
+        # (108 deg) and depth (0.53 x LV diameter); R shrinks from base to apex faster than the
+        # LV (ACDC RV / LV cavity area 1.45 basal, 0.78 mid, 0.45 apical). At ES the free wall
+        # moves towards the septum (depth x rv_k^0.8, width x rv_k^0.2; ACDC ES solidity 0.77,
+        # extent 106 deg)
+        L_rv = 0.9 * sh["L_epi"]
         prof = _profile(z, L_rv, 2.4)
         if prof > 0:
-            R = (p["r_endo"] + p["wall"]) * p["rv_size"]
+            u = min(z / max(sh["L_epi"], 1e-6), 1.0)
+            R = (p["r_endo"] + p["wall"]) * p["rv_size"] * prof * max(1.0 + RV_SHAPE["taper"] * (0.5 - u), 0.3)
             srv = sh["rv_k"]
-            a = 1.4 * R * prof * srv ** 0.5  # along the septum (perpendicular to LV->RV)
-            b = 0.85 * R * prof * srv ** 0.5  # LV->RV direction
-            off = 0.6 * R * prof + 0.3 * R * prof * srv ** 0.5
+            b = RV_SHAPE["depth"] * R * srv ** 0.8
+            a = RV_SHAPE["width"] * R * srv ** 0.2
+            off = r_epi + RV_SHAPE["offset"] * b
             th = p["rv_angle"]
             rcx, rcy = cx + off * np.cos(th), cy + off * np.sin(th)
             d_rv = _ellipse(x, y, rcx, rcy, b, a, th)
@@ -202,7 +246,7 @@ def labels_slice(p: dict, sh: dict, z: float, x, y, with_rv: bool = True, full_a
     depth = np.clip((rr - scale_ratio) / max(1 - scale_ratio, 1e-6), 0, 1)
     phi = np.angle(np.exp(1j * (np.arctan2(y - cy, x - cx) - p["rv_angle"])))
     return lab, {"rvfw": rvfw, "depth": depth, "phi": phi, "centre": (cx, cy), "r_epi": r_epi,
-                 "r_endo": r_endo}
+                 "r_endo": r_endo, "r_endo_ed": r_endo_ed}
 
 
 #: territory centre (degrees from the septum, i.e. the LV->RV direction; + towards anterior)
@@ -261,7 +305,7 @@ def subject_labels(p: dict, sub: int = 1) -> dict:
     cols = np.nonzero(np.abs(x[0] - p["centre"][0]) <= m)[0]
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     xb, yb = x[box], y[box]
-    mr = m + 1.9 * (p["r_endo"] + p["wall"]) * p["rv_size"]
+    mr = m + 2.3 * (p["r_endo"] + p["wall"]) * p["rv_size"]
     rows = np.nonzero(np.abs(y[:, 0] - p["centre"][1]) <= mr)[0]
     cols = np.nonzero(np.abs(x[0] - p["centre"][0]) <= mr)[0]
     xr, yr = x[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1], y[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
@@ -284,7 +328,7 @@ def subject_labels(p: dict, sub: int = 1) -> dict:
         rk = 0.5 * (lo + hi)
         es, _ = _labels_volume(p, _phase_shape(p, "es", k_es, rk), xr, yr, full_aux=False)
         rvef = 100 * (rvedv - _rv_ml(es, p)) / max(rvedv, 1e-6)
-        if rvef > p["rvef_target"]:
+        if rvef > p["rvef_target"] - RVEF_SHIFT:
             lo = rk
         else:
             hi = rk
@@ -319,15 +363,52 @@ def subject_labels(p: dict, sub: int = 1) -> dict:
 
 # ----------------------------------------------------------------------------- image formation
 
+#: RV shape (version 3), relative to the LV equatorial epicardial radius x rv_size: ellipse
+#: depth and width, centre offset beyond the epicardium (x depth), linear taper from base to
+#: apex. Chosen so that the measured RV solidity, angular extent, depth, per-level RV / LV area
+#: and RV / LV volume sit in ACDC's ranges (bench/measure_real_appearance.py; version 2's
+#: crescent had solidity 0.63 vs ACDC 0.77 and depth 0.30 vs 0.53 x LV diameter)
+RV_SHAPE = {"depth": 0.9, "width": 0.8, "offset": 0.05, "taper": 0.8}
+
+#: RV ejection fraction target = the drawn N(52, 8) minus this: ACDC's RV ES / ED blood volume
+#: is 0.54 (IQR 0.42-0.62), i.e. RVEF ~46 %; version 1 gave 0.46
+RVEF_SHIFT = 6.0
+
+#: reference appearance measured on the real data by bench/measure_real_appearance.py
+#: (bench/results/real_vs_synthetic_appearance.json): medians [quartiles] after the models'
+#: normalisation (clip to volume percentiles 0.5 / 99.5, scale to [0, 1]), and EMIDEC grey
+#: levels (8-bit) relative to the air outside the body
+REFERENCE = {
+    "acdc_cine": {"source": "ACDC training set, every 3rd subject (34), ED and ES frames",
+                  "lv_blood_norm_ed": [0.70, 0.58, 0.84], "myo_norm_ed": [0.23, 0.18, 0.29],
+                  "rv_over_lv_blood": [0.75, 0.71, 0.80], "near_heart_median_norm": [0.18, 0.12, 0.20],
+                  "noise_over_contrast_ed": [0.064, 0.054, 0.079],
+                  "noise_over_contrast_es": [0.075, 0.061, 0.091],
+                  "myo_sd_over_contrast_ed": [0.11, 0.08, 0.17],
+                  "cavity_dark_fraction_ed": [0.21, 0.18, 0.24], "cavity_dark_fraction_es": [0.31, 0.23, 0.36],
+                  "rv_over_lv_volume_ed": [0.99, 0.76, 1.32], "rv_es_over_ed_volume": [0.54, 0.42, 0.62],
+                  "wall_mm_ed": [8.3, 7.7, 9.0], "fov_mm": [380, 352, 400]},
+    "emidec_lge": {"source": "EMIDEC PNG slices, 75 cases (8-bit, zero-filled outside the FOV, "
+                               "declared 1 mm)",
+                   "air_grey": [135, 130, 143], "myo_minus_air": [5, -2, 10], "blood_minus_myo": [15, 12, 20],
+                   "scar_minus_blood": [2, -3, 6], "mvo_minus_myo": [12, 6, 15],
+                   "p99_5_minus_air": [83, 72, 102], "darkest_1pct_minus_air": [-37, -46, -31],
+                   "near_heart_p10_p50_p90_minus_air": [-8, 11, 36], "noise_sd_grey": [1.4, 1.1, 1.6],
+                   "myo_sd_grey_eroded": [6.6, 5.3, 8.2], "zero_fraction": [0.11, 0.06, 0.19],
+                   "lv_epi_diameter_px": [52.6, 47.3, 57.2], "cavity_dark_fraction": [0.17, 0.14, 0.26]},
+}
+
+
 def _surroundings(p, x, y, z, heart_centre):
     """Tissue class maps of the surroundings at depth z: dict name -> bool mask."""
     bx, by = p["body"]
     body = _ellipse(x, y, 0, 8, bx, by, 0) <= 1
     fat = body & (_ellipse(x, y, 0, 8, bx - 12, by - 10, 0) > 1)
     hx, hy = heart_centre
-    # lungs: two ellipses beside / behind the heart (image +y is posterior here)
-    lung_l = _ellipse(x, y, hx + 62, hy + 15, 38, 60, 0.3) <= 1
-    lung_r = _ellipse(x, y, hx - 75, hy + 10, 42, 62, -0.3) <= 1
+    # lungs: two ellipses beside / behind the heart (image +y is posterior here); they reach the
+    # heart, so that the tissue next to it is mostly dark lung as in ACDC (near-heart median 0.18)
+    lung_l = _ellipse(x, y, hx + 60, hy + 12, 44, 68, 0.3) <= 1
+    lung_r = _ellipse(x, y, hx - 72, hy + 8, 48, 70, -0.3) <= 1
     # liver appears towards the apex, on the patient's right (image -x)
     liver = np.zeros(x.shape, bool)
     frac = z / (p["nz"] * p["dz"])
@@ -340,9 +421,32 @@ def _surroundings(p, x, y, z, heart_centre):
             "aorta": aorta & body, "spine": spine & body}
 
 
+def _trabeculae(p, a, x, y, lab_slice, rng_phase):
+    """Papillary muscles and endocardial trabeculation: mask of cavity pixels (labelled blood
+    pool, as in ACDC and EMIDEC) that hold muscle. Papillary muscles keep their ED size (so they
+    fill more of the ES cavity); trabeculae are radial spikes in a 1.5-3 mm endocardial band."""
+    cav = lab_slice == L.LV_BLOOD_POOL
+    out = np.zeros(x.shape, bool)
+    if a["r_endo"] <= 4:
+        return out
+    cx, cy = a["centre"]
+    d = np.hypot(x - cx, y - cy)
+    r_pap = 0.22 * a["r_endo_ed"] + 1.5
+    for ang in (np.deg2rad(-60.0) + p["rv_angle"] + np.pi, np.deg2rad(70.0) + p["rv_angle"] + np.pi):
+        rr = max(a["r_endo"] - 0.8 * r_pap, 0.0)
+        px, py = cx + rr * np.cos(ang), cy + rr * np.sin(ang)
+        out |= np.hypot(x - px, y - py) < r_pap
+    th = np.arctan2(y - cy, x - cx)
+    band = 1.5 + 1.5 * (0.5 + 0.5 * np.cos(7 * th + rng_phase[0]))
+    spikes = np.cos(16 * th + rng_phase[1]) + 0.6 * np.cos(27 * th + rng_phase[2]) > 0.5
+    out |= spikes & (d > a["r_endo"] - band)
+    return out & cav
+
+
 def _render(p, lab, aux, x, y, contrast: dict, rng: np.random.Generator, epi_fat=True):
     """Intensity of a (nz, Y, X) fine label volume with its surroundings (no noise)."""
     img = np.zeros(lab.shape, np.float32)
+    phase = rng.uniform(0, 2 * np.pi, 3)
     for kz in range(lab.shape[0]):
         z = (kz + 0.5) * p["dz"]
         a = aux[kz]
@@ -354,11 +458,45 @@ def _render(p, lab, aux, x, y, contrast: dict, rng: np.random.Generator, epi_fat
         sl[s["liver"]] = contrast["liver"]
         sl[s["spine"]] = contrast["spine"]
         sl[s["aorta"]] = contrast["blood"]
+        heart = (lab[kz] > 0) | a["rvfw"]
+        if heart.any():
+            # version 3: the lungs do not touch the heart (ACDC: 20 % of the 15 mm band around the
+            # heart is darker than 0.1, version 2 had 46 %): soft tissue (mediastinum, chest
+            # wall) within lung_gap mm of the heart
+            ys_, xs_ = np.nonzero(heart)
+            step = float(x[0, 1] - x[0, 0])
+            mpx = int(np.ceil((p["lung_gap"] + 2) / step))
+            r0, r1 = max(ys_.min() - mpx, 0), min(ys_.max() + mpx + 1, x.shape[0])
+            c0, c1 = max(xs_.min() - mpx, 0), min(xs_.max() + mpx + 1, x.shape[1])
+            dist = np.full(x.shape, np.inf, np.float32)
+            dist[r0:r1, c0:c1] = ndimage.distance_transform_edt(~heart[r0:r1, c0:c1]) * step
+            near = (dist <= p["lung_gap"]) & s["lung"]
+            sl[near] = contrast["muscle"]
+            # basal slices: unlabelled atrial / great-vessel blood beside the LV (ACDC: 16 % of
+            # the band brighter than 0.35, version 2 had 6 %)
+            u = z / max(p["length_frac"] * p["nz"] * p["dz"], 1e-6)
+            if u < 0.45 and a["r_epi"] > 0:
+                cx, cy = a["centre"]
+                r_la = p["atrium_mm"] * (1.0 - u / 0.45) ** 0.5
+                th = p["rv_angle"] - np.deg2rad(110.0)
+                dla = a["r_epi"] + 2.0 + r_la  # the AV groove between LV and atrium
+                lx, ly = cx + dla * np.cos(th), cy + dla * np.sin(th)
+                la = (np.hypot(x - lx, y - ly) < r_la) & ~heart
+                sl[la] = contrast["blood"]
         # pericardial fat around the heart, strongest in the AV groove / lateral wall
         if epi_fat and a["r_epi"] > 0:
             cx, cy = a["centre"]
             d = np.hypot(x - cx, y - cy)
-            ring = (d < a["r_epi"] + 2.5) & (lab[kz] == 0) & (np.cos(a["phi"] - np.pi) > 0.3)
+            lateral = np.cos(a["phi"] - np.pi) > 0.3
+            if contrast.get("epi_rim_all_round"):
+                # LGE: a thin epicardial fat line all round (EMIDEC: bright rim around the LV,
+                # near-heart p90 = air + 36 grey), thicker laterally
+                ring = (d < a["r_epi"] + 1.5 + 1.0 * lateral) & (lab[kz] == 0) & ~a["rvfw"]
+            else:
+                # cine (version 3): a fat pad 1.5 to 1.5 + 6 mm out, lateral (ACDC: 0-3 mm outside
+                # the LV median 0.21, p90 0.42; 15 mm band p90 0.43-0.52)
+                fw = 6.0 * np.clip(np.cos(a["phi"] - np.pi), 0, 1)
+                ring = (d > a["r_epi"] + 1.5) & (d < a["r_epi"] + 1.5 + fw) & (lab[kz] == 0) & ~a["rvfw"]
             sl[ring] = contrast["fat"] * 0.6
         sl[a["rvfw"]] = contrast["myo"]
         sl[lab[kz] == L.LV_MYOCARDIUM] = contrast["myo"]
@@ -366,34 +504,62 @@ def _render(p, lab, aux, x, y, contrast: dict, rng: np.random.Generator, epi_fat
         sl[lab[kz] == L.RV_BLOOD_POOL] = contrast["blood"] * contrast.get("rv_factor", 0.95)
         sl[lab[kz] == L.SCAR] = contrast.get("scar", contrast["myo"])
         sl[lab[kz] == L.MVO] = contrast.get("mvo", contrast["myo"])
-        # papillary muscles: two dark blobs in the cavity (labelled blood pool)
-        if a["r_endo"] > 8:
-            cx, cy = a["centre"]
-            for ang in (np.deg2rad(-60.0) + p["rv_angle"] + np.pi, np.deg2rad(70.0) + p["rv_angle"] + np.pi):
-                px = cx + 0.65 * a["r_endo"] * np.cos(ang)
-                py = cy + 0.65 * a["r_endo"] * np.sin(ang)
-                blob = (np.hypot(x - px, y - py) < 0.16 * a["r_endo"] + 1.0) & (lab[kz] == L.LV_BLOOD_POOL)
-                sl[blob] = contrast["myo"] * 1.1 if "scar" not in contrast else contrast["myo"] * 1.5
+        sl[_trabeculae(p, a, x, y, lab[kz], phase)] = contrast.get("papillary", contrast["myo"])
         img[kz] = sl
     return img
 
 
-def _finish(p, fine, sub, rng, sigma_noise, blur_mm=1.0):
-    """Downsample (partial volume), blur, coil shading, Rician noise -> int16 (nz, ny, nx)."""
-    nz, fy, fx = fine.shape
-    img = fine.reshape(nz, fy // sub, sub, fx // sub, sub).mean(axis=(2, 4))
-    img = ndimage.gaussian_filter(img, (0, blur_mm / p["spacing"], blur_mm / p["spacing"]))
+def _shading(p, rng):
     x, y = _grid(p, 1)
     c = rng.normal(0, 1, 4)
     fov = max(p["nx"], p["ny"]) * p["spacing"]
     ax, ay = rng.uniform(-60, 60, 2)
     field = np.exp(0.25 * c[0] * x / fov + 0.25 * c[1] * y / fov) * (
         0.75 + 0.45 * np.exp(-((x - ax) ** 2 + (y + 90 + ay) ** 2) / (2 * 110.0 ** 2)))
-    img = img * field[None].astype(np.float32)
+    return field[None].astype(np.float32)
+
+
+def _downsample(p, fine, sub, blur_mm):
+    nz, fy, fx = fine.shape
+    img = fine.reshape(nz, fy // sub, sub, fx // sub, sub).mean(axis=(2, 4))
+    return ndimage.gaussian_filter(img, (0, blur_mm / p["spacing"], blur_mm / p["spacing"]))
+
+
+def _finish(p, fine, sub, rng, sigma_noise, blur_mm=1.0):
+    """Magnitude image: downsample (partial volume), blur, coil shading, Rician noise ->
+    int16 (nz, ny, nx)."""
+    img = _downsample(p, fine, sub, blur_mm) * _shading(p, rng)
     n1 = rng.normal(0, sigma_noise, img.shape)
     n2 = rng.normal(0, sigma_noise, img.shape)
     img = np.sqrt((img + n1) ** 2 + n2 ** 2)
     return np.clip(np.round(img), 0, 32767).astype(np.int16)
+
+
+def _finish_lge(p, fine, sub, rng, sigma_noise, offset, blur_mm=1.0):
+    """Phase-sensitive (signed) LGE as exported by EMIDEC: downsample, blur, coil shading,
+    Gaussian noise, + grey offset (zero signal = mid grey), 8-bit quantisation, and zero fill
+    along one or two image edges outside the reconstructed field of view."""
+    img = _downsample(p, fine, sub, blur_mm) * _shading(p, rng)
+    img = img + rng.normal(0, sigma_noise, img.shape) + offset
+    img = np.clip(np.round(img), 0, 255)
+    ny, nx = img.shape[1:]
+    frac = rng.uniform(0.05, 0.19)
+    yy, xx = np.mgrid[0:ny, 0:nx]
+    edges = rng.permutation(4)[: int(rng.integers(1, 3))]
+    keep = np.ones((ny, nx), bool)
+    for e in edges:
+        w = frac / len(edges) * (ny if e < 2 else nx)
+        slope = rng.uniform(-0.15, 0.15)
+        if e == 0:
+            keep &= yy >= w + slope * (xx - nx / 2)
+        elif e == 1:
+            keep &= ny - 1 - yy >= w + slope * (xx - nx / 2)
+        elif e == 2:
+            keep &= xx >= w + slope * (yy - ny / 2)
+        else:
+            keep &= nx - 1 - xx >= w + slope * (yy - ny / 2)
+    img[:, ~keep] = 0
+    return img.astype(np.int16)
 
 
 def _affine(p) -> np.ndarray:
@@ -402,35 +568,56 @@ def _affine(p) -> np.ndarray:
     return m
 
 
+def _texture(rng, shape, sd_px):
+    t = ndimage.gaussian_filter(rng.normal(0, 1, shape), (0, sd_px, sd_px))
+    return (t / max(float(t.std()), 1e-6)).astype(np.float32)
+
+
 def render_subject(p: dict, rng: np.random.Generator, sub: int = 2) -> dict:
     """Label maps and images (int16) of one subject: keys ed, es, lge (labels) and
     ed_img, es_img, lge_img, plus the measured truth."""
     labs = subject_labels(p, sub)
     xs, ys = _grid(p, sub)
     blood = p["myo"] * p["blood_ratio"]
-    sigma = blood / p["snr"]
-    cine = {"air": 4.0, "muscle": p["myo"] * 0.9, "fat": blood * 0.85, "lung": 12.0,
-            "liver": p["myo"] * 1.1, "spine": p["myo"] * 0.8, "blood": blood, "myo": p["myo"]}
+    # bSSFP: fat brighter than blood (ACDC blood sits at 0.70 of the normalised range, so a
+    # brighter tissue fills the top 0.5 %)
+    sigma = blood / (p["snr"] * CINE_NOISE_FACTOR)
+    cine = {"air": 4.0, "muscle": p["myo"] * 0.8, "fat": blood * float(rng.uniform(1.2, 1.45)),
+            "lung": 12.0, "liver": p["myo"] * 1.1, "spine": p["myo"] * 0.8, "blood": blood,
+            "myo": p["myo"], "rv_factor": float(rng.uniform(0.74, 0.86)), "papillary": p["myo"] * 1.05}
     out = dict(labs)
     for ph in ("ed", "es"):
         fine = _render(p, labs[ph + "_fine"], labs[ph + "_fine_aux"], xs, ys, cine, rng)
-        out[ph + "_img"] = _finish(p, fine, sub, rng, sigma)
-    # LGE: nulled myocardium; scar = remote + k SD(remote), SD of remote from noise + texture
-    lb = float(rng.uniform(150, 260))
-    ls = lb / float(rng.uniform(18, 30))
-    remote = 0.08 * lb
-    remote_sd = ls * 0.66 + 0.04 * lb  # Rician SD near the null, plus tissue heterogeneity
-    lge_c = {"air": 3.0, "muscle": 0.25 * lb, "fat": 0.55 * lb, "lung": 6.0, "liver": 0.3 * lb,
-             "spine": 0.2 * lb, "blood": lb, "myo": remote, "rv_factor": 0.95,
-             "scar": remote + p["lge_k"] * remote_sd, "mvo": 0.04 * lb}
+        myo_fine = labs[ph + "_fine"] == L.LV_MYOCARDIUM
+        tex = _texture(rng, fine.shape, 1.5)
+        fine = np.where(myo_fine, fine + 0.07 * (blood - p["myo"]) * tex, fine).astype(np.float32)
+        out[ph + "_img"] = _finish(p, fine, sub, rng, sigma, p["blur_mm"])
+    # LGE (phase-sensitive, EMIDEC grey levels): zero signal (air, nulled remote myocardium) at
+    # a mid-grey offset; blood and scar bright, MVO between, lungs below the offset, fat brightest
+    off = float(rng.uniform(130, 143))
+    remote = float(rng.uniform(0, 10))
+    lb = remote + float(rng.uniform(12, 21))
+    scar = lb + float(rng.uniform(-3, 6))
+    lge_c = {"air": 0.0, "muscle": float(rng.uniform(2, 12)), "fat": float(rng.uniform(65, 90)),
+             "lung": float(rng.uniform(-42, -20)), "liver": float(rng.uniform(8, 20)),
+             "spine": float(rng.uniform(0, 10)), "blood": lb, "myo": remote, "rv_factor": 1.0,
+             "scar": scar, "mvo": remote + float(rng.uniform(0.4, 0.8)) * (scar - remote),
+             "papillary": remote + 0.2 * (lb - remote), "epi_rim_all_round": True}
     fine = _render(p, labs["lge_fine"], labs["lge_fine_aux"], xs, ys, lge_c, rng)
-    # heterogeneity of myocardium and scar (smooth texture)
-    tex = ndimage.gaussian_filter(rng.normal(0, 1, fine.shape), (0, 2, 2)) * 2.0
+    # heterogeneity of myocardium and scar (smooth texture): EMIDEC eroded-myocardium SD 6.6 grey
     myo_fine = np.isin(labs["lge_fine"], L.MYOCARDIAL)
-    fine = np.where(myo_fine, fine + 0.04 * lb * tex, fine).astype(np.float32)
-    out["lge_img"] = _finish(p, fine, sub, rng, ls)
+    fine = np.where(myo_fine, fine + 0.4 * (lb - remote) * _texture(rng, fine.shape, 1.5), fine).astype(np.float32)
+    out["lge_img"] = _finish_lge(p, fine, sub, rng, float(rng.uniform(1.1, 1.6)), off)
     out["lge_contrast"] = {k: float(v) for k, v in lge_c.items()}
+    out["lge_contrast"]["offset"] = off
     return out
+
+
+#: factor on version 1's SNR range (18-35, blood / noise). Left at 1: with the trabeculation of
+#: version 2 the measured noise / (blood - myocardium) is 0.081 ED, 0.10 ES versus ACDC's 0.064,
+#: 0.075 (bench/measure_real_appearance.py; that estimator also picks up trabeculae), so lower
+#: SNR would move away from ACDC
+CINE_NOISE_FACTOR = 1.0
 
 
 # ----------------------------------------------------------------------------- cohort
@@ -481,26 +668,44 @@ def cohort_truth(n: int = 60, seed: int = 0) -> list:
     return [_subject(i, ss, None) for i, ss in enumerate(np.random.SeedSequence(seed).spawn(n))]
 
 
-def generate_cohort(out_dir: str, n: int = 60, seed: int = 0, progress=True) -> str:
+def _progress_line(i, n, row) -> str:
+    return (f"synth {i}/{n}: {row['subject']} LVEF {float(row['true_lvef']):.1f} % scar "
+            f"{float(row['true_scar_burden']):.1f} % "
+            f"{'event' if row['event'] else 'censored'} at {float(row['time']):.2f} y")
+
+
+def generate_cohort(out_dir: str, n: int = 60, seed: int = 0, progress=True,
+                    workers: int | None = None) -> str:
     """Write ``n`` synthetic subjects, ``manifest.csv`` and ``synthetic.json`` under ``out_dir``;
     return the manifest's path. The same ``seed`` gives the same arrays and tables.
-    ``progress``: True prints a line per subject on stderr, a callable gets (done, total)."""
+    ``progress``: True prints a line per subject on stderr (a progress bar with several
+    workers), a callable gets (done, total).
+    ``workers``: None or 1 generates the subjects in this process; more generates them in that
+    many ``spawn``-started processes (:func:`cmrrisk.parallel.run_subjects`). Every subject draws
+    from its own child of ``SeedSequence(seed)``, so the output is identical either way."""
     from .manifest import write_csv
 
     if n < 1:
         raise ValueError("n must be at least 1")
     os.makedirs(out_dir, exist_ok=True)
-    rows = []
-    for i, ss in enumerate(np.random.SeedSequence(seed).spawn(n)):
-        row = _subject(i, ss, out_dir)
-        rows.append(row)
+    seqs = np.random.SeedSequence(seed).spawn(n)
+    if workers is not None and workers > 1 and n > 1:
+        from .parallel import run_subjects
+
+        jobs = [(i, (i, ss, out_dir)) for i, ss in enumerate(seqs)]
+        done = run_subjects(_subject, jobs, workers=workers, desc="synth", progress=progress is True)
+        rows = [done[i] for i in range(n)]
         if callable(progress):
-            progress(i + 1, n)
-        elif progress:
-            print(f"synth {i + 1}/{n}: {row['subject']} LVEF {float(row['true_lvef']):.1f} % scar "
-                  f"{float(row['true_scar_burden']):.1f} % "
-                  f"{'event' if row['event'] else 'censored'} at {float(row['time']):.2f} y",
-                  file=sys.stderr, flush=True)
+            progress(n, n)
+    else:
+        rows = []
+        for i, ss in enumerate(seqs):
+            row = _subject(i, ss, out_dir)
+            rows.append(row)
+            if callable(progress):
+                progress(i + 1, n)
+            elif progress:
+                print(_progress_line(i + 1, n, row), file=sys.stderr, flush=True)
     man = os.path.join(out_dir, "manifest.csv")
     write_csv(man, list(COLUMNS), rows)
     desc = {
@@ -515,13 +720,32 @@ def generate_cohort(out_dir: str, n: int = 60, seed: int = 0, progress=True) -> 
                        "diabetes": "p 0.25 + 0.004 (age - 60)"},
         "scar": {"prevalence": 0.65, "target_burden_pct": "U(3, 40)", "territories": TERRITORIES,
                  "transmurality": "U(0.3, 1)", "mvo": "p 0.4 when transmurality > 0.6",
-                 "lge_enhancement": "remote mean + k nominal SD(remote), k ~ U(5, 10); ~3-6 measured SD"},
+                 "lge_enhancement": "scar = blood + U(-3, 6) grey; blood = remote + U(12, 21) grey "
+                                    "(EMIDEC: scar - blood +2, blood - remote +15)"},
         "lvef_target": "clip(63 - 0.7 scar + N(0, 9), 20, 70); measured on the label maps",
-        "geometry": {"in_plane_mm": [1.4, 1.8], "slice_mm": [8, 10], "slices": [8, 10],
-                     "matrix": [192, 224], "affine": "diag(-s, -s, dz) (ACDC orientation)",
+        "geometry": {"in_plane_mm": [1.35, 1.65], "slice_mm": [8, 10], "slices": [8, 10],
+                     "matrix_rows": [208, 240], "matrix_columns": [240, 256],
+                     "lv_r_endo_mm": "clip(28.3 + 0.2 (55 - LVEF target) + N(0, 3), 21, 40)", "affine": "diag(-s, -s, dz) (ACDC orientation)",
                      "slice_0": "base"},
-        "image": {"supersampling": 2, "blur_mm": 1.0, "noise": "Rician", "cine_snr": [18, 35],
-                  "blood_to_myocardium": [2.2, 3.5], "coil_shading": "smooth multiplicative"},
+        "image": {"supersampling": 2, "blur_mm": {"cine": [1.1, 1.6], "lge": 1.0}, "cine_noise": "Rician",
+                  "lung_gap_mm": [6, 18], "atrial_blood_radius_mm": [15, 24],
+                  "cine_lateral_fat_pad_mm": "1.5 to 1.5 + 6 cos(angle from lateral) outside the LV",
+                  "body_semi_axes_mm": [[200, 250], [125, 145]],
+                  "cine_snr": [18 * CINE_NOISE_FACTOR, 35 * CINE_NOISE_FACTOR],
+                  "blood_to_myocardium": [2.2, 3.5], "cine_fat_to_blood": [1.2, 1.45],
+                  "cine_rv_to_lv_blood": [0.74, 0.86], "coil_shading": "smooth multiplicative",
+                  "papillary_radius": "0.22 x ED cavity radius + 1.5 mm (constant between phases)",
+                  "trabeculation": "radial spikes in a 1.5-3 mm endocardial band (labelled blood pool)",
+                  "lge": {"kind": "phase-sensitive, 8-bit grey levels as exported by EMIDEC",
+                          "offset_grey": [130, 143], "remote_minus_offset": [0, 10],
+                          "blood_minus_remote": [12, 21], "scar_minus_blood": [-3, 6],
+                          "mvo": "remote + U(0.4, 0.8) (scar - remote)", "fat_minus_offset": [65, 90],
+                          "lung_minus_offset": [-42, -20], "noise_sd_grey": [1.1, 1.6],
+                          "myocardial_texture_sd": "0.4 (blood - remote)",
+                          "zero_fill_fraction": [0.05, 0.19]}},
+        "rv": {"shape": dict(RV_SHAPE), "rvef_target": f"N(52, 8) clipped 30-70, minus {RVEF_SHIFT}"},
+        "reference_measurements": REFERENCE,
+        "reference_script": "bench/measure_real_appearance.py -> bench/results/real_vs_synthetic_appearance.json",
         "oracle_c_index": oracle_c_index(rows_time_event(rows)),
     }
     with open(os.path.join(out_dir, "synthetic.json"), "w") as fh:
@@ -555,7 +779,8 @@ def oracle_c_index(manifest) -> float:
 # ----------------------------------------------------------------------------- CLI
 
 def cmd_synth(args) -> int:
-    man = generate_cohort(args.out, n=args.n, seed=args.seed, progress=not args.quiet)
+    man = generate_cohort(args.out, n=args.n, seed=args.seed, progress=not args.quiet,
+                          workers=args.workers)
     print(f"{man}: {args.n} subjects (seed {args.seed}); oracle C-index {oracle_c_index(man):.3f}")
     return 0
 
@@ -567,5 +792,8 @@ def add_commands(subparsers) -> None:
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--n", type=int, default=60, help="number of subjects (default 60)")
     s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("--workers", type=int, default=None,
+                   help="parallel worker processes (default: 1, in this process); the output does not "
+                        "depend on it")
     s.add_argument("--quiet", action="store_true", help="no per-subject progress lines")
     s.set_defaults(func=cmd_synth)

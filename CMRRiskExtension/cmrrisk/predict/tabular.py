@@ -348,10 +348,21 @@ class Preprocessor:
     def feature_names(self) -> list:
         return list(self.params["selected"])
 
+    def _covariates(self, table: Table):
+        """The table's covariates; image-feature columns of training that no subject here has
+        (e.g. scar texture when no scar was found) are added as missing (imputed as in training)."""
+        df = table.covariates
+        absent = [c for c in self.params.get("feature_columns", []) if c not in df.columns]
+        if absent and table.image_columns:
+            df = df.copy()
+            for c in absent:
+                df[c] = np.nan
+        return df
+
     def check(self, table: Table) -> None:
         """Refuse a table whose columns or kinds do not match the training table."""
         p = self.params
-        df = table.covariates
+        df = self._covariates(table)
         missing = [c for c in p["columns"] if c not in df.columns]
         problems = []
         if missing:
@@ -382,7 +393,7 @@ class Preprocessor:
     def transform(self, table: Table) -> np.ndarray:
         self.check(table)
         p = self.params
-        names, x = self._expand(table.covariates)
+        names, x = self._expand(self._covariates(table))
         med = np.asarray(p["median"])
         x = np.where(np.isnan(x), med, x)
         idx = [names.index(n) for n in p["selected"]]
