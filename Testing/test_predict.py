@@ -283,6 +283,28 @@ def test_image_manifest_uses_feature_table(tmp_path):
     assert pre.transform(load_table(m, "diagnosis", features=feats)).shape == (2, 2)
 
 
+def test_image_feature_absent_in_new_cohort_is_imputed_not_refused(tmp_path):
+    """A feature family that no subject of a new cohort has (e.g. scar texture when no scar was
+    segmented) is missing, imputed with the training median; a missing manifest covariate is
+    still refused."""
+    import pandas as pd
+
+    from cmrrisk.errors import CMRRiskError
+    from cmrrisk.predict.tabular import Preprocessor, load_table
+
+    m = _write(tmp_path / "m.csv", "subject,cine_ed,age,label\na,a.nii.gz,50,x\nb,b.nii.gz,60,y\n"
+               "c,c.nii.gz,70,y\n")
+    idx = pd.Index(["a", "b", "c"], name="subject")
+    feats = pd.DataFrame({"lv_edv_ml": [120.0, 150.0, 130.0], "scar_glcm": [1.0, 3.0, np.nan]}, index=idx)
+    pre = Preprocessor().fit(load_table(m, "diagnosis", features=feats))
+    x = pre.transform(load_table(m, "diagnosis", features=feats.drop(columns="scar_glcm")))
+    j = pre.feature_names.index("scar_glcm")
+    assert np.allclose(x[:, j], 0.0)  # the training median (2), standardised by the training mean (2)
+    m2 = _write(tmp_path / "m2.csv", "subject,cine_ed,label\na,a.nii.gz,x\n")
+    with pytest.raises(CMRRiskError, match="missing column.*age"):
+        pre.transform(load_table(m2, "diagnosis", features=feats.drop(columns="scar_glcm").iloc[:1]))
+
+
 # --------------------------------------------------------------------- cross-validation
 
 def test_cross_validation_fits_preprocessing_inside_folds(monkeypatch):
