@@ -296,7 +296,8 @@ def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool
             from .evaluate import evaluate_emidec
 
             metrics = evaluate_emidec(seg, val_subj)
-        metrics["split"] = "validation (held out from training, stratified by ACDC group)"
+        metrics["split"] = ("validation (held out from training, stratified by "
+                            + ("ACDC group)" if task == "cine" else "EMIDEC normal / infarct case)"))
     card = model_card(config, metrics)
     modeldir.save(out, state, config, {"metrics.json": metrics, "MODEL_CARD.md": card})
     _log(f"model written to {out}")
