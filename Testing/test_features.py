@@ -177,6 +177,11 @@ def test_radiomics_names_values_and_small_regions():
     tiny = np.zeros_like(lab)
     tiny[3, 30:33, 30:33] = L.RV_BLOOD_POOL  # 9 voxels < minimumROISize
     assert R.region_features(img, tiny, AFFINE, R.CINE_REGIONS, "ed") == {}
+    # large enough here, too small after pyradiomics resamples it to 1.5 mm: skipped, not an error
+    fine = np.diag([-1.0, -1.0, 10.0, 1.0])
+    small = np.zeros_like(lab)
+    small[3, 30:35, 30:35] = L.RV_BLOOD_POOL  # 25 voxels of 1 mm -> about 11 of 1.5 mm
+    assert R.region_features(img, small, fine, R.CINE_REGIONS, "ed") == {}
 
 
 def test_bad_radiomics_parameter_file(tmp_path):

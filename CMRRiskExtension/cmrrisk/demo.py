@@ -335,10 +335,8 @@ def _run(root, n, seed, test_fraction, cv, n_explain, workers, max_epochs, boots
             row[f"{role}_seg"] = seg_res[s]["paths"][role]
         return row
 
-    man = {}
-    for part, ids in (("all", train_ids + test_ids), ("train", train_ids), ("test", test_ids)):
-        man[part] = os.path.join(d["work"], f"{part}_images.csv")
-        _write_csv(man[part], cols, [image_row(s) for s in ids])
+    man = {"all": os.path.join(d["work"], "all_images.csv")}
+    _write_csv(man["all"], cols, [image_row(s) for s in train_ids + test_ids])
 
     # 5. features
     steps.start("features", "features: clinical indices, radiomics, deep features")
@@ -346,6 +344,14 @@ def _run(root, n, seed, test_fraction, cv, n_explain, workers, max_epochs, boots
     feats_csv = os.path.join(d["tables"], "features.csv")
     prov = write_features(man["all"], feats_csv, cache_dir=cache, workers=workers, progress=not quiet)
     steps.say(f"{prov['columns']['n_features']} features per subject")
+    feature_failures = {f["subject"]: f["error"] for f in prov["failures"]}
+    for subj, err in feature_failures.items():
+        steps.say(f"{subj}: features failed, subject left out of the models: {err}")
+    train_ids = [s for s in train_ids if s not in feature_failures]
+    test_ids = [s for s in test_ids if s not in feature_failures]
+    for part, ids in (("train", train_ids), ("test", test_ids)):
+        man[part] = os.path.join(d["work"], f"{part}_images.csv")
+        _write_csv(man[part], cols, [image_row(s) for s in ids])
     frows = {r["subject"]: r for r in _read_rows(feats_csv)}
     idx_cols = [c for c in INDEX_COLUMNS if c in next(iter(frows.values()))]
     for part, ids in (("train", train_ids), ("test", test_ids)):
@@ -429,6 +435,7 @@ def _run(root, n, seed, test_fraction, cv, n_explain, workers, max_epochs, boots
         "gap_best_to_oracle": oracle - evals[best]["c_index_harrell"],
         "n_subjects": n, "n_train": len(train_ids), "n_test": len(test_ids), "seed": seed,
         "excluded_by_qc": sorted(excluded),
+        "left_out_features_failed": feature_failures,
         "synthetic": {"version": synth_desc.get("version"), "hazard_formula": synth_desc.get("hazard_formula"),
                       "oracle_c_index_whole_cohort": synth_desc.get("oracle_c_index")},
         "explained_subjects": [e["subject"] for e in explained],

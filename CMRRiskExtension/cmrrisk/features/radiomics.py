@@ -86,6 +86,10 @@ def region_features(image: np.ndarray, seg: np.ndarray, ijk_to_ras: np.ndarray, 
         try:
             res = ex.execute(img, m, label=1)
         except (ValueError, RuntimeError) as exc:
+            if "too small" in str(exc) or "dimensions" in str(exc):
+                # smaller than minimumROISize / minimumROIDimensions after pyradiomics' own
+                # resampling (e.g. a few voxels of scar): no texture for it, as for an absent region
+                continue
             raise CMRRiskError(f"radiomics of region {region} ({phase}) failed: {exc}") from exc
         for k, v in res.items():
             if k.startswith("diagnostics_"):
