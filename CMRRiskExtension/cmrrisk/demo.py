@@ -42,6 +42,7 @@ import numpy as np
 
 from . import labels as L
 from .errors import CMRRiskError
+from .manifest import write_csv
 
 MARKER = ".cmrrisk-demo"
 CLINICAL = ("age", "sex", "diabetes")
@@ -82,12 +83,6 @@ class _Steps:
     def say(self, msg: str) -> None:
         if not self.quiet:
             print(f"      {msg}", file=sys.stderr, flush=True)
-
-
-def _write_csv(path: str, columns: list, rows: list) -> None:
-    from .manifest import write_csv
-
-    write_csv(path, list(columns), rows)
 
 
 def _read_rows(path: str) -> list:
@@ -296,8 +291,9 @@ def _run(root, n, seed, test_fraction, cv, n_explain, workers, max_epochs, boots
     steps.start("split", f"train / test split (test fraction {test_fraction}, stratified by event)")
     usable = [r for r in rows if r["subject"] not in excluded]
     train_ids, test_ids = split_subjects(usable, test_fraction, seed)
-    steps.say(f"train {len(train_ids)} subjects ({sum(r['event'] == '1' for r in usable if r['subject'] in train_ids)} "
-              f"events), test {len(test_ids)} ({sum(r['event'] == '1' for r in usable if r['subject'] in test_ids)} events)")
+    event = {r["subject"]: r["event"] == "1" for r in usable}
+    steps.say(f"train {len(train_ids)} subjects ({sum(event[s] for s in train_ids)} events), "
+              f"test {len(test_ids)} ({sum(event[s] for s in test_ids)} events)")
 
     # 4. segmentation with the bundled models
     steps.start("segmentation", "segmentation of cine ED/ES and LGE with the bundled models")
@@ -317,9 +313,9 @@ def _run(root, n, seed, test_fraction, cv, n_explain, workers, max_epochs, boots
     dice = _dice_summary(seg_results)
     steps.say(f"Dice mean {dice['mean']:.3f}: " + ", ".join(f"{k} {v:.3f}" for k, v in dice["per_structure"].items()))
     structs = sorted(dice["per_structure"])  # "<role>_<structure>", e.g. cine_ed_myo
-    _write_csv(os.path.join(d["tables"], "segmentation_dice.csv"), ["subject"] + structs,
-               [{"subject": r["subject"], **{k: f"{v:.4f}" for role, dd in r["dice"].items()
-                                             for st, v in dd.items() for k in [f"{role}_{st}"]}}
+    write_csv(os.path.join(d["tables"], "segmentation_dice.csv"), ["subject"] + structs,
+               [{"subject": r["subject"], **{f"{role}_{st}": f"{v:.4f}" for role, dd in r["dice"].items()
+                                             for st, v in dd.items()}}
                 for r in seg_results])
 
     # model-input manifests: images + model segmentations + covariates + outcome; no truth
@@ -336,7 +332,7 @@ def _run(root, n, seed, test_fraction, cv, n_explain, workers, max_epochs, boots
         return row
 
     man = {"all": os.path.join(d["work"], "all_images.csv")}
-    _write_csv(man["all"], cols, [image_row(s) for s in train_ids + test_ids])
+    write_csv(man["all"], cols, [image_row(s) for s in train_ids + test_ids])
 
     # 5. features
     steps.start("features", "features: clinical indices, radiomics, deep features")
@@ -351,12 +347,12 @@ def _run(root, n, seed, test_fraction, cv, n_explain, workers, max_epochs, boots
     test_ids = [s for s in test_ids if s not in feature_failures]
     for part, ids in (("train", train_ids), ("test", test_ids)):
         man[part] = os.path.join(d["work"], f"{part}_images.csv")
-        _write_csv(man[part], cols, [image_row(s) for s in ids])
+        write_csv(man[part], cols, [image_row(s) for s in ids])
     frows = {r["subject"]: r for r in _read_rows(feats_csv)}
     idx_cols = [c for c in INDEX_COLUMNS if c in next(iter(frows.values()))]
     for part, ids in (("train", train_ids), ("test", test_ids)):
         man[f"{part}_clinical"] = os.path.join(d["work"], f"{part}_clinical.csv")
-        _write_csv(man[f"{part}_clinical"], ["subject", *CLINICAL, *idx_cols, "time", "event"],
+        write_csv(man[f"{part}_clinical"], ["subject", *CLINICAL, *idx_cols, "time", "event"],
                    [{c: frows[s][c] for c in ("subject", *CLINICAL, *idx_cols, "time", "event")} for s in ids])
 
     # 6. models with cross-validation on the training split
