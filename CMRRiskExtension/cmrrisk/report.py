@@ -80,26 +80,23 @@ _MISSING = ("", "na", "nan", "none", "null")
 
 # ------------------------------------------------------------------------------ formatting
 
-def _f(x, nd: int = 3) -> str:
+def _fmt(x, spec: str) -> str:
+    """``x`` formatted with ``spec``; "n/a" for None or non-finite numbers, text as given."""
     if x is None:
         return "n/a"
     try:
         v = float(x)
     except (TypeError, ValueError):
         return str(x)
-    if not math.isfinite(v):
-        return "n/a"
-    return f"{v:.{nd}f}"
+    return format(v, spec) if math.isfinite(v) else "n/a"
+
+
+def _f(x, nd: int = 3) -> str:
+    return _fmt(x, f".{nd}f")
 
 
 def _g(x) -> str:
-    if x is None:
-        return "n/a"
-    try:
-        v = float(x)
-    except (TypeError, ValueError):
-        return str(x)
-    return "n/a" if not math.isfinite(v) else f"{v:.4g}"
+    return _fmt(x, ".4g")
 
 
 def _ci(lo_hi, nd: int = 3) -> str:
@@ -219,6 +216,15 @@ def _figure(w: float, h: float):
     return fig
 
 
+def _label(ax, xlabel: str, ylabel: str, title: str, legend: str | None = None) -> None:
+    """Axis labels, a small title and (at ``legend``) a small legend."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=9)
+    if legend:
+        ax.legend(fontsize=7, loc=legend)
+
+
 def _panel_figure(n: int, width: float, height: float):
     """A figure for ``n`` panels, three per row: (figure, rows, columns)."""
     cols = min(n, 3)
@@ -245,10 +251,8 @@ def calibration_figure(entries: list) -> str | None:
                    label=f"{lab}: slope {_f(c.get('slope'), 2)}, t = {c['horizon']:g}")
     ax.set_xlim(0, top)
     ax.set_ylim(0, top)
-    ax.set_xlabel("predicted event probability (mean per bin)")
-    ax.set_ylabel("observed event probability (1 - Kaplan-Meier)")
-    ax.set_title("Calibration by predicted-risk bins")
-    ax.legend(fontsize=7, loc="upper left")
+    _label(ax, "predicted event probability (mean per bin)", "observed event probability (1 - Kaplan-Meier)",
+           "Calibration by predicted-risk bins", "upper left")
     return _png(fig)
 
 
@@ -314,10 +318,8 @@ def km_figure(panels: list) -> str | None:
                 sv = np.asarray(s)[np.clip(np.searchsorted(t, cs, side="right") - 1, 0, len(s) - 1)]
                 ax.plot(cs, sv, "|", color=line.get_color(), ms=6)
         ax.set_ylim(0, 1.02)
-        ax.set_xlabel("time (cohort's unit)")
-        ax.set_ylabel("event-free probability")
-        ax.set_title(f"{lab}: log-rank p {_p(p)}", fontsize=9)
-        ax.legend(fontsize=7, loc="lower left")
+        _label(ax, "time (cohort's unit)", "event-free probability", f"{lab}: log-rank p {_p(p)}",
+               "lower left")
     fig.tight_layout()
     return _png(fig)
 
@@ -338,10 +340,7 @@ def roc_figure(panels: list) -> str | None:
             if 0 < pos.sum() < len(pos):
                 fpr, tpr, _ = roc_curve(pos, np.asarray(proba)[:, j])
                 ax.plot(fpr, tpr, lw=1.5, label=f"{c} (AUC {_f((aucs or {}).get(str(c)))})")
-        ax.set_xlabel("1 - specificity")
-        ax.set_ylabel("sensitivity")
-        ax.set_title(f"{lab}: ROC (one class vs rest)", fontsize=9)
-        ax.legend(fontsize=7, loc="lower right")
+        _label(ax, "1 - specificity", "sensitivity", f"{lab}: ROC (one class vs rest)", "lower right")
     fig.tight_layout()
     return _png(fig)
 

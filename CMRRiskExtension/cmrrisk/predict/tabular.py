@@ -359,10 +359,11 @@ class Preprocessor:
                 df[c] = np.nan
         return df
 
-    def check(self, table: Table) -> None:
-        """Refuse a table whose columns or kinds do not match the training table."""
+    def check(self, table: Table, df=None) -> None:
+        """Refuse a table whose columns or kinds do not match the training table (``df``: its
+        covariates from :meth:`_covariates`, when the caller has them)."""
         p = self.params
-        df = self._covariates(table)
+        df = self._covariates(table) if df is None else df
         missing = [c for c in p["columns"] if c not in df.columns]
         problems = []
         if missing:
@@ -391,9 +392,10 @@ class Preprocessor:
                                + "; ".join(problems) + ".")
 
     def transform(self, table: Table) -> np.ndarray:
-        self.check(table)
+        df = self._covariates(table)
+        self.check(table, df)
         p = self.params
-        names, x = self._expand(self._covariates(table))
+        names, x = self._expand(df)
         med = np.asarray(p["median"])
         x = np.where(np.isnan(x), med, x)
         idx = [names.index(n) for n in p["selected"]]
