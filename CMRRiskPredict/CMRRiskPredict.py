@@ -1,5 +1,6 @@
 """CMRRisk Predict: image-derived features (clinical indices, radiomics, deep features) of the
-loaded study in 3D Slicer; prediction models and explanations arrive here next.
+loaded study in 3D Slicer, predictions of a trained model (risk, risk group, survival curve, or
+class probabilities), training from a cohort manifest, and explanations.
 
 Module, Widget, Logic and Test classes (Slicer's scripted-module convention). The Logic is thin:
 nodes -> arrays through ``cmrrisk.mrml``, features from ``cmrrisk.features.cohort.image_features``
@@ -8,6 +9,9 @@ nodes -> arrays through ``cmrrisk.mrml``, features from ``cmrrisk.features.cohor
     logic = slicer.util.getModuleLogic("CMRRiskPredict")
     table = logic.computeFeatures(edVolumeNode=ed, esVolumeNode=es,
                                   edSegmentationNode=edSeg, esSegmentationNode=esSeg)
+    out = logic.predictStudy("my_model", ed, es, covariates={"age": 61, "sex": "F"})
+    out["table"], out["chart"]        # table node, vtkMRMLPlotChartNode of the survival curve
+    logic.trainModel("cohort.csv", "survival", "my_model", progress=print)
 """
 
 import os
@@ -64,7 +68,9 @@ class CMRRiskPredict(ScriptedLoadableModule):
             "fraction, mass, wall thickness, scar burden), radiomic features (pyradiomics, bundled "
             "parameter file) and deep features (encoder of the bundled segmentation network), "
             "for ED/ES cine frames and LGE. Missing segmentations are computed with the bundled "
-            "models. Research use only.")
+            "models. Prediction: a model trained with 'cmrrisk train' (or the Training section) "
+            "gives the study's risk score, risk group and survival curve, or class probabilities. "
+            "Research use only.")
         self.parent.acknowledgementText = (
             "Radiomics: van Griethuysen et al., Cancer Research 77(21):e104-e107, 2017. "
             "Bundled models trained on ACDC (Bernard et al., IEEE TMI 2018) and EMIDEC "
@@ -86,15 +92,29 @@ class CMRRiskPredictWidget(ScriptedLoadableModuleWidget):
         self.ui = slicer.util.childWidgetVariables(uiWidget)
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = CMRRiskPredictLogic()
+        import ctk
+
+        self.ui.modelDirPathLineEdit.filters = ctk.ctkPathLineEdit.Dirs
+        self.ui.outputDirPathLineEdit.filters = ctk.ctkPathLineEdit.Dirs
+        self.ui.manifestPathLineEdit.nameFilters = ["Cohort manifest (*.csv)"]
+        self._cancelRequested = False
         self.ui.applyButton.connect("clicked(bool)", self.onApply)
+        self.ui.predictButton.connect("clicked(bool)", self.onPredict)
+        self.ui.trainButton.connect("clicked(bool)", self.onTrain)
+        self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
         for name in ("edSelector", "esSelector", "lgeSelector"):
             getattr(self.ui, name).connect("currentNodeChanged(vtkMRMLNode*)", self.updateGUI)
+        for name in ("modelDirPathLineEdit", "manifestPathLineEdit", "outputDirPathLineEdit"):
+            getattr(self.ui, name).connect("currentPathChanged(QString)", self.updateGUI)
         self.updateGUI()
 
     def updateGUI(self, *_):
         ed, es, lge = (self.ui.edSelector.currentNode(), self.ui.esSelector.currentNode(),
                        self.ui.lgeSelector.currentNode())
         self.ui.applyButton.enabled = bool((ed and es) or lge)
+        self.ui.predictButton.enabled = bool(self.ui.modelDirPathLineEdit.currentPath)
+        self.ui.trainButton.enabled = bool(self.ui.manifestPathLineEdit.currentPath
+                                           and self.ui.outputDirPathLineEdit.currentPath)
 
     def ensureDependencies(self):
         from cmrrisk.mrml.dependencies import ensure
@@ -126,13 +146,80 @@ class CMRRiskPredictWidget(ScriptedLoadableModuleWidget):
             self.ui.statusLabel.text = f"Stopped: {exc}"
 
 
+    def onPredict(self):
+        if not self.ensureDependencies():
+            return
+        self.ui.statusLabel.text = "Predicting..."
+        slicer.app.processEvents()
+        try:
+            with slicer.util.tryWithErrorDisplay("CMRRisk prediction failed.", waitCursor=True):
+                out = self.logic.predictStudy(
+                    self.ui.modelDirPathLineEdit.currentPath,
+                    edVolumeNode=self.ui.edSelector.currentNode(),
+                    esVolumeNode=self.ui.esSelector.currentNode(),
+                    edSegmentationNode=self.ui.edSegmentationSelector.currentNode(),
+                    esSegmentationNode=self.ui.esSegmentationSelector.currentNode(),
+                    lgeVolumeNode=self.ui.lgeSelector.currentNode(),
+                    lgeSegmentationNode=self.ui.lgeSegmentationSelector.currentNode(),
+                    covariates=self.logic.parseCovariates(self.ui.covariatesLineEdit.text),
+                    horizons=self.logic.parseHorizons(self.ui.horizonsLineEdit.text),
+                    bsa=self.ui.bsaSpinBox.value or None)
+                self.ui.tableView.setMRMLTableNode(out["table"])
+                if out["chart"] is not None:
+                    slicer.modules.plots.logic().ShowChartInLayout(out["chart"])
+                res = out["result"]
+                summary = (f"risk {res['risk']:.3g} ({res.get('risk_group', 'no groups')})"
+                           if res["endpoint"] == "survival"
+                           else f"{res['predicted']} (p = {res['probability']:.2f})")
+                notes = f"; {'; '.join(res['notes'])}" if res["notes"] else ""
+                self.ui.statusLabel.text = f"{res['model']}: {summary}{notes}"
+        except Exception as exc:  # already displayed by tryWithErrorDisplay
+            self.ui.statusLabel.text = f"Stopped: {exc}"
+
+    def onCancel(self):
+        self._cancelRequested = True
+        self.ui.statusLabel.text = "Cancelling after the current step..."
+
+    def _progress(self, done, total, message):
+        self.ui.progressBar.maximum = max(1, total)
+        self.ui.progressBar.value = done
+        self.ui.statusLabel.text = message
+        slicer.app.processEvents()
+
+    def onTrain(self):
+        from cmrrisk.predict.study import Cancelled
+
+        if not self.ensureDependencies():
+            return
+        self._cancelRequested = False
+        self.ui.trainButton.enabled = False
+        self.ui.cancelButton.enabled = True
+        self.ui.progressBar.value = 0
+        try:
+            with slicer.util.tryWithErrorDisplay("CMRRisk training failed.", waitCursor=True):
+                res = self.logic.trainModel(
+                    self.ui.manifestPathLineEdit.currentPath, self.ui.endpointComboBox.currentText,
+                    self.ui.outputDirPathLineEdit.currentPath, model=self.ui.modelNameLineEdit.text.strip(),
+                    cv=self.ui.cvSpinBox.value, progress=self._progress,
+                    cancel=lambda: self._cancelRequested)
+                self.ui.modelDirPathLineEdit.currentPath = res["model_dir"]
+                self.ui.statusLabel.text = f"Model written: {res['model_dir']} ({res['seconds']:.0f} s)"
+        except Cancelled:
+            self.ui.statusLabel.text = "Training cancelled; no model written."
+        except Exception as exc:  # already displayed by tryWithErrorDisplay
+            self.ui.statusLabel.text = f"Stopped: {exc}"
+        finally:
+            self.ui.cancelButton.enabled = False
+            self.updateGUI()
+
+
 #
 # Logic
 #
 
 
 class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
-    """Features of the loaded study into a table node; usable without the GUI."""
+    """Features, predictions, training and explanations of the loaded study; usable without the GUI."""
 
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
@@ -293,6 +380,104 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
             return {"heatmaps": {}, "attributions": table_node, "similar": None, "text": expl.text,
                     "explanation": expl}
         return self._showExplanation(expl, refs, showOverlay)
+
+
+    # ---- prediction and training (cmrrisk.predict.study: the core of `cmrrisk predict` / `train`)
+
+    @staticmethod
+    def parseCovariates(text):
+        """'age=61, sex=F; diabetes=1' -> {"age": "61", "sex": "F", "diabetes": "1"} (values are
+        converted by the model: numbers for numeric columns, text for categories)."""
+        out = {}
+        for item in [t.strip() for t in (text or "").replace(";", ",").replace("\n", ",").split(",")]:
+            if not item:
+                continue
+            if "=" not in item:
+                raise ValueError(f"covariates: {item!r} is not name=value (e.g. age=61, sex=F).")
+            key, value = (x.strip() for x in item.split("=", 1))
+            if not key:
+                raise ValueError(f"covariates: {item!r} has no name before '='.")
+            if key in out:
+                raise ValueError(f"covariates: {key!r} is given twice.")
+            out[key] = value
+        return out
+
+    @staticmethod
+    def parseHorizons(text):
+        """'365, 730' -> [365.0, 730.0]; empty -> None (the model's default horizons)."""
+        items = [t.strip() for t in (text or "").replace(";", ",").split(",") if t.strip()]
+        try:
+            values = [float(t) for t in items]
+        except ValueError as exc:
+            raise ValueError(f"horizons {text!r}: give times separated by commas (e.g. 365, 730).") from exc
+        if any(v <= 0 for v in values):
+            raise ValueError(f"horizons {text!r}: times must be > 0.")
+        return values or None
+
+    def predictStudy(self, modelDir, edVolumeNode=None, esVolumeNode=None, edSegmentationNode=None,
+                     esSegmentationNode=None, lgeVolumeNode=None, lgeSegmentationNode=None,
+                     covariates=None, horizons=None, bsa=None, name=None, chart=True):
+        """Predict with a model directory (``cmrrisk train``) for the loaded study.
+
+        Returns a dict: ``table`` (a one-row table node: survival: risk, risk_group and
+        survival_at_<t> per horizon; diagnosis: predicted and p_<class>), ``chart`` (survival:
+        a ``vtkMRMLPlotChartNode`` of the predicted survival curve; else None), ``result`` (the
+        core's dict, with ``notes`` such as imputed covariates). Image features and missing
+        segmentations are computed as for ``cmrrisk features``; a model trained on covariates only
+        needs no volume. ``covariates``: {column: value}."""
+        from cmrrisk import mrml
+        from cmrrisk.mrml.plots import survival_chart
+        from cmrrisk.predict.study import predict_study
+
+        if (edVolumeNode is None) != (esVolumeNode is None):
+            raise ValueError("Give both the ED and the ES volume (or neither).")
+        pipe = self._loadModel(modelDir)
+        vol = {k: (mrml.volume_from_node(n) if n is not None else None)
+               for k, n in (("ed", edVolumeNode), ("es", esVolumeNode), ("lge", lgeVolumeNode))}
+        reference = edVolumeNode or lgeVolumeNode
+        subject = name or (reference.GetName() if reference is not None else "study")
+        res = predict_study(pipe, vol["ed"], vol["es"], self._labels(edSegmentationNode, edVolumeNode),
+                            self._labels(esSegmentationNode, esVolumeNode), vol["lge"],
+                            self._labels(lgeSegmentationNode, lgeVolumeNode), covariates, horizons,
+                            subject=subject, bsa_m2=bsa)
+        scene = reference.GetScene() if reference is not None else slicer.mrmlScene
+        columns = {"subject": [subject], "model": [res["model"]]}
+        if res["endpoint"] == "survival":
+            columns["risk"] = [res["risk"]]
+            if "risk_group" in res:
+                columns["risk_group"] = [res["risk_group"]]
+            for h, p in res["survival"].items():
+                columns[f"survival_at_{h:g}"] = [p]
+        else:
+            columns["predicted"] = [res["predicted"]]
+            for c, p in res["probabilities"].items():
+                columns[f"p_{c}"] = [p]
+        table = mrml.add_table(scene, f"{subject} prediction", columns, reference)
+        table.SetAttribute("CMRRisk.model", str(modelDir))
+        table.SetAttribute("CMRRisk.notes", "; ".join(res["notes"]))
+        chartNode = None
+        if chart and res["endpoint"] == "survival":
+            chartNode, _ = survival_chart(scene, {subject: (res["curve"]["time"], res["curve"]["survival"])},
+                                          f"{subject} predicted survival", reference)
+        return {"table": table, "chart": chartNode, "result": res}
+
+    def trainModel(self, manifestPath, endpoint, outputDir, model=None, seed=0, maxEpochs=None, cv=5,
+                   maxFeatures=None, progress=None, cancel=None, log=None):
+        """Train a model on a cohort manifest and write ``outputDir`` (what ``cmrrisk train``
+        does). ``progress(done, total, message)`` after each step (image features, each
+        cross-validation fold, final fit, writing); ``cancel()`` is checked between steps and
+        raises ``cmrrisk.predict.study.Cancelled`` (nothing is written). Returns the core's dict
+        (model_dir, model, cv metrics, chosen candidates, seconds)."""
+        from cmrrisk.predict.study import train_model
+
+        if not manifestPath:
+            raise ValueError("Choose a cohort manifest (CSV).")
+        if not outputDir:
+            raise ValueError("Choose an output folder for the model.")
+        return train_model(manifestPath, endpoint, outputDir, model=model or None, seed=int(seed),
+                           max_epochs=int(maxEpochs) if maxEpochs else None, cv=int(cv or 0),
+                           max_features=int(maxFeatures) if maxFeatures else None,
+                           progress=progress, cancel=cancel, log=log)
 
 
 #

@@ -4,6 +4,8 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -77,3 +79,16 @@ def test_module_dependency_check_names_missing_packages(monkeypatch):
 
     assert D.missing({"numpy": "numpy", "cmrrisk_no_such_package": "x==1"}, also=()) == ["cmrrisk_no_such_package"]
     assert D.missing({}, also=("torch",)) == []
+
+
+@pytest.mark.parametrize("module", ["CMRRiskSegment", "CMRRiskPredict"])
+def test_widget_uses_only_widgets_its_ui_file_defines(module):
+    """Widgets cannot run here: at least every ``self.ui.<name>`` must exist in the .ui file."""
+    import re
+    import xml.etree.ElementTree as ET
+
+    src = (ROOT / module / f"{module}.py").read_text()
+    used = set(re.findall(r"self\.ui\.(\w+)", src))
+    tree = ET.parse(ROOT / module / "Resources" / "UI" / f"{module}.ui")
+    defined = {w.get("name") for w in tree.iter("widget")}
+    assert used and not sorted(used - defined)

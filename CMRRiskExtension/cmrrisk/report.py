@@ -38,7 +38,11 @@ import numpy as np
 from .errors import CMRRiskError
 from .qc import finite_float as _num
 
-#: TRIPOD+AI item labels used as section headings
+#: TRIPOD+AI item labels used as section headings (numbers checked against the 27-item checklist of
+#: Collins et al., BMJ 2024;385:e078378: 5 data, 7 data preparation, 8 outcome, 9 predictors, 10 sample
+#: size, 11 missing data, 12a-g analytical methods, 13 class imbalance, 14 fairness, 15 model output,
+#: 16 training versus evaluation, 18a-f open science, 20a-c participants, 21 model development,
+#: 22 model specification, 23a-b performance, 26 limitations)
 ITEMS = {
     "summary": "Items 1-2 - Title and abstract (summary)",
     "data": "Item 5 - Source of data",
@@ -1626,6 +1630,9 @@ def _section_todo(H):
     H.ul(["Items 3-4: health-care context, target population, known inequalities and objectives.",
           "Items 5b-6: key dates, setting and centres, eligibility criteria, treatments received.",
           "Item 8: how and when the outcome was assessed and by whom (blinding).",
+          "Item 9a: how the initial set of candidate predictors was chosen.",
+          "Item 16: differences between development and evaluation data in setting, eligibility, outcome and "
+          "predictors (the participants table compares only the recorded columns).",
           "Items 17-19: ethics approval and consent, funding, conflicts of interest, protocol, registration, "
           "data availability, patient and public involvement.",
           "Items 24-27: model updating, interpretation against other evidence, usability and intended use."])

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import math
-import time
 
 from ..errors import CMRRiskError
 
@@ -28,41 +27,12 @@ def _threads(n):
 
 
 def cmd_train(args) -> int:
-    from .base import DEFAULTS
-    from .pipeline import Pipeline
-    from .store import save_pipeline
-    from .tabular import load_table
-    from .validation import cross_validate
+    from .study import train_model
 
     _threads(args.threads)
-    from .base import get_class
-
-    name = args.model or DEFAULTS[args.endpoint]
-    # an image network reads the images itself: its covariates are the manifest's own columns,
-    # not the image features that `cmrrisk features` would add
-    image_model = get_class(name, args.endpoint).uses_inputs
-    table = load_table(args.manifest, args.endpoint, cache_dir=args.cache_dir,
-                       image_features=not image_model)
-    params = {"max_epochs": args.max_epochs} if args.max_epochs else {}
-    print(f"{args.manifest}: {len(table)} subjects, {table.covariates.shape[1]} input column(s); "
-          f"model {name} ({args.endpoint})")
-    metrics = None
-    if args.cv and args.cv > 1:
-        t0 = time.time()
-        metrics = cross_validate(table, args.endpoint, name, k=args.cv, seed=args.seed,
-                                 max_features=args.max_features, model_params=params)
-        metrics["seconds"] = round(time.time() - t0, 1)
-        s = metrics["summary"]
-        print(f"{args.cv}-fold cross-validation: " + ", ".join(
-            f"{k} {_fmt(v['mean'])} (SD {_fmt(v['sd'])})" for k, v in s.items()))
-    pipe = Pipeline(args.endpoint, name, seed=args.seed, max_features=args.max_features,
-                    model_params=params).fit(table)
-    if getattr(pipe.model, "chosen", None):
-        print(f"{name}: chose {'+'.join(pipe.model.chosen)} by {pipe.model.params['folds']}-fold CV "
-              "inside the training data (" + ", ".join(
-                  f"{k} {v:.3f}" for k, v in pipe.model.cv_scores.items()) + ")")
-    save_pipeline(pipe, args.out, metrics)
-    print(f"model written: {args.out}")
+    train_model(args.manifest, args.endpoint, args.out, model=args.model, seed=args.seed,
+                max_epochs=args.max_epochs, cv=args.cv, max_features=args.max_features,
+                cache_dir=args.cache_dir, log=print)
     return 0
 
 

@@ -1,0 +1,257 @@
+"""One study in memory -> a prediction, and training with progress and cancel.
+
+These are the functions behind the CMRRisk Predict module in Slicer (its Logic converts nodes to
+:class:`~cmrrisk.image.Volume` objects and results to table and plot nodes); they import no
+Slicer code and are used from Python too::
+
+    pipe = load_pipeline("my_model")
+    table, notes = study_table(pipe, ed=ed, es=es, covariates={"age": 61, "sex": "F"})
+    result = predict_table(pipe, table)      # risk, risk group, survival curve / class probabilities
+
+    train_model("cohort.csv", "survival", "my_model", progress=print_progress, cancel=stop_flag)
+
+A study's image features are computed by the same code as ``cmrrisk features``
+(:func:`cmrrisk.features.cohort.image_features`) with the options recorded in the model, and the
+model refuses them (as it refuses a manifest) when its feature settings or the bundled
+segmentation models differ from those it was trained with.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+import time
+from typing import Callable
+
+import numpy as np
+
+from ..errors import CMRRiskError
+from .tabular import Table, feature_settings
+
+
+def _fmt(x, nd=3):
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
+
+
+class Cancelled(Exception):
+    """Raised when the caller's ``cancel()`` returned True; nothing was written."""
+
+
+#: points of the survival curve returned by :func:`predict_table`
+CURVE_POINTS = 60
+
+
+def _study_features(pipe, ed, es, ed_seg, es_seg, lge, lge_seg, bsa_m2, info) -> tuple[dict, dict]:
+    """Image features of the study with the model's feature options, and their settings record."""
+    from ..features import radiomics as R
+    from ..features.cohort import DEFAULT_OPTIONS, FEATURES_VERSION, image_features, model_checksums
+
+    want = pipe.preprocessor.params.get("feature_settings") or {}
+    opts = dict(DEFAULT_OPTIONS)
+    opts.update({k: v for k, v in (want.get("options") or {}).items() if k in ("radiomics", "deep", "device")})
+    if ed is None and lge is None:
+        raise CMRRiskError("this model uses image features: give the study's ED and ES frames "
+                           f"(image columns in training: {', '.join(pipe.preprocessor.params['image_columns'])}).")
+    feats = image_features(ed, es, ed_seg, es_seg, lge, lge_seg, bsa_m2=bsa_m2,
+                           options={k: opts[k] for k in ("radiomics", "deep", "device")}, info=info)
+    prov = {"features_version": FEATURES_VERSION, "models": model_checksums(),
+            "options": {k: v for k, v in opts.items() if k != "radiomics_params"},
+            "radiomics_params": R.params_text(None) if opts["radiomics"] else None}
+    return feats, feature_settings(prov)
+
+
+def study_table(pipe, ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg=None,
+                covariates: dict | None = None, subject: str = "study", bsa_m2: float | None = None,
+                workdir: str | None = None, info: dict | None = None) -> tuple[Table, list]:
+    """A one-subject :class:`Table` for ``pipe`` from images (:class:`~cmrrisk.image.Volume`,
+    segmentations as project-label arrays or ``None`` for the bundled models) and covariates
+    ({column: value}). Returns the table and notes (e.g. covariates imputed).
+
+    A model over images (``multiinput``) reads image files: the volumes are written as NIfTI into
+    ``workdir`` (required then; the caller removes it)."""
+    import pandas as pd
+
+    from ..image import write_image
+
+    params = pipe.preprocessor.params
+    cols, kinds = params["columns"], params["kinds"]
+    feature_cols = set(params.get("feature_columns") or [])
+    covariates = {str(k): v for k, v in dict(covariates or {}).items()}
+    unknown = sorted(c for c in covariates if c not in cols)
+    notes = []
+    if unknown:
+        raise CMRRiskError(f"covariate(s) {', '.join(unknown)} are not inputs of this model "
+                           f"(its covariates: {', '.join(c for c in cols if c not in feature_cols) or 'none'}).")
+    info = {} if info is None else info
+    values, provenance, image_cols = {}, {}, []
+    if params.get("image_columns"):
+        feats, provenance = _study_features(pipe, ed, es, ed_seg, es_seg, lge, lge_seg, bsa_m2, info)
+        values.update({c: feats.get(c) for c in feature_cols})
+        image_cols = list(params["image_columns"])
+    data, missing = {}, []
+    for c in cols:
+        v = values.get(c) if c in feature_cols else covariates.get(c)
+        if v is None or (isinstance(v, str) and not v.strip()) or (isinstance(v, float) and math.isnan(v)):
+            if c not in feature_cols:
+                missing.append(c)
+            data[c] = [None] if kinds[c] == "categorical" else [np.nan]
+        elif kinds[c] == "categorical":
+            data[c] = [str(v).strip()]
+        else:
+            try:
+                data[c] = [float(v)]
+            except (TypeError, ValueError) as exc:
+                raise CMRRiskError(f"covariate '{c}': {v!r} is not a number.") from exc
+    df = pd.DataFrame(data, index=pd.Index([subject], name="subject"), columns=cols)
+    for c in cols:
+        if kinds[c] == "categorical":
+            df[c] = df[c].astype(object)
+    if missing:
+        notes.append("covariates not given (imputed with the training median or first level): "
+                     + ", ".join(missing))
+    absent = sorted(c for c in feature_cols if values.get(c) is None)
+    if absent and image_cols:
+        notes.append(f"{len(absent)} image feature(s) absent for this study (imputed), e.g. {absent[0]}")
+    images = []
+    if pipe.model.uses_inputs:
+        if ed is None or es is None:
+            raise CMRRiskError(f"model {pipe.model_name!r} reads the cine images: give the ED and ES frames.")
+        if workdir is None:
+            raise CMRRiskError("study_table: a model over images needs a workdir for its input files.")
+        row = {"subject": subject}
+        for key, vol, seg in (("cine_ed", ed, ed_seg), ("cine_es", es, es_seg), ("lge", lge, lge_seg)):
+            if vol is None:
+                continue
+            row[key] = os.path.join(workdir, f"{key}.nii.gz")
+            write_image(vol, row[key])
+            if seg is not None:
+                row[f"{key}_seg"] = os.path.join(workdir, f"{key}_seg.nii.gz")
+                write_image(vol.with_array(np.asarray(seg, np.uint8)), row[f"{key}_seg"])
+        images = [row]
+    table = Table("<study>", [subject], df, image_columns=image_cols,
+                  feature_columns=[c for c in cols if c in feature_cols], lines=[0],
+                  feature_provenance=provenance, images=images)
+    return table, notes
+
+
+def predict_table(pipe, table: Table, horizons=None, curve_points: int = CURVE_POINTS) -> list:
+    """Predictions for every subject of ``table``: a list of dicts.
+
+    Survival: ``risk`` (higher = worse), ``risk_group`` (low / intermediate / high, by the
+    tertiles of the training risks), ``survival`` ({horizon: probability}; default horizons: the
+    quartiles of the training event times) and ``curve`` ({"time": [...], "survival": [...]}
+    from 0 to the longest training follow-up). Diagnosis: ``predicted`` and ``probabilities``."""
+    out = []
+    if pipe.endpoint == "diagnosis":
+        p = pipe.predict_proba(table)
+        for i, s in enumerate(table.subjects):
+            j = int(np.argmax(p[i]))
+            out.append({"subject": s, "endpoint": "diagnosis", "predicted": pipe.classes[j],
+                        "probability": float(p[i, j]),
+                        "probabilities": {c: float(v) for c, v in zip(pipe.classes, p[i])}})
+        return out
+    risk = pipe.predict_risk(table)
+    hs = [float(h) for h in (horizons if horizons is not None else pipe.horizons())]
+    tmax = float(pipe.training.get("time_max") or (max(hs) if hs else 1.0))
+    grid = np.linspace(0.0, tmax, int(curve_points))
+    times = np.array(sorted(set(hs) | set(grid.tolist())))
+    surv = pipe.predict_survival(table, times)
+    cut = pipe.training.get("risk_cutpoints")
+    for i, s in enumerate(table.subjects):
+        row = {"subject": s, "endpoint": "survival", "risk": float(risk[i]),
+               "survival": {h: float(surv[i, int(np.searchsorted(times, h))]) for h in hs},
+               "curve": {"time": [float(t) for t in grid],
+                         "survival": [float(surv[i, int(np.searchsorted(times, t))]) for t in grid]}}
+        if cut:
+            row["risk_group"] = ["low", "intermediate", "high"][int(np.searchsorted(cut, risk[i], side="right"))]
+        out.append(row)
+    return out
+
+
+def predict_study(model_dir_or_pipe, ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg=None,
+                  covariates: dict | None = None, horizons=None, subject: str = "study",
+                  bsa_m2: float | None = None, info: dict | None = None) -> dict:
+    """Load a model directory (or take a loaded pipeline) and predict for one study; the result
+    of :func:`predict_table` for it, with ``notes`` and ``model``."""
+    from . import multiinput  # noqa: F401  (registers the image models)
+    from .store import load_pipeline
+
+    pipe = load_pipeline(model_dir_or_pipe) if isinstance(model_dir_or_pipe, str) else model_dir_or_pipe
+    with tempfile.TemporaryDirectory(prefix="cmrrisk_study_") as work:
+        table, notes = study_table(pipe, ed, es, ed_seg, es_seg, lge, lge_seg, covariates, subject,
+                                   bsa_m2, work, info)
+        res = predict_table(pipe, table, horizons)[0]
+    res["notes"] = notes
+    res["model"] = pipe.model_name
+    return res
+
+
+def train_model(manifest: str, endpoint: str, out: str, model: str | None = None, seed: int = 0,
+                max_epochs: int | None = None, cv: int = 5, max_features: int | None = None,
+                cache_dir: str | None = None,
+                progress: Callable[[int, int, str], None] | None = None,
+                cancel: Callable[[], bool] | None = None,
+                log: Callable[[str], None] | None = None) -> dict:
+    """Train a model on a manifest and write its model directory (what ``cmrrisk train`` does).
+
+    ``progress(done, total, message)`` is called after each step (reading and image features,
+    each cross-validation fold, the final fit, writing); ``cancel()`` is checked between steps
+    and raises :class:`Cancelled` (the model directory is then not written; a step already
+    running, e.g. one fold of a network, finishes first). Returns {"model_dir", "model",
+    "cv" (the metrics or None), "chosen", "cv_scores", "seconds"}."""
+    from . import multiinput  # noqa: F401  (registers the image models)
+    from .base import DEFAULTS, get_class
+    from .pipeline import Pipeline
+    from .store import save_pipeline
+    from .tabular import load_table
+    from .validation import cross_validate
+
+    log = log or (lambda _msg: None)
+    if endpoint not in DEFAULTS:
+        raise CMRRiskError(f"endpoint {endpoint!r}: choose survival or diagnosis.")
+    name = model or DEFAULTS[endpoint]
+    cls = get_class(name, endpoint)
+    k = int(cv or 0)
+    total = 3 + (k if k > 1 else 0)
+    step = [0]
+
+    def tick(msg):
+        step[0] += 1
+        if progress:
+            progress(step[0], total, msg)
+        if cancel is not None and cancel():
+            raise Cancelled(f"training cancelled after: {msg}")
+
+    t0 = time.time()
+    if cancel is not None and cancel():
+        raise Cancelled("training cancelled before it started")
+    # an image network reads the images itself: its covariates are the manifest's own columns
+    table = load_table(manifest, endpoint, cache_dir=cache_dir, image_features=not cls.uses_inputs)
+    log(f"{manifest}: {len(table)} subjects, {table.covariates.shape[1]} input column(s); model {name} ({endpoint})")
+    tick(f"read {len(table)} subjects")
+    params = {"max_epochs": int(max_epochs)} if max_epochs else {}
+    metrics = None
+    if k > 1:
+        c0 = time.time()
+
+        def fold_done(done, of):
+            tick(f"cross-validation fold {done}/{of}")
+
+        metrics = cross_validate(table, endpoint, name, k=k, seed=seed, max_features=max_features,
+                                 model_params=params, progress=fold_done)
+        metrics["seconds"] = round(time.time() - c0, 1)
+        log(f"{k}-fold cross-validation: " + ", ".join(
+            f"{key} {_fmt(v['mean'])} (SD {_fmt(v['sd'])})" for key, v in metrics["summary"].items()))
+    pipe = Pipeline(endpoint, name, seed=seed, max_features=max_features, model_params=params).fit(table)
+    chosen = getattr(pipe.model, "chosen", None)
+    if chosen:
+        log(f"{name}: chose {'+'.join(chosen)} by {pipe.model.params['folds']}-fold CV inside the training "
+            "data (" + ", ".join(f"{key} {v:.3f}" for key, v in pipe.model.cv_scores.items()) + ")")
+    tick("final fit on all subjects")
+    save_pipeline(pipe, out, metrics)
+    log(f"model written: {out}")
+    if progress:
+        progress(total, total, "model written")
+    return {"model_dir": out, "model": name, "cv": metrics, "chosen": chosen,
+            "cv_scores": getattr(pipe.model, "cv_scores", None), "seconds": round(time.time() - t0, 1)}
