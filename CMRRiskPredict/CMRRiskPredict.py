@@ -178,7 +178,7 @@ class CMRRiskPredictWidget(ScriptedLoadableModuleWidget):
 
     def onCancel(self):
         self._cancelRequested = True
-        self.ui.statusLabel.text = "Cancelling after the current step..."
+        self.ui.statusLabel.text = "Cancelling..."
 
     def _progress(self, done, total, message):
         self.ui.progressBar.maximum = max(1, total)

@@ -42,11 +42,32 @@ def test_cancel_stops_training_and_writes_nothing(tmp_path):
 
     manifest = _survival_manifest(tmp_path / "train.csv", 120, 3)
     seen = []
-    with pytest.raises(Cancelled, match="fold 1/3"):
+    with pytest.raises(Cancelled, match="fold 2"):
         _train(manifest, tmp_path / "model", cv=3, progress=lambda i, n, msg: seen.append(i),
                cancel=lambda: len(seen) >= 2)
     assert seen == [1, 2]
     assert not (tmp_path / "model").exists()
+
+
+def test_cancel_reaches_inside_a_network_fit(tmp_path):
+    """With no cross-validation the only steps are read and final fit: a cancel that arrives
+    after the read stops the network during its epochs, before the fit would end."""
+    from cmrrisk.predict.study import Cancelled
+
+    rng = np.random.default_rng(0)
+    lines = ["subject,a,b,label"] + [f"s{i},{i % 2 + rng.normal(0, .5):.3f},{rng.normal():.3f},{'AB'[i % 2]}"
+                                      for i in range(60)]
+    (tmp_path / "dx.csv").write_text("\n".join(lines) + "\n")
+    calls, seen = [], []
+
+    def cancel():
+        calls.append(1)
+        return len(calls) >= 4
+
+    with pytest.raises(Cancelled, match="final fit"):
+        _train(tmp_path / "dx.csv", tmp_path / "model", endpoint="diagnosis", model="mlp", cv=0,
+               max_epochs=500, progress=lambda i, n, msg: seen.append(i), cancel=cancel)
+    assert seen == [1] and len(calls) == 4 and not (tmp_path / "model").exists()
 
 
 def test_study_prediction_equals_the_manifest_prediction(survival_model, tmp_path):

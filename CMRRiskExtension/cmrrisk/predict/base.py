@@ -28,6 +28,27 @@ from ..errors import CMRRiskError
 _REGISTRY: dict = {}
 DEFAULTS = {"survival": "auto", "diagnosis": "auto"}
 
+#: a callable set by a long-running caller (``cmrrisk.predict.study.train_model``) that raises to
+#: stop training; models call :func:`check_interrupt` once per epoch or boosting round
+_INTERRUPT = None
+
+
+def check_interrupt() -> None:
+    """Give a caller's cancel request a chance to stop a long fit (raises its exception)."""
+    if _INTERRUPT is not None:
+        _INTERRUPT()
+
+
+@contextlib.contextmanager
+def interrupt_hook(fn):
+    """Within the block, :func:`check_interrupt` calls ``fn`` (which raises to stop)."""
+    global _INTERRUPT
+    previous, _INTERRUPT = _INTERRUPT, fn
+    try:
+        yield
+    finally:
+        _INTERRUPT = previous
+
 
 @dataclass
 class SurvivalTarget:

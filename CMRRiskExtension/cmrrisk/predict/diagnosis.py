@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CMRRiskError
-from .base import DiagnosisTarget, Model, register, torch_threads
+from .base import DiagnosisTarget, Model, check_interrupt, register, torch_threads
 
 
 def _check_target(y):
@@ -118,6 +118,7 @@ class MLPClassifier(Model):
             lossf = torch.nn.CrossEntropyLoss()
             best, state, best_ep = np.inf, None, 0
             for ep in range(int(p["max_epochs"])):
+                check_interrupt()
                 net.train()
                 perm = tr[torch.randperm(len(tr), generator=g).numpy()]
                 for s in range(0, len(perm), p["batch_size"]):

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CMRRiskError
-from .base import DiagnosisTarget, Model, SurvivalTarget, breslow, cox_survival, register
+from .base import DiagnosisTarget, Model, SurvivalTarget, breslow, check_interrupt, cox_survival, register
 from .images import CHANNELS, GRID, LGE_CHANNELS, prepare, prepare_lge
 
 
@@ -186,6 +186,7 @@ class _MultiInput(Model):
         best, best_state, best_ep = np.inf, None, 0
         self.history = []
         for ep in range(int(p["max_epochs"])):
+            check_interrupt()
             self.net.train()
             perm = tr[torch.randperm(len(tr), generator=g).numpy()]
             losses = []

@@ -196,12 +196,12 @@ def train_model(manifest: str, endpoint: str, out: str, model: str | None = None
     """Train a model on a manifest and write its model directory (what ``cmrrisk train`` does).
 
     ``progress(done, total, message)`` is called after each step (reading and image features,
-    each cross-validation fold, the final fit, writing); ``cancel()`` is checked between steps
-    and raises :class:`Cancelled` (the model directory is then not written; a step already
-    running, e.g. one fold of a network, finishes first). Returns {"model_dir", "model",
-    "cv" (the metrics or None), "chosen", "cv_scores", "seconds"}."""
+    each cross-validation fold, the final fit, writing). ``cancel()`` is checked after each step
+    and, inside network and boosting fits, once per epoch or round; it raises :class:`Cancelled`
+    and the model directory is not written. Returns {"model_dir", "model", "cv" (the metrics or
+    None), "chosen", "cv_scores", "seconds"}."""
     from . import multiinput  # noqa: F401  (registers the image models)
-    from .base import DEFAULTS, get_class
+    from .base import DEFAULTS, get_class, interrupt_hook
     from .pipeline import Pipeline
     from .store import save_pipeline
     from .tabular import load_table
@@ -211,44 +211,47 @@ def train_model(manifest: str, endpoint: str, out: str, model: str | None = None
     if endpoint not in DEFAULTS:
         raise CMRRiskError(f"endpoint {endpoint!r}: choose survival or diagnosis.")
     name = model or DEFAULTS[endpoint]
-    cls = get_class(name, endpoint)
+    image_model = get_class(name, endpoint).uses_inputs
     k = int(cv or 0)
     total = 3 + (k if k > 1 else 0)
-    step = [0]
+    state = {"step": 0, "doing": "reading the manifest"}
 
-    def tick(msg):
-        step[0] += 1
-        if progress:
-            progress(step[0], total, msg)
+    def stop_if_asked():
         if cancel is not None and cancel():
-            raise Cancelled(f"training cancelled after: {msg}")
+            raise Cancelled(f"training cancelled ({state['doing']})")
+
+    def tick(msg, doing):
+        state["step"] += 1
+        if progress:
+            progress(state["step"], total, msg)
+        state["doing"] = doing
+        stop_if_asked()
 
     t0 = time.time()
-    if cancel is not None and cancel():
-        raise Cancelled("training cancelled before it started")
-    # an image network reads the images itself: its covariates are the manifest's own columns
-    table = load_table(manifest, endpoint, cache_dir=cache_dir, image_features=not cls.uses_inputs)
-    log(f"{manifest}: {len(table)} subjects, {table.covariates.shape[1]} input column(s); model {name} ({endpoint})")
-    tick(f"read {len(table)} subjects")
-    params = {"max_epochs": int(max_epochs)} if max_epochs else {}
-    metrics = None
-    if k > 1:
-        c0 = time.time()
-
-        def fold_done(done, of):
-            tick(f"cross-validation fold {done}/{of}")
-
-        metrics = cross_validate(table, endpoint, name, k=k, seed=seed, max_features=max_features,
-                                 model_params=params, progress=fold_done)
-        metrics["seconds"] = round(time.time() - c0, 1)
-        log(f"{k}-fold cross-validation: " + ", ".join(
-            f"{key} {_fmt(v['mean'])} (SD {_fmt(v['sd'])})" for key, v in metrics["summary"].items()))
-    pipe = Pipeline(endpoint, name, seed=seed, max_features=max_features, model_params=params).fit(table)
+    stop_if_asked()
+    with interrupt_hook(stop_if_asked):
+        # an image network reads the images itself: its covariates are the manifest's own columns
+        table = load_table(manifest, endpoint, cache_dir=cache_dir, image_features=not image_model)
+        log(f"{manifest}: {len(table)} subjects, {table.covariates.shape[1]} input column(s); "
+            f"model {name} ({endpoint})")
+        tick(f"read {len(table)} subjects", "cross-validation fold 1" if k > 1 else "final fit")
+        params = {"max_epochs": int(max_epochs)} if max_epochs else {}
+        metrics = None
+        if k > 1:
+            c0 = time.time()
+            metrics = cross_validate(
+                table, endpoint, name, k=k, seed=seed, max_features=max_features, model_params=params,
+                progress=lambda done, of: tick(f"cross-validation fold {done}/{of}",
+                                               f"cross-validation fold {done + 1}" if done < of else "final fit"))
+            metrics["seconds"] = round(time.time() - c0, 1)
+            log(f"{k}-fold cross-validation: " + ", ".join(
+                f"{key} {_fmt(v['mean'])} (SD {_fmt(v['sd'])})" for key, v in metrics["summary"].items()))
+        pipe = Pipeline(endpoint, name, seed=seed, max_features=max_features, model_params=params).fit(table)
     chosen = getattr(pipe.model, "chosen", None)
     if chosen:
         log(f"{name}: chose {'+'.join(chosen)} by {pipe.model.params['folds']}-fold CV inside the training "
             "data (" + ", ".join(f"{key} {v:.3f}" for key, v in pipe.model.cv_scores.items()) + ")")
-    tick("final fit on all subjects")
+    tick("final fit on all subjects", "writing the model")
     save_pipeline(pipe, out, metrics)
     log(f"model written: {out}")
     if progress:
