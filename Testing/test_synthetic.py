@@ -83,13 +83,27 @@ def test_labels_geometry_and_truth(cohorts):
         z, h, w = ref.array.shape
         assert 1.35 <= sx <= 1.65 and sx == pytest.approx(sy) and sz in (8.0, 10.0)
         assert 8 <= z <= 10 and 208 <= h <= 240 and 240 <= w <= 256
-        for v in vols.values():
+        # the cine is stored base first (as ACDC), the LGE apex first (as EMIDEC: 75 of 75 stacks,
+        # bench/measure_real_appearance.py first_slice_apical); every voxel keeps its world
+        # position: LGE slice k lies where cine slice z - 1 - k does
+        flip = np.eye(4)
+        flip[2, 2], flip[2, 3] = -1.0, z - 1
+        for c, v in vols.items():
             assert v.array.shape == ref.array.shape
-            assert np.allclose(v.ijk_to_ras, ref.ijk_to_ras)
+            want = ref.ijk_to_ras @ flip if c.startswith("lge") else ref.ijk_to_ras
+            assert np.allclose(v.ijk_to_ras, want), c
         for c in ("cine_ed", "cine_es", "lge"):
             a = vols[c].array
             assert a.dtype == np.int16 and a.min() >= 0 and a.max() > 100
         ed, es, lge = (vols[c].array for c in ("cine_ed_seg", "cine_es_seg", "lge_seg"))
+        # slice order and coverage (ACDC / EMIDEC: every slice holds LV labels, the apical one
+        # with LV cavity at ED)
+        area = lambda lab: np.isin(lab, (1, 2, 4, 5)).sum((1, 2))
+        assert area(ed)[0] > area(ed)[-1] and area(lge)[0] < area(lge)[-1]
+        assert (area(ed) > 0).all() and (ed[-1] == 1).any() and (lge[0] == 1).any()
+        # same anatomy in world space (the LGE is mid-diastole): the LV overlaps the ED LV
+        a, b = np.isin(ed, (1, 2)), np.isin(lge[::-1], (1, 2, 4, 5))
+        assert 2 * (a & b).sum() / (a.sum() + b.sum()) > 0.8
         assert set(np.unique(ed)) == {0, 1, 2, 3}
         assert set(np.unique(es)) <= {0, 1, 2, 3} and {1, 2, 3} <= set(np.unique(es))
         assert set(np.unique(lge)) <= {0, 1, 2, 4, 5} and {1, 2} <= set(np.unique(lge))

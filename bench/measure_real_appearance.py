@@ -17,7 +17,14 @@ generator's realism figures (``cmrrisk.synthetic``, ``synthetic.json``) are repr
   cavity solidity (area / convex-hull area);
 * RV (cine): RV / LV cavity area ratio at basal, mid and apical thirds of the LV, RV / LV
   volume, RV ES / ED volume, RV solidity (crescent shape), slices with RV / slices with LV;
-* field of view, matrix, spacing.
+* field of view, matrix, spacing;
+* border profiles (issue #7): median (I - myocardium) / (blood - myocardium) in bins of signed
+  distance (mm) across the annotated LV endocardium and epicardium (``endo_prof_*``,
+  ``epi_prof_*``; pixels within 4 mm of the RV left out of the epicardial profile), and the
+  fractions of the 0-3 mm band outside the epicardium darker / brighter than the myocardium by
+  more than 0.25 x (blood - myocardium) (``epi_out_frac_*``);
+* stack order and coverage: ``first_slice_apical`` (1 when the first slice with LV labels is the
+  smaller end), ``slices``, ``slices_with_lv_frac``.
 
     .venv/bin/python bench/measure_real_appearance.py [--acdc-step 3] [--n-synth 6] [--seed 0]
 
@@ -62,6 +69,61 @@ def _solidity(mask2d):
 
 def _eq_d(area_px, s):
     return 2.0 * np.sqrt(area_px / np.pi) * s
+
+
+#: signed-distance bins (mm) of the border profiles: (lower, upper], negative inside the structure
+PROFILE_BINS = ((-4.5, -3.0), (-3.0, -1.5), (-1.5, 0.0), (0.0, 1.5), (1.5, 3.0), (3.0, 4.5), (4.5, 7.5))
+
+
+def _bin_name(lo, hi):
+    return f"{lo:+.1f}_{hi:+.1f}".replace(".", "p")
+
+
+def _signed_distance(mask, spacing):
+    """Signed distance (mm) of pixel centres to the border of ``mask``: + outside, - inside; the
+    pixels on either side of the border are at +-0.5 pixel."""
+    out = ndimage.distance_transform_edt(~mask) - 0.5
+    inside = ndimage.distance_transform_edt(mask) - 0.5
+    return np.where(mask, -inside, out) * spacing
+
+
+def _border_profiles(n, lab, zs, spacing, blood, myo):
+    """Intensity profiles across the LV endocardium and epicardium on mid-ventricular slices:
+    median of (normalised intensity - myocardium) / (blood - myocardium) in bins of signed distance
+    (mm, pixel centre to the label border; negative inside the cavity / inside the epicardium).
+    They show where the annotated border sits on the intensity edge (endocardium) and what lies
+    just outside the epicardium (fat, lung, pericardium); pixels within 4 mm of the RV blood pool
+    are left out of the epicardial profile (the septum borders the RV, not fat)."""
+    contrast = max(blood - myo, 1e-3)
+    vals = {}
+    for z in zs:
+        cav = lab[z] == LV
+        epi = np.isin(lab[z], (LV, MYO, SCAR, MVO))
+        if cav.sum() < 20:
+            continue
+        sd_endo, sd_epi = _signed_distance(cav, spacing), _signed_distance(epi, spacing)
+        near_rv = ndimage.distance_transform_edt(lab[z] != RV) * spacing < 4.0
+        rel = (n[z] - myo) / contrast
+        endo_ok = np.isin(lab[z], (LV, MYO, SCAR, MVO))
+        epi_ok = ~cav & ~near_rv & (lab[z] != RV)
+        band = epi_ok & (sd_epi > 0) & (sd_epi <= 3.0)
+        vals.setdefault("epi_out_rel", []).append(rel[band])
+        for kind, sd, ok in (("endo", sd_endo, endo_ok), ("epi", sd_epi, epi_ok)):
+            for lo, hi in PROFILE_BINS:
+                if kind == "endo" and hi > 4.5:
+                    continue
+                m = ok & (sd > lo) & (sd <= hi)
+                vals.setdefault(f"{kind}_prof_{_bin_name(lo, hi)}", []).append(rel[m])
+    out = {k: float(np.median(np.concatenate(v))) for k, v in vals.items()
+           if sum(len(x) for x in v) > 10 and k != "epi_out_rel"}
+    # contrast of the epicardial border: fraction of the 0-3 mm band outside the LV (not near
+    # the RV) darker / brighter than the myocardium by more than 0.25 x (blood - myocardium)
+    band = np.concatenate(vals.get("epi_out_rel", [np.zeros(0)]))
+    if band.size > 10:
+        out["epi_out_frac_dark"] = float((band < -0.25).mean())
+        out["epi_out_frac_bright"] = float((band > 0.25).mean())
+        out["epi_out_frac_myo_like"] = float((np.abs(band) <= 0.25).mean())
+    return out
 
 
 def measure_frame(img, lab, spacing, model_spacing, rv=True):
@@ -132,6 +194,16 @@ def measure_frame(img, lab, spacing, model_spacing, rv=True):
         out["endo_edge_width_mm"] = float(1.0 / np.median(gr))
     cav = (lab == LV) & mid
     out["cavity_dark_frac"] = float((n[cav] < 0.5 * (blood + myo)).mean())
+    out.update(_border_profiles(n, lab, zs, spacing, blood, myo))
+    # stack coverage and slice order: is the first slice with LV labels the apical end (smaller
+    # LV) or the basal end? fraction of slices that hold LV labels
+    lvz_all = np.nonzero(np.isin(lab, (LV, MYO, SCAR, MVO)).sum((1, 2)) > 0)[0]
+    if len(lvz_all) >= 2:
+        a_first = np.isin(lab[lvz_all[0]], (LV, MYO, SCAR, MVO)).sum()
+        a_last = np.isin(lab[lvz_all[-1]], (LV, MYO, SCAR, MVO)).sum()
+        out["first_slice_apical"] = float(a_first < a_last)
+    out["slices"] = float(lab.shape[0])
+    out["slices_with_lv_frac"] = float(len(lvz_all) / max(lab.shape[0], 1))
     epi_d, cav_d, wall, sol = [], [], [], []
     for z in zs:
         ae = (np.isin(lab[z], (LV, MYO, SCAR, MVO))).sum()
@@ -290,7 +362,10 @@ def main() -> int:
             "heart_diam_over_fov", "rv_lv_area_base", "rv_lv_area_mid", "rv_lv_area_apex", "rv_lv_volume",
             "rv_solidity", "rv_angular_extent_deg", "rv_thickness_over_lv_diam", "rv_slices_over_lv_slices",
             "near_heart_frac_dark", "near_heart_frac_bright", "epi_band_p50", "epi_band_p90", "body_frac",
-            "endo_edge_width_mm", "rv_blood_over_lv_blood", "fov_mm", "spacing_mm"]
+            "endo_edge_width_mm", "rv_blood_over_lv_blood", "fov_mm", "spacing_mm", "slices",
+            "slices_with_lv_frac", "first_slice_apical", "epi_out_frac_dark", "epi_out_frac_bright",
+            "epi_out_frac_myo_like"]
+    keys += [f"{kind}_prof_{_bin_name(lo, hi)}" for kind in ("endo", "epi") for lo, hi in PROFILE_BINS]
     pairs = (("cine ED", out["acdc"]["ed"], out["synthetic"]["ed"]),
              ("cine ES", out["acdc"]["es"], out["synthetic"]["es"]),
              ("LGE", out["emidec"]["lge"], out["synthetic"]["lge"]))
