@@ -140,3 +140,26 @@ def test_segment_lge_volume_cli_and_slicer_logic(tmp_path, scene, segment_module
     assert rows["fwhm_above_remote_scar_burden_pct"] == pytest.approx(
         methods["fwhm_above_remote"]["scar_burden_pct"], abs=0.01)
     assert rows["n_segments_transmurality_gt50"] == aha["summary"]["n_segments_transmurality_gt50"]
+
+
+def test_lge_model_segments_with_flips_by_default_and_features_know_it(tmp_path):
+    """The lge model's config turns test-time flips on (measured: bench/results/lge_inference.json);
+    cine keeps them off (speed goal); the feature cache identity records the difference; the
+    command line can turn them off and says so in segment.json."""
+    import json
+
+    from cmrrisk.features.cohort import model_checksums
+    from cmrrisk.image import Volume, write_image
+    from cmrrisk.segmentation.infer import Segmenter
+
+    assert Segmenter.load("lge").tta and not Segmenter.load("lge", tta=False).tta
+    assert not Segmenter.load("cine").tta and Segmenter.load("cine", tta=True).tta
+    sums = model_checksums()
+    assert sums["lge"].endswith("+flips") and "+" not in sums["cine"]
+    img = np.random.default_rng(0).normal(100, 10, (4, 64, 64)).astype(np.float32)
+    write_image(Volume(img, np.eye(4)), str(tmp_path / "x_lge.nii.gz"))
+    for flag, expected in (([], True), (["--no-tta"], False)):
+        out = tmp_path / f"seg{len(flag)}"
+        assert main(["segment", str(tmp_path / "x_lge.nii.gz"), "--model", "lge", "--out", str(out),
+                     "--quiet"] + flag) == 0
+        assert json.loads((out / "segment.json").read_text())["model"]["test_time_flips"] is expected

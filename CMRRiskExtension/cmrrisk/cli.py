@@ -95,8 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "LGE/cine keywords in its name (default: cine)")
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     s.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
-    s.add_argument("--tta", action="store_true",
-                   help="average over in-plane flips (3 network passes per frame; slower)")
+    s.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
+                   help="average over in-plane flips (3 network passes per frame; slower); default: "
+                   "the model's own setting (on for lge, off for cine)")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_segment)
 

@@ -52,10 +52,16 @@ def _segmenter(name: str, device: str = "cpu"):
 
 
 def model_checksums(names=("cine", "lge")) -> dict:
+    """Weights SHA-256 of the bundled models ("+flips" when the model segments with test-time
+    flips by default), so that features change identity when the segmentations would change."""
+    from ..segmentation.infer import default_tta
+
     out = {}
     for n in names:
         d = modeldir.resolve(n)
         out[n] = modeldir.read_json(os.path.join(d, modeldir.CHECKSUMS))[modeldir.WEIGHTS]
+        if default_tta(modeldir.read_json(os.path.join(d, "config.json"))):
+            out[n] += "+flips"
     return out
 
 
@@ -131,7 +137,10 @@ def _segment_and_embed(model: str, image: np.ndarray, spacing_xy, options: dict,
 
     seg_model = _segmenter(model, options["device"])
     t0 = time.perf_counter()
-    if options["deep"]:
+    if options["deep"] and seg_model.tta:  # flips average several passes: embed the plain image
+        seg = seg_model.predict_frame(image, spacing_xy)
+        vec = deep.embedding(seg_model, image, seg, spacing_xy)
+    elif options["deep"]:
         with deep.capture_encoder(seg_model) as cap:
             seg = seg_model.predict_frame(image, spacing_xy)
         vec = deep.pool(cap.features(), deep.resampled_box(seg_model, image.shape, spacing_xy), seg)

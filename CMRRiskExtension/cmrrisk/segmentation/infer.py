@@ -30,6 +30,11 @@ def pick_device(device: str | None) -> torch.device:
     return torch.device(device)
 
 
+def default_tta(config: dict) -> bool:
+    """A model's default for test-time flips (its config's ``inference.test_time_flips``)."""
+    return bool((config.get("inference") or {}).get("test_time_flips", False))
+
+
 class Segmenter:
     """A segmentation model ready for inference.
 
@@ -38,9 +43,9 @@ class Segmenter:
     """
 
     def __init__(self, net: torch.nn.Module, config: dict, model_dir: str, device="cpu",
-                 tta: bool = False):
+                 tta: bool | None = None):
         self.config = config
-        self.tta = bool(tta)
+        self.tta = default_tta(config) if tta is None else bool(tta)
         self.model_dir = model_dir
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
         self.net = net.to(self.device).eval()
@@ -54,7 +59,9 @@ class Segmenter:
         self.load_seconds = 0.0
 
     @classmethod
-    def load(cls, model: str = "cine", device: str | None = "cpu", tta: bool = False) -> "Segmenter":
+    def load(cls, model: str = "cine", device: str | None = "cpu", tta: bool | None = None) -> "Segmenter":
+        """Load a bundled model (name) or a model folder; ``tta``: average over in-plane flips
+        (None: the model's default, ``inference.test_time_flips`` in its config)."""
         t0 = time.perf_counter()
         path = modeldir.resolve(model)
         config, state = modeldir.load(path)

@@ -69,7 +69,7 @@ def choose_model(vol: Volume, path: str) -> tuple:
 
 
 def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device: str = "cpu",
-                   progress: bool = True, tta: bool = False) -> dict:
+                   progress: bool = True, tta: bool | None = None) -> dict:
     """Segment every input with ``model`` (a bundled name, a model folder, or ``auto``: cine or
     lge per input from its DICOM headers or name, see :func:`choose_model`)."""
     if not inputs:
