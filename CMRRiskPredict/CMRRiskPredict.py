@@ -121,6 +121,15 @@ class CMRRiskPredictWidget(ScriptedLoadableModuleWidget):
 
         return ensure(REQUIRED_PACKAGES, also=("torch", "radiomics"))
 
+    def _studyNodes(self):
+        """The study's volume and segmentation nodes chosen in the Inputs section."""
+        return {"edVolumeNode": self.ui.edSelector.currentNode(),
+                "esVolumeNode": self.ui.esSelector.currentNode(),
+                "edSegmentationNode": self.ui.edSegmentationSelector.currentNode(),
+                "esSegmentationNode": self.ui.esSegmentationSelector.currentNode(),
+                "lgeVolumeNode": self.ui.lgeSelector.currentNode(),
+                "lgeSegmentationNode": self.ui.lgeSegmentationSelector.currentNode()}
+
     def onApply(self):
         if not self.ensureDependencies():
             return
@@ -129,12 +138,7 @@ class CMRRiskPredictWidget(ScriptedLoadableModuleWidget):
         try:
             with slicer.util.tryWithErrorDisplay("CMRRisk features failed.", waitCursor=True):
                 table = self.logic.computeFeatures(
-                    edVolumeNode=self.ui.edSelector.currentNode(),
-                    esVolumeNode=self.ui.esSelector.currentNode(),
-                    edSegmentationNode=self.ui.edSegmentationSelector.currentNode(),
-                    esSegmentationNode=self.ui.esSegmentationSelector.currentNode(),
-                    lgeVolumeNode=self.ui.lgeSelector.currentNode(),
-                    lgeSegmentationNode=self.ui.lgeSegmentationSelector.currentNode(),
+                    **self._studyNodes(),
                     bsa=self.ui.bsaSpinBox.value or None,
                     radiomics=self.ui.radiomicsCheckBox.checked,
                     deep=self.ui.deepCheckBox.checked)
@@ -145,7 +149,6 @@ class CMRRiskPredictWidget(ScriptedLoadableModuleWidget):
         except Exception as exc:  # already displayed by tryWithErrorDisplay
             self.ui.statusLabel.text = f"Stopped: {exc}"
 
-
     def onPredict(self):
         if not self.ensureDependencies():
             return
@@ -155,12 +158,7 @@ class CMRRiskPredictWidget(ScriptedLoadableModuleWidget):
             with slicer.util.tryWithErrorDisplay("CMRRisk prediction failed.", waitCursor=True):
                 out = self.logic.predictStudy(
                     self.ui.modelDirPathLineEdit.currentPath,
-                    edVolumeNode=self.ui.edSelector.currentNode(),
-                    esVolumeNode=self.ui.esSelector.currentNode(),
-                    edSegmentationNode=self.ui.edSegmentationSelector.currentNode(),
-                    esSegmentationNode=self.ui.esSegmentationSelector.currentNode(),
-                    lgeVolumeNode=self.ui.lgeSelector.currentNode(),
-                    lgeSegmentationNode=self.ui.lgeSegmentationSelector.currentNode(),
+                    **self._studyNodes(),
                     covariates=self.logic.parseCovariates(self.ui.covariatesLineEdit.text),
                     horizons=self.logic.parseHorizons(self.ui.horizonsLineEdit.text),
                     bsa=self.ui.bsaSpinBox.value or None)

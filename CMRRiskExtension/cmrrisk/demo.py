@@ -111,10 +111,13 @@ _SEGMENTERS: dict = {}
 
 
 def _segmenter(name: str):
+    """The bundled model, without test-time flips: the lge model's default flips triple its time
+    and took the demo from 9 to 13.5 minutes on 2 cores (Dice effect: bench/results/
+    lge_inference.json); ``cmrrisk segment`` keeps each model's default."""
     from .segmentation.infer import Segmenter
 
     if name not in _SEGMENTERS:
-        _SEGMENTERS[name] = Segmenter.load(name, device="cpu")
+        _SEGMENTERS[name] = Segmenter.load(name, device="cpu", tta=False)
     return _SEGMENTERS[name]
 
 
@@ -167,7 +170,7 @@ def _dice_summary(results: list) -> dict:
             "definition": "mean over subjects and structures of the Dice of the bundled models' "
                           "segmentations against the generator's label maps: cine ED and ES (LV blood "
                           "pool, LV myocardium, RV blood pool), LGE (LV blood pool, whole myocardium, "
-                          "scar + MVO on subjects with scar)"}
+                          "scar + MVO on subjects with scar); plain inference (no test-time flips)"}
 
 
 # ---- the demo
