@@ -259,23 +259,13 @@ def explain_volumes(pipe, ed, es, ed_seg=None, es_seg=None, covariates: dict | N
                     subject: str = "study", method: str = "ig", reference=None, k: int = 5,
                     **kw) -> Explanation:
     """Explain a study given as :class:`~cmrrisk.image.Volume` objects (ED and ES frames; missing
-    segmentations come from the bundled cine model) and a dict of covariate values."""
-    import pandas as pd
-
-    from ..predict.tabular import Table
+    segmentations come from the bundled cine model) and a dict of covariate values. The study's
+    input row is built as for a prediction (:func:`cmrrisk.predict.study.study_table`: image
+    features computed from the volumes when the model uses them; covariates not given imputed)."""
+    from ..predict.study import study_table
 
     _models()
-    cols = pipe.preprocessor.params["columns"]
-    covariates = dict(covariates or {})
-    missing = [c for c in cols if c not in covariates]
-    kinds = pipe.preprocessor.params["kinds"]
-    data = {c: [covariates.get(c)] if kinds[c] == "categorical"
-            else [np.nan if covariates.get(c) in (None, "") else float(covariates[c])] for c in cols}
-    df = pd.DataFrame(data, index=pd.Index([subject], name="subject"), columns=cols)
-    for c in cols:
-        if kinds[c] == "categorical":
-            df[c] = df[c].astype(object)
-    table = Table("<study>", [subject], df)
+    table, notes = study_table(pipe, ed, es, ed_seg, es_seg, covariates=covariates, subject=subject)
     x = pipe.preprocessor.transform(table)
     values = feature_values(table, pipe.preprocessor.feature_names)
     if not pipe.model.uses_inputs:
@@ -284,16 +274,13 @@ def explain_volumes(pipe, ed, es, ed_seg=None, es_seg=None, covariates: dict | N
         from ..features.cohort import _segmenter
         from ..predict.images import subject_tensor
 
-        if ed is None or es is None:
-            raise CMRRiskError(f"model {pipe.model.name!r} needs the ED and the ES volume.")
         segs = {}
         for key, vol, seg in (("cine_ed", ed, ed_seg), ("cine_es", es, es_seg)):
             segs[key] = seg if seg is not None else _segmenter("cine").predict_frame(vol.array, vol.spacing[:2])
         tensor, geom = subject_tensor(ed, es, segs["cine_ed"], segs["cine_es"], pipe.model.grid)
         e = _explain(pipe, subject, x, values, method, tensor, geom, {"cine_ed": ed, "cine_es": es}, segs,
                      reference, k, **kw)
-    if missing:
-        e.notes.append("covariates not given (imputed with the training median): " + ", ".join(missing))
+    e.notes.extend(notes)
     return e
 
 

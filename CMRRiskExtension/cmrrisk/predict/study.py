@@ -68,8 +68,9 @@ def study_table(pipe, ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_
     segmentations as project-label arrays or ``None`` for the bundled models) and covariates
     ({column: value}). Returns the table and notes (e.g. covariates imputed).
 
-    A model over images (``multiinput``) reads image files: the volumes are written as NIfTI into
-    ``workdir`` (required then; the caller removes it)."""
+    A model over images (``multiinput``) reads image files: with ``workdir`` the volumes are
+    written there as NIfTI and the table points to them (the caller removes it); without, the
+    table has no image paths (for callers that pass the image tensors themselves)."""
     import pandas as pd
 
     from ..image import write_image
@@ -117,8 +118,7 @@ def study_table(pipe, ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_
     if pipe.model.uses_inputs:
         if ed is None or es is None:
             raise CMRRiskError(f"model {pipe.model_name!r} reads the cine images: give the ED and ES frames.")
-        if workdir is None:
-            raise CMRRiskError("study_table: a model over images needs a workdir for its input files.")
+    if pipe.model.uses_inputs and workdir is not None:
         row = {"subject": subject}
         for key, vol, seg in (("cine_ed", ed, ed_seg), ("cine_es", es, es_seg), ("lge", lge, lge_seg)):
             if vol is None:
