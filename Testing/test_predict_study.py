@@ -244,3 +244,17 @@ def test_logic_train_then_predict_covariates_only(scene, predict_module, tmp_pat
         logic.parseCovariates("age=1, age=2")
     with pytest.raises(ValueError, match="> 0"):
         logic.parseHorizons("0, 5")
+
+
+def test_explanation_of_a_study_uses_its_computed_image_features(tmp_path):
+    """explain_volumes builds the same row as a prediction: the study's own LVEF, not the
+    training median, and no imputation note for image features it could compute."""
+    from cmrrisk.explain.core import explain_volumes
+
+    pipe, table, studies = _image_feature_model(tmp_path, n=16)
+    vols, ed_lab, es_lab = studies["s3"]
+    e = explain_volumes(pipe, vols["ed"], vols["es"], ed_lab, es_lab, covariates={"age": 55.0},
+                        subject="s3", method="ig", k=0)
+    values = {r["feature"]: r["value"] for r in e.attributions}
+    assert float(values["lv_ef_pct"]) == pytest.approx(table.covariates.loc["s3", "lv_ef_pct"], rel=1e-6)
+    assert not any("imputed" in n for n in e.notes)
