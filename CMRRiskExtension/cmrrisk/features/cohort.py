@@ -65,6 +65,19 @@ def model_checksums(names=("cine", "lge")) -> dict:
     return out
 
 
+def settings_record(options: dict, checksums: dict | None = None) -> dict:
+    """What decides the features' meaning: segmentation models, features version, options and
+    radiomics parameters (the part of the provenance a model compares, see
+    :func:`cmrrisk.predict.tabular.feature_settings`)."""
+    from . import radiomics as R
+
+    opts = dict(DEFAULT_OPTIONS, **options)
+    return {"models": checksums if checksums is not None else model_checksums(),
+            "features_version": FEATURES_VERSION,
+            "options": {k: v for k, v in opts.items() if k != "radiomics_params"},
+            "radiomics_params": R.params_text(opts["radiomics_params"]) if opts["radiomics"] else None}
+
+
 def _hash_path(h, path: str) -> None:
     if os.path.isdir(path):
         for root, dirs, files in os.walk(path):
@@ -355,11 +368,8 @@ def compute_cohort(manifest: str | Manifest, cache_dir: str | None = None, worke
     prov = {
         "manifest": os.path.abspath(man.path),
         "software": _versions(),
-        "models": checksums,
-        "features_version": FEATURES_VERSION,
-        "options": {k: v for k, v in opts.items() if k != "radiomics_params"},
+        **settings_record(opts, checksums),
         "radiomics_params_file": os.path.abspath(opts["radiomics_params"] or R.PARAMS_FILE),
-        "radiomics_params": R.params_text(opts["radiomics_params"]) if opts["radiomics"] else None,
         "deep_features": "encoder of the bundled segmentation model (layer down_4, 256 channels), "
                          "heart-weighted average over cells and slices; see cmrrisk/features/deep.py",
         "workers": n_workers,

@@ -27,11 +27,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import CMRRiskError
+from .commands import _fmt
 from .tabular import Table, feature_settings
-
-
-def _fmt(x, nd=3):
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
 
 
 class Cancelled(Exception):
@@ -44,21 +41,15 @@ CURVE_POINTS = 60
 
 def _study_features(pipe, ed, es, ed_seg, es_seg, lge, lge_seg, bsa_m2, info) -> tuple[dict, dict]:
     """Image features of the study with the model's feature options, and their settings record."""
-    from ..features import radiomics as R
-    from ..features.cohort import DEFAULT_OPTIONS, FEATURES_VERSION, image_features, model_checksums
+    from ..features.cohort import image_features, settings_record
 
-    want = pipe.preprocessor.params.get("feature_settings") or {}
-    opts = dict(DEFAULT_OPTIONS)
-    opts.update({k: v for k, v in (want.get("options") or {}).items() if k in ("radiomics", "deep", "device")})
+    want = (pipe.preprocessor.params.get("feature_settings") or {}).get("options") or {}
+    opts = {k: v for k, v in want.items() if k in ("radiomics", "deep", "device")}
     if ed is None and lge is None:
         raise CMRRiskError("this model uses image features: give the study's ED and ES frames "
                            f"(image columns in training: {', '.join(pipe.preprocessor.params['image_columns'])}).")
-    feats = image_features(ed, es, ed_seg, es_seg, lge, lge_seg, bsa_m2=bsa_m2,
-                           options={k: opts[k] for k in ("radiomics", "deep", "device")}, info=info)
-    prov = {"features_version": FEATURES_VERSION, "models": model_checksums(),
-            "options": {k: v for k, v in opts.items() if k != "radiomics_params"},
-            "radiomics_params": R.params_text(None) if opts["radiomics"] else None}
-    return feats, feature_settings(prov)
+    feats = image_features(ed, es, ed_seg, es_seg, lge, lge_seg, bsa_m2=bsa_m2, options=opts, info=info)
+    return feats, feature_settings(settings_record(opts))
 
 
 def study_table(pipe, ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg=None,
