@@ -130,3 +130,46 @@ def test_auto_considers_the_new_models_by_inner_cv(tmp_path):
     again = load_pipeline(str(tmp_path / "auto"))
     assert np.array_equal(again.predict_risk(tab), pipe.predict_risk(tab))
     assert np.array_equal(again.predict_survival(tab, [0.5, 1.0]), pipe.predict_survival(tab, [0.5, 1.0]))
+
+
+def test_random_survival_forest_ranks_matches_scikit_survival_and_round_trips(tmp_path):
+    """``rsf``: risks by the true hazard; each stored tree predicts exactly what
+    scikit-survival's tree does (mortality; Kaplan-Meier at the grid times); saved and restored
+    exactly."""
+    from sksurv.ensemble import RandomSurvivalForest as SkForest
+
+    from cmrrisk.predict.base import SurvivalTarget
+    from cmrrisk.predict.pipeline import Pipeline
+    from cmrrisk.predict.store import load_pipeline, save_pipeline
+    from cmrrisk.predict.survival import RandomSurvivalForest
+
+    x, t, e, lp = synthetic()
+    tr, te = np.arange(500), np.arange(500, 700)
+    pipe = Pipeline("survival", "rsf", seed=0, model_params={"n_trees": 30}).fit(
+        _table(x[tr], t[tr], e[tr]))
+    test = _table(x[te], t[te], e[te])
+    risk = pipe.predict_risk(test)
+    truth = _c(t[te], e[te], lp[te])
+    c = _c(t[te], e[te], risk)
+    assert c > 0.70 and c > truth - 0.06, f"rsf: C {c:.3f} (true hazard {truth:.3f})"
+    s = pipe.predict_survival(test, TIMES)
+    assert np.all((s >= 0) & (s <= 1)) and np.allclose(s[:, 0], 1.0)
+    assert np.all(np.diff(s, axis=1) <= 1e-12)
+    save_pipeline(pipe, str(tmp_path / "rsf"))
+    again = load_pipeline(str(tmp_path / "rsf"))
+    assert np.array_equal(again.predict_risk(test), risk)
+    assert np.array_equal(again.predict_survival(test, TIMES), s)
+
+    # one tree against scikit-survival's own forest grown with the same random state
+    xs, y = x[tr].astype(np.float32), SurvivalTarget(t[tr], e[tr])
+    one = RandomSurvivalForest(seed=5, n_trees=1, min_samples_leaf=8, grid=20).fit(xs, y)
+    rs = int(np.random.default_rng(5).integers(2 ** 31 - 1))
+    yy = np.empty(len(xs), dtype=[("event", bool), ("time", float)])
+    yy["event"], yy["time"] = e[tr] > 0, t[tr]
+    ref = SkForest(n_estimators=1, min_samples_leaf=8, max_features="sqrt", n_jobs=1,
+                   random_state=rs).fit(xs, yy)
+    xt = x[te].astype(np.float32)
+    assert np.allclose(one.predict_risk(xt), ref.predict(xt))
+    assert len(one.grid) == 20
+    km = np.array([f(one.grid) for f in ref.predict_survival_function(xt)])
+    assert np.allclose(one.predict_survival(xt, one.grid), km, atol=1e-6)

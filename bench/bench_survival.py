@@ -6,11 +6,11 @@ on the test split (Harrell's C with a bootstrap 95 % interval, Uno's C, integrat
 calibration slope, log-rank p across risk tertiles). Every choice is made inside the training
 split: the networks' early stopping uses a validation split of the training data, and the
 default model, ``auto``, chooses by 5-fold cross-validation (stratified by event) inside the
-training split, by Harrell's C, among 22 candidate member sets (cmrrisk.predict.survival.
+training split, by Harrell's C, among 33 candidate member sets (cmrrisk.predict.survival.
 AUTO_CANDIDATES): Cox; CoxBoost in three settings (depth 3 / 2 / 4 with learning rate 0.05 /
 0.1 / 0.03); DeepSurv (bag of 5) in two settings (32x32, dropout 0.1, weight decay 1e-4;
-64x64, 0.3, 1e-3); logistic hazard; Cox-Time (bag of 3); PC-Hazard (bag of 3); and ensembles
-of them. The best is refitted on the whole training split. Its CV scores and choice are
+64x64, 0.3, 1e-3); logistic hazard; Cox-Time (bag of 3); PC-Hazard (bag of 3); a random
+survival forest (100 trees, minimum leaf 10 or 5); and ensembles of them. The best is refitted on the whole training split. Its CV scores and choice are
 recorded here (``cv_train``, ``auto_chosen``).
 
 How the design was fixed: the Cox-Time and PC-Hazard models, the hyper-parameter variants and
@@ -18,7 +18,8 @@ the candidate list were developed and compared only by 5-fold CV inside the four
 splits (out-of-fold risks per member; candidate lists compared by choosing on four folds and
 scoring the fifth). The test splits were not looked at until the design was final; this script
 was then run once and its figures are reported as they came, goals met or not. (Test figures
-of the earlier, smaller ``auto`` had been reported before this round.)
+of the earlier, smaller ``auto`` had been reported before this round; the random survival
+forest was then added the same way, by inner CV only, and the script run once more.)
 Writes bench/results/survival_benchmarks.json and prints a markdown table.
 
     .venv/bin/python bench/bench_survival.py [--datasets whas,gbsg] [--folds 5] [--boot 200]
@@ -48,7 +49,7 @@ DATASETS = {
 PUBLISHED = {"whas": [0.816, 0.893, 0.862], "support": [0.583, 0.619, 0.618],
              "metabric": [0.631, 0.624, 0.654], "gbsg": [0.658, 0.651, 0.668]}
 MODELS = ["auto", "ensemble", "cox", "coxboost", "deepsurv", "coxtime", "logistic_hazard",
-          "pchazard", "deephit"]
+          "pchazard", "deephit", "rsf"]
 PARAMS = {"deepsurv": {"n_bags": 5}, "coxtime": {"n_bags": 3}, "pchazard": {"n_bags": 3}}
 
 
