@@ -334,7 +334,7 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
         result is ``{"sequence": segmentation sequence node, "ed": .., "es": .., "table": ..}``.
         """
         from cmrrisk import mrml
-        from cmrrisk.metrics import clinical_indices, volumes_ml
+        from cmrrisk.metrics import clinical_indices
 
         scene = sequenceNode.GetScene()
         name = sequenceNode.GetName()
@@ -344,14 +344,16 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
             raise ValueError("give both ed and es phase indices, or neither")
         phases = [int(ed), int(es)] if ed is not None else list(range(len(frames)))
         cine = mrml.volume_from_sequence(sequenceNode, phases)
-        labels = segmenter.segment(cine, progress=progress, cancel=cancel).array
         spacing = cine.spacing
         result = {}
         if ed is not None:
-            ed_i, es_i = 0, 1
+            # the ED frame, then the ES frame anchored to it (as `cmrrisk features` does)
+            labels, ed_i, es_i = segmenter.segment_phases(cine.array, spacing, progress, cancel,
+                                                          ed_es=(0, 1))
         else:
-            lv = [volumes_ml(labels[t], spacing)["lv_ml"] for t in range(labels.shape[0])]
-            ed_i, es_i = max(range(len(lv)), key=lv.__getitem__), min(range(len(lv)), key=lv.__getitem__)
+            # ED / ES = largest / smallest LV; the ES phase is segmented anchored to ED
+            labels, ed_i, es_i = segmenter.segment_phases(cine.array, spacing, progress, cancel)
+        if ed is None:
             seq = scene.AddNewNodeByClass("vtkMRMLSequenceNode", f"{name} segmentation")
             seq.SetIndexName(sequenceNode.GetIndexName())
             seq.SetIndexUnit(sequenceNode.GetIndexUnit())

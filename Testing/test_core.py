@@ -94,3 +94,63 @@ def test_tampered_model_is_refused(tmp_path):
     (dst / "checksums.json").unlink()
     with pytest.raises(CMRRiskError, match="checksums"):
         modeldir.load(str(dst))
+
+
+def test_es_prior_keeps_the_lv_inside_the_ed_wall():
+    """End-systole anchored to end-diastole: LV / myocardium scores far outside the ED LV wall
+    (here a second, RV-like blob that the scores call LV) lose to the next class; those
+    within the margin are kept; mismatched shapes are refused."""
+    import torch
+
+    from cmrrisk.segmentation.infer import Segmenter
+
+    seg = Segmenter.__new__(Segmenter)
+    seg.label_values = np.array([0, L.LV_BLOOD_POOL, L.LV_MYOCARDIUM, L.RV_BLOOD_POOL], np.uint8)
+    ed = _ring(shape=(2, 64, 64), c=(32, 20), r_in=7, r_out=11)   # ED LV wall: x in 9..31
+    scores = torch.zeros((2, 4, 64, 64))
+    scores[:, 3] = 1.0                                              # RV everywhere ...
+    es_lv = _ring(shape=(2, 64, 64), c=(32, 20), r_in=4, r_out=9) == L.LV_BLOOD_POOL
+    far = _ring(shape=(2, 64, 64), c=(32, 50), r_in=6, r_out=7) == L.LV_BLOOD_POOL
+    near = np.zeros_like(far)
+    near[:, 32, 33] = True                                          # 2 px (3 mm) outside the ED wall
+    for m in (es_lv, far, near):
+        scores[:, 1][torch.from_numpy(m)] = 5.0                     # ... but LV where these are
+    out = seg._apply_es_prior(scores, ed, (1.5, 1.5)).argmax(1).numpy()
+    lab = seg.label_values[out]
+    assert (lab[es_lv] == L.LV_BLOOD_POOL).all()
+    assert (lab[near] == L.LV_BLOOD_POOL).all()                    # within 10 mm: kept
+    assert (lab[far] == L.RV_BLOOD_POOL).all()                     # >= 13 px (19.5 mm) out: not LV
+    plain = seg.label_values[scores.argmax(1).numpy()]
+    assert (plain[far] == L.LV_BLOOD_POOL).all()                   # without the prior it was
+    # an ED frame without any LV leaves the scores alone
+    assert torch.equal(seg._apply_es_prior(scores, np.zeros_like(ed), (1.5, 1.5)), scores)
+    with pytest.raises(CMRRiskError, match="same cine"):
+        seg._apply_es_prior(scores, ed[:1], (1.5, 1.5))
+
+
+def test_segment_phases_anchors_the_es_phase_to_ed():
+    """ED = largest LV, ES = smallest; ES is segmented again with the ED labels as prior; with
+    known phases ED is segmented first and ES directly with the prior."""
+    from cmrrisk.segmentation.infer import Segmenter
+
+    seg = Segmenter.__new__(Segmenter)
+    radius = [10, 8, 4, 6]                      # LV radius per phase: ED 0, ES 2
+    calls = []
+
+    def fake(frame, spacing_xy, post=True, prior=None):
+        t = int(frame.flat[0])
+        calls.append((t, None if prior is None else prior.copy()))
+        return _ring(shape=(2, 64, 64), r_in=radius[t], r_out=radius[t] + 3)
+
+    seg.predict_frame = fake
+    frames = np.stack([np.full((2, 64, 64), t, np.float32) for t in range(4)])
+    out, ed, es = seg.segment_phases(frames, (1.0, 1.0, 8.0))
+    assert (ed, es) == (0, 2)
+    assert [t for t, _ in calls] == [0, 1, 2, 3, 2]
+    assert calls[-1][1] is not None and np.array_equal(calls[-1][1], out[0])
+    assert all(p is None for _, p in calls[:4])
+    calls.clear()
+    out, ed, es = seg.segment_phases(frames, (1.0, 1.0, 8.0), ed_es=(1, 3))
+    assert (ed, es) == (1, 3)
+    assert [t for t, _ in calls] == [1, 0, 2, 3]
+    assert np.array_equal(calls[3][1], out[1]) and calls[0][1] is None

@@ -307,7 +307,7 @@ def test_acdc_indices_from_model_agree_with_reference(tmp_path):
         ref, _ = subject_features(row, {"radiomics": False, "deep": False})
         auto_row = dict(row, cine_ed_seg="", cine_es_seg="")
         auto, info = subject_features(auto_row, {"radiomics": False, "deep": False})
-        assert info["segmentation"] == {"ed": "model cine", "es": "model cine"}
+        assert info["segmentation"] == {"ed": "model cine", "es": "model cine (anchored to ED)"}
         assert abs(auto["lv_ef_pct"] - ref["lv_ef_pct"]) <= 8.0, row["subject"]
         assert abs(auto["lv_edv_ml"] - ref["lv_edv_ml"]) <= 0.15 * ref["lv_edv_ml"], row["subject"]
         assert auto["lv_edv_ml_m2"] == pytest.approx(auto["lv_edv_ml"] / float(row["bsa_m2"]))

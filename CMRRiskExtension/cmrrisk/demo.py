@@ -141,10 +141,18 @@ def segment_subject(subject: str, images: dict, truths: dict, out_dir: str) -> d
     res = {"subject": subject, "paths": {}, "dice": {}, "seconds": {}}
     try:
         os.makedirs(out_dir, exist_ok=True)
-        for role, path in images.items():
+        labels = {}
+        # ED before ES: the ES frame is segmented anchored to the ED labels (as in features)
+        for role in sorted(images, key=lambda r: (r != "cine_ed", r)):
+            path = images[role]
             vol = read_image(path, allow_4d=False)
             t0 = time.perf_counter()
-            seg = _segmenter("lge" if role == "lge" else "cine").segment(vol)
+            if role == "cine_es" and "cine_ed" in labels:
+                seg = vol.with_array(_segmenter("cine").predict_frame(
+                    vol.array, vol.spacing[:2], prior=labels["cine_ed"]))
+            else:
+                seg = _segmenter("lge" if role == "lge" else "cine").segment(vol)
+            labels[role] = np.asarray(seg.array)
             res["seconds"][role] = round(time.perf_counter() - t0, 3)
             out = os.path.join(out_dir, f"{role}_seg.nii.gz")
             write_image(seg.with_array(seg.array.astype(np.uint8)), out)

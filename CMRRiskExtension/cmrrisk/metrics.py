@@ -121,3 +121,10 @@ def compare(pred: np.ndarray, ref: np.ndarray, spacing_xyz, structures=L.CINE_LA
             "volume_ref_ml": float(r.sum() * v),
         }
     return out
+
+
+def ed_es_phases(labels: np.ndarray, spacing_xyz) -> tuple[int, int]:
+    """(ED, ES) phase indices of a cine's labels (T, Z, H, W): the phases of largest and of
+    smallest LV blood-pool volume."""
+    lv = [volumes_ml(labels[t], spacing_xyz)["lv_ml"] for t in range(labels.shape[0])]
+    return int(np.argmax(lv)), int(np.argmin(lv))

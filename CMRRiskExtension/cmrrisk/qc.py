@@ -417,10 +417,10 @@ def _seg_for(row: dict, role: str, vol, checks: list):
     return False  # present but unusable
 
 
-def _model_seg(model: str, frame: np.ndarray, spacing_xy):
+def _model_seg(model: str, frame: np.ndarray, spacing_xy, prior=None):
     from .features.cohort import _segmenter
 
-    return _segmenter(model).predict_frame(frame, spacing_xy)
+    return _segmenter(model).predict_frame(frame, spacing_xy, prior=prior)
 
 
 def subject_qc(row: dict, segment: bool = True) -> dict:
@@ -429,7 +429,7 @@ def subject_qc(row: dict, segment: bool = True) -> dict:
     ``segment``: check segmentations - the reference ones of the manifest, else the bundled
     model's. Never raises for bad data: every problem becomes a check."""
     from .features.indices import cine_indices
-    from .metrics import volumes_ml
+    from .metrics import ed_es_phases
 
     t0 = time.perf_counter()
     checks: list = []
@@ -470,8 +470,10 @@ def subject_qc(row: dict, segment: bool = True) -> dict:
                                                            for c in checks):
                 for role in ("cine_ed", "cine_es"):
                     s = _seg_for(row, role, vols[role], checks)
-                    if s is None:
-                        s, src = _model_seg("cine", vols[role].array, vols[role].spacing[:2]), "model cine"
+                    if s is None:  # ES anchored to the ED labels, as in cmrrisk features
+                        prior = segs.get("cine_ed") if role == "cine_es" else None
+                        s = _model_seg("cine", vols[role].array, vols[role].spacing[:2], prior)
+                        src = "model cine"
                     else:
                         src = "reference"
                     if s is not False:
@@ -486,14 +488,15 @@ def subject_qc(row: dict, segment: bool = True) -> dict:
                 cine = vols["cine"]
                 s = _seg_for(row, "cine", cine, checks)
                 if s is None:
-                    sp = cine.spacing[:2]
-                    s = np.stack([_model_seg("cine", cine.array[t], sp) for t in range(cine.array.shape[0])])
+                    from .features.cohort import _segmenter
+
+                    s, ed_t, es_t = _segmenter("cine").segment_phases(cine.array, cine.spacing)
                     src = "model cine"
                 else:
                     src = "reference"
                 if s is not False:
-                    lv = [volumes_ml(s[t], cine.spacing)["lv_ml"] for t in range(s.shape[0])]
-                    ed_t, es_t = int(np.argmax(lv)), int(np.argmin(lv))
+                    if src == "reference":
+                        ed_t, es_t = ed_es_phases(s, cine.spacing)
                     out["segmentation"]["cine"] = f"{src} (ED phase {ed_t}, ES phase {es_t})"
                     for t, name in ((ed_t, "ED"), (es_t, "ES")):
                         checks += segmentation_checks(s[t], cine.spacing, "cine", L.CINE_LABELS, f"{src} {name}")

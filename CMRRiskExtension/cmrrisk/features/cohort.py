@@ -31,7 +31,7 @@ from ..labels import ACDC_TO_PROJECT, map_labels
 from ..manifest import IMAGE_ROLES, Manifest, mosteller_bsa, read_manifest, write_csv
 
 #: bump when the features computed from the same inputs change (invalidates every cache)
-FEATURES_VERSION = 2
+FEATURES_VERSION = 3  # 3: model ES segmentations anchored to ED (Segmenter.predict_frame prior)
 
 #: what a subject row can ask for
 DEFAULT_OPTIONS = {"radiomics": True, "deep": True, "radiomics_params": None, "device": "cpu"}
@@ -144,21 +144,23 @@ def _read_seg(path: str, like, convention: str):
     return arr.astype(np.uint8)
 
 
-def _segment_and_embed(model: str, image: np.ndarray, spacing_xy, options: dict, timings: dict, tag: str):
-    """Segment with the bundled model; the deep features come from the same pass."""
+def _segment_and_embed(model: str, image: np.ndarray, spacing_xy, options: dict, timings: dict, tag: str,
+                       prior=None):
+    """Segment with the bundled model; the deep features come from the same pass. ``prior``:
+    the ED labels when ``image`` is the ES frame of the same cine (see ``predict_frame``)."""
     from . import deep
 
     seg_model = _segmenter(model, options["device"])
     t0 = time.perf_counter()
     if options["deep"] and seg_model.tta:  # flips average several passes: embed the plain image
-        seg = seg_model.predict_frame(image, spacing_xy)
+        seg = seg_model.predict_frame(image, spacing_xy, prior=prior)
         vec = deep.embedding(seg_model, image, seg, spacing_xy)
     elif options["deep"]:
         with deep.capture_encoder(seg_model) as cap:
-            seg = seg_model.predict_frame(image, spacing_xy)
+            seg = seg_model.predict_frame(image, spacing_xy, prior=prior)
         vec = deep.pool(cap.features(), deep.resampled_box(seg_model, image.shape, spacing_xy), seg)
     else:
-        seg, vec = seg_model.predict_frame(image, spacing_xy), None
+        seg, vec = seg_model.predict_frame(image, spacing_xy, prior=prior), None
     timings[f"segment_{tag}"] = time.perf_counter() - t0
     return seg, vec
 
@@ -203,8 +205,10 @@ def image_features(ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg
                 info["segmentation"].setdefault(ph, "reference")
                 vecs[ph] = _embed("cine", vol.array, segs[ph], sp, opts, timings, ph) if opts["deep"] else None
             else:
-                segs[ph], vecs[ph] = _segment_and_embed("cine", vol.array, sp, opts, timings, ph)
-                info["segmentation"][ph] = "model cine"
+                # ES is anchored to the ED labels (computed above, or the reference)
+                prior = segs["ed"] if ph == "es" else None
+                segs[ph], vecs[ph] = _segment_and_embed("cine", vol.array, sp, opts, timings, ph, prior)
+                info["segmentation"][ph] = "model cine" + (" (anchored to ED)" if ph == "es" else "")
         t0 = time.perf_counter()
         feats.update(I.cine_indices(segs["ed"], segs["es"], ed.spacing, bsa_m2))
         timings["indices"] = time.perf_counter() - t0
@@ -247,7 +251,6 @@ def image_features(ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg
 def subject_features(row: dict, options: dict | None = None) -> tuple[dict, dict]:
     """Features of one manifest row (paths absolute). Returns (features, info)."""
     from ..image import read_image
-    from ..metrics import volumes_ml
 
     opts = dict(DEFAULT_OPTIONS, **(options or {}))
     timings: dict = {}
@@ -271,13 +274,14 @@ def subject_features(row: dict, options: dict | None = None) -> tuple[dict, dict
         if row.get("cine_seg"):
             all_seg, src = _read_seg(row["cine_seg"], cine, conv), "reference"
         else:
-            m = _segmenter("cine", opts["device"])
             t1 = time.perf_counter()
-            all_seg = np.stack([m.predict_frame(cine.array[t], sp) for t in range(cine.array.shape[0])])
+            all_seg, ed_t, es_t = _segmenter("cine", opts["device"]).segment_phases(cine.array, cine.spacing)
             timings["segment_cine"] = time.perf_counter() - t1
             src = "model cine"
-        lv = [volumes_ml(all_seg[t], cine.spacing)["lv_ml"] for t in range(all_seg.shape[0])]
-        ed_t, es_t = int(np.argmax(lv)), int(np.argmin(lv))
+        if src == "reference":
+            from ..metrics import ed_es_phases
+
+            ed_t, es_t = ed_es_phases(all_seg, cine.spacing)
         info["ed_phase"], info["es_phase"] = ed_t, es_t
         info["segmentation"] = {"ed": f"{src} (phase {ed_t})", "es": f"{src} (phase {es_t})"}
         ed, es, ed_seg, es_seg = cine.frame(ed_t), cine.frame(es_t), all_seg[ed_t], all_seg[es_t]

@@ -34,7 +34,6 @@ def load_cine_pair(row: dict):
     """(ed Volume, es Volume, ed labels, es labels, sources) of a manifest row (absolute paths)."""
     from ..features.cohort import _read_seg, _segmenter
     from ..image import read_image
-    from ..metrics import volumes_ml
 
     conv = row.get("seg_labels", "")
     if row.get("cine_ed") and row.get("cine_es"):
@@ -45,8 +44,10 @@ def load_cine_pair(row: dict):
         for ph, vol in (("ed", ed), ("es", es)):
             if row.get(f"cine_{ph}_seg"):
                 segs[ph], src[ph] = _read_seg(row[f"cine_{ph}_seg"], vol, conv), "reference"
-            else:
-                segs[ph], src[ph] = _segmenter("cine").predict_frame(vol.array, vol.spacing[:2]), "model cine"
+            else:  # ES anchored to the ED labels, as in cmrrisk features
+                segs[ph] = _segmenter("cine").predict_frame(vol.array, vol.spacing[:2],
+                                                            prior=segs["ed"] if ph == "es" else None)
+                src[ph] = "model cine"
         return ed, es, segs["ed"], segs["es"], src
     if row.get("cine"):
         cine = read_image(row["cine"])
@@ -55,11 +56,12 @@ def load_cine_pair(row: dict):
         if row.get("cine_seg"):
             all_seg, s = _read_seg(row["cine_seg"], cine, conv), "reference"
         else:
-            m = _segmenter("cine")
-            all_seg = np.stack([m.predict_frame(cine.array[t], cine.spacing[:2]) for t in range(cine.array.shape[0])])
+            all_seg, t_ed, t_es = _segmenter("cine").segment_phases(cine.array, cine.spacing)
             s = "model cine"
-        lv = [volumes_ml(all_seg[t], cine.spacing)["lv_ml"] for t in range(all_seg.shape[0])]
-        t_ed, t_es = int(np.argmax(lv)), int(np.argmin(lv))
+        if s == "reference":
+            from ..metrics import ed_es_phases
+
+            t_ed, t_es = ed_es_phases(all_seg, cine.spacing)
         return cine.frame(t_ed), cine.frame(t_es), all_seg[t_ed], all_seg[t_es], {"ed": s, "es": s}
     raise CMRRiskError(f"subject {row.get('subject')!r}: the multi-input model needs cine_ed + cine_es or cine.")
 

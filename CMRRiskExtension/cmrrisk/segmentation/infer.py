@@ -8,9 +8,11 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .. import labels as L
 from .. import modeldir
 from ..errors import CMRRiskError
 from ..image import Volume
+from ..metrics import ed_es_phases
 from .network import build_network
 from .postprocess import postprocess
 from .preprocess import pad_to_multiple, prepare_frame, resample_slices, stack_neighbours
@@ -87,11 +89,17 @@ class Segmenter:
                           for i in range(0, x.shape[0], self.CPU_CHUNK)])
 
     @torch.inference_mode()
-    def predict_frame(self, arr: np.ndarray, spacing_xy, post: bool = True) -> np.ndarray:
+    def predict_frame(self, arr: np.ndarray, spacing_xy, post: bool = True,
+                      prior: np.ndarray | None = None) -> np.ndarray:
         """Segment one (Z, H, W) frame with in-plane spacing (x, y) mm -> (Z, H, W) uint8 labels.
 
         With ``self.tta`` the softmax of the image and of its two in-plane flips is averaged
-        (three network passes; measured effect: bench/results/acdc_validation.json)."""
+        (three network passes; measured effect: bench/results/acdc_validation.json).
+        ``prior``: the labels of the same slices at end-diastole (same shape), when this frame
+        is end-systole of the same cine: LV blood pool and myocardium are then allowed only
+        within the end-diastolic LV (blood pool + myocardium) dilated by
+        :data:`ES_PRIOR_MARGIN_MM` in-plane (the ventricle contracts inward; both frames come
+        from the same breath-hold), so a small systolic LV cannot be mistaken for the RV."""
         z, h, w = arr.shape
         t = prepare_frame(arr, spacing_xy, self.target_spacing)
         x = stack_neighbours(t, self.context)
@@ -106,25 +114,77 @@ class Segmenter:
             logits = self._forward(x)
         logits = logits[:, :, top:top + hh, left:left + ww]
         logits = resample_slices(logits, (h, w))
+        if prior is not None:
+            logits = self._apply_es_prior(logits, prior, spacing_xy)
         idx = logits.argmax(1).cpu().numpy()
         seg = self.label_values[idx]
         if post:
             seg = postprocess(seg, self.structures)
         return seg
 
+    #: how far (mm, in-plane) the end-systolic LV may extend beyond the end-diastolic LV wall
+    ES_PRIOR_MARGIN_MM = 10.0
+
+    def _apply_es_prior(self, scores: torch.Tensor, prior: np.ndarray, spacing_xy) -> torch.Tensor:
+        from scipy import ndimage
+
+        prior = np.asarray(prior)
+        if prior.shape != (scores.shape[0],) + tuple(scores.shape[2:]):
+            raise CMRRiskError(f"end-diastolic labels of shape {prior.shape} do not match the "
+                               f"end-systolic frame's {(scores.shape[0],) + tuple(scores.shape[2:])}; "
+                               "ED and ES must be frames of the same cine.")
+        lv_classes = [i for i, v in enumerate(self.label_values)
+                      if v == L.LV_BLOOD_POOL or v in L.MYOCARDIAL]
+        if not lv_classes:
+            return scores
+        sx, sy = float(spacing_xy[0]), float(spacing_xy[1])
+        ry = max(1, int(round(self.ES_PRIOR_MARGIN_MM / sy)))
+        rx = max(1, int(round(self.ES_PRIOR_MARGIN_MM / sx)))
+        yy, xx = np.ogrid[-ry:ry + 1, -rx:rx + 1]
+        disk = (yy / ry) ** 2 + (xx / rx) ** 2 <= 1.0
+        lv = np.isin(prior, [L.LV_BLOOD_POOL] + list(L.MYOCARDIAL))
+        if not lv.any():
+            return scores  # nothing to anchor to: leave the frame as it is
+        allowed = np.stack([ndimage.binary_dilation(m, disk) if m.any() else m for m in lv])
+        out = scores.clone()
+        block = torch.from_numpy(~allowed).to(out.device)
+        low = torch.finfo(out.dtype).min
+        for c in lv_classes:
+            out[:, c][block] = low
+        return out
+
+    def segment_phases(self, frames: np.ndarray, spacing_xyz, progress=None, cancel=None,
+                       ed_es: tuple[int, int] | None = None):
+        """Every phase of a cine (T, Z, H, W): ED is the phase of largest LV blood-pool volume,
+        ES the smallest; the ES phase is then segmented again anchored to ED. With ``ed_es``
+        (known phase indices) ED is segmented first and ES directly anchored to it.
+        Returns (labels (T, Z, H, W), ED index, ES index)."""
+        n = frames.shape[0]
+        out = np.zeros(frames.shape, dtype=np.uint8)
+        order = list(range(n))
+        if ed_es is not None:
+            order = [ed_es[0]] + [t for t in order if t != ed_es[0]]
+        for k, t in enumerate(order):
+            if cancel is not None and cancel():
+                raise Cancelled()
+            prior = out[ed_es[0]] if ed_es is not None and t == ed_es[1] and t != ed_es[0] else None
+            out[t] = self.predict_frame(frames[t], spacing_xyz[:2], prior=prior)
+            if progress:
+                progress(k + 1, n)
+        if ed_es is not None:
+            return out, int(ed_es[0]), int(ed_es[1])
+        ed_t, es_t = ed_es_phases(out, spacing_xyz)
+        if ed_t != es_t:
+            out[es_t] = self.predict_frame(frames[es_t], spacing_xyz[:2], prior=out[ed_t])
+        return out, ed_t, es_t
+
     def segment(self, vol: Volume, progress: Callable[[int, int], None] | None = None,
                 cancel: Callable[[], bool] | None = None) -> Volume:
-        """Segment a 3D frame or every phase of a 4D cine; the result has the input's geometry."""
+        """Segment a 3D frame or every phase of a 4D cine (its ES phase anchored to ED, see
+        :meth:`segment_phases`); the result has the input's geometry."""
         sx, sy, _ = vol.spacing
         if vol.is_cine:
-            out = np.zeros(vol.array.shape, dtype=np.uint8)
-            n = vol.array.shape[0]
-            for i in range(n):
-                if cancel is not None and cancel():
-                    raise Cancelled()
-                out[i] = self.predict_frame(vol.array[i], (sx, sy))
-                if progress:
-                    progress(i + 1, n)
+            out = self.segment_phases(vol.array, vol.spacing, progress, cancel)[0]
         else:
             if cancel is not None and cancel():
                 raise Cancelled()

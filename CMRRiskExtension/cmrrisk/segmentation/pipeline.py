@@ -17,7 +17,7 @@ from .. import modeldir
 from ..errors import CMRRiskError
 from ..image import Volume, read_image, stem, write_image
 from ..labels import CINE_LABELS, SCAR
-from ..metrics import clinical_indices, lge_measures, volumes_ml
+from ..metrics import clinical_indices, ed_es_phases, lge_measures, volumes_ml
 from .infer import Segmenter
 from .quality import frame_flags
 
@@ -36,7 +36,7 @@ def summarize_result(vol: Volume, seg: Volume, structures=CINE_LABELS) -> dict:
     info: dict = {}
     if seg.is_cine:
         lv = [volumes_ml(seg.array[t], sp)["lv_ml"] for t in range(seg.array.shape[0])]
-        ed, es = int(np.argmax(lv)), int(np.argmin(lv))
+        ed, es = ed_es_phases(seg.array, sp)
         info["lv_volume_ml_per_phase"] = [round(v, 2) for v in lv]
         info["ed_phase"], info["es_phase"] = ed, es
         info["indices"] = clinical_indices(seg.array[ed], seg.array[es], sp)
