@@ -29,14 +29,10 @@ def _c(t, e, r):
     return harrell(t, e, r)
 
 
-NEW = [("coxtime", {"n_bags": 2}), ("pchazard", {"n_bags": 2})]
-TIMES = [0.0, 0.05, 0.2, 0.5, 1.0, 2.0, 50.0]
-
-
-@pytest.mark.parametrize("name,params", NEW)
-def test_new_model_ranks_by_true_hazard_and_round_trips(name, params, tmp_path):
+def _fit_and_check(name, params, slack):
+    """Fit on 500 synthetic subjects, test on 200: C-index near the true hazard's; a survival
+    function within [0, 1], 1 at time 0, non-increasing. Returns (pipe, test, risk, survival)."""
     from cmrrisk.predict.pipeline import Pipeline
-    from cmrrisk.predict.store import load_pipeline, save_pipeline
 
     x, t, e, lp = synthetic()
     tr, te = np.arange(500), np.arange(500, 700)
@@ -45,13 +41,26 @@ def test_new_model_ranks_by_true_hazard_and_round_trips(name, params, tmp_path):
     risk = pipe.predict_risk(test)
     truth = _c(t[te], e[te], lp[te])
     c = _c(t[te], e[te], risk)
-    assert c > 0.70 and c > truth - 0.05, f"{name}: C {c:.3f} (true hazard {truth:.3f})"
-    # a survival function: within [0, 1], 1 at time 0, non-increasing in time
+    assert c > 0.70 and c > truth - slack, f"{name}: C {c:.3f} (true hazard {truth:.3f})"
     s = pipe.predict_survival(test, TIMES)
     assert s.shape == (200, len(TIMES))
     assert np.all((s >= 0) & (s <= 1))
     assert np.allclose(s[:, 0], 1.0)
     assert np.all(np.diff(s, axis=1) <= 1e-12)
+    return pipe, test, risk, s
+
+
+NEW = [("coxtime", {"n_bags": 2}), ("pchazard", {"n_bags": 2})]
+TIMES = [0.0, 0.05, 0.2, 0.5, 1.0, 2.0, 50.0]
+
+
+@pytest.mark.parametrize("name,params", NEW)
+def test_new_model_ranks_by_true_hazard_and_round_trips(name, params, tmp_path):
+    from cmrrisk.predict.store import load_pipeline, save_pipeline
+
+    x, t, e, _ = synthetic()
+    tr, te = np.arange(500), np.arange(500, 700)
+    pipe, test, risk, s = _fit_and_check(name, params, 0.05)
     # higher risk = lower predicted survival at the median time
     h = float(np.median(t[tr]))
     assert _c(t[te], e[te], -pipe.predict_survival(test, [h])[:, 0]) > 0.70
@@ -139,22 +148,12 @@ def test_random_survival_forest_ranks_matches_scikit_survival_and_round_trips(tm
     from sksurv.ensemble import RandomSurvivalForest as SkForest
 
     from cmrrisk.predict.base import SurvivalTarget
-    from cmrrisk.predict.pipeline import Pipeline
     from cmrrisk.predict.store import load_pipeline, save_pipeline
     from cmrrisk.predict.survival import RandomSurvivalForest
 
-    x, t, e, lp = synthetic()
+    x, t, e, _ = synthetic()
     tr, te = np.arange(500), np.arange(500, 700)
-    pipe = Pipeline("survival", "rsf", seed=0, model_params={"n_trees": 30}).fit(
-        _table(x[tr], t[tr], e[tr]))
-    test = _table(x[te], t[te], e[te])
-    risk = pipe.predict_risk(test)
-    truth = _c(t[te], e[te], lp[te])
-    c = _c(t[te], e[te], risk)
-    assert c > 0.70 and c > truth - 0.06, f"rsf: C {c:.3f} (true hazard {truth:.3f})"
-    s = pipe.predict_survival(test, TIMES)
-    assert np.all((s >= 0) & (s <= 1)) and np.allclose(s[:, 0], 1.0)
-    assert np.all(np.diff(s, axis=1) <= 1e-12)
+    pipe, test, risk, s = _fit_and_check("rsf", {"n_trees": 30}, 0.06)
     save_pipeline(pipe, str(tmp_path / "rsf"))
     again = load_pipeline(str(tmp_path / "rsf"))
     assert np.array_equal(again.predict_risk(test), risk)
