@@ -135,8 +135,6 @@ class Segmenter:
                                "ED and ES must be frames of the same cine.")
         lv_classes = [i for i, v in enumerate(self.label_values)
                       if v == L.LV_BLOOD_POOL or v in L.MYOCARDIAL]
-        if not lv_classes:
-            return scores
         sx, sy = float(spacing_xy[0]), float(spacing_xy[1])
         ry = max(1, int(round(self.ES_PRIOR_MARGIN_MM / sy)))
         rx = max(1, int(round(self.ES_PRIOR_MARGIN_MM / sx)))
