@@ -97,14 +97,17 @@ class CMRRiskPredictWidget(ScriptedLoadableModuleWidget):
         self.ui.modelDirPathLineEdit.filters = ctk.ctkPathLineEdit.Dirs
         self.ui.outputDirPathLineEdit.filters = ctk.ctkPathLineEdit.Dirs
         self.ui.manifestPathLineEdit.nameFilters = ["Cohort manifest (*.csv)"]
+        self.ui.testManifestPathLineEdit.nameFilters = ["Cohort manifest (*.csv)"]
         self._cancelRequested = False
         self.ui.applyButton.connect("clicked(bool)", self.onApply)
         self.ui.predictButton.connect("clicked(bool)", self.onPredict)
         self.ui.trainButton.connect("clicked(bool)", self.onTrain)
+        self.ui.reportButton.connect("clicked(bool)", self.onReport)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
         for name in ("edSelector", "esSelector", "lgeSelector"):
             getattr(self.ui, name).connect("currentNodeChanged(vtkMRMLNode*)", self.updateGUI)
-        for name in ("modelDirPathLineEdit", "manifestPathLineEdit", "outputDirPathLineEdit"):
+        for name in ("modelDirPathLineEdit", "manifestPathLineEdit", "outputDirPathLineEdit",
+                     "testManifestPathLineEdit"):
             getattr(self.ui, name).connect("currentPathChanged(QString)", self.updateGUI)
         self.updateGUI()
 
@@ -115,6 +118,9 @@ class CMRRiskPredictWidget(ScriptedLoadableModuleWidget):
         self.ui.predictButton.enabled = bool(self.ui.modelDirPathLineEdit.currentPath)
         self.ui.trainButton.enabled = bool(self.ui.manifestPathLineEdit.currentPath
                                            and self.ui.outputDirPathLineEdit.currentPath)
+        self.ui.reportButton.enabled = bool(self.ui.modelDirPathLineEdit.currentPath
+                                            and (self.ui.manifestPathLineEdit.currentPath
+                                                 or self.ui.testManifestPathLineEdit.currentPath))
 
     def ensureDependencies(self):
         from cmrrisk.mrml.dependencies import ensure
@@ -209,6 +215,25 @@ class CMRRiskPredictWidget(ScriptedLoadableModuleWidget):
         finally:
             self.ui.cancelButton.enabled = False
             self.updateGUI()
+
+    def onReport(self):
+        if not self.ensureDependencies():
+            return
+        try:
+            with slicer.util.tryWithErrorDisplay("CMRRisk report failed.", waitCursor=True):
+                res = self.logic.writeReport(
+                    self.ui.modelDirPathLineEdit.currentPath,
+                    trainManifest=self.ui.manifestPathLineEdit.currentPath,
+                    testManifest=self.ui.testManifestPathLineEdit.currentPath,
+                    progress=lambda msg: self._progress(0, 0, str(msg)))
+                self.ui.statusLabel.text = f"Report written: {res['html']}"
+                import qt
+
+                qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(res["html"]))
+        except Exception as exc:  # already displayed by tryWithErrorDisplay
+            self.ui.statusLabel.text = f"Stopped: {exc}"
+        finally:
+            self.ui.progressBar.maximum = 1
 
 
 #
@@ -476,6 +501,31 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
                            max_epochs=int(maxEpochs) if maxEpochs else None, cv=int(cv or 0),
                            max_features=int(maxFeatures) if maxFeatures else None,
                            progress=progress, cancel=cancel, log=log)
+
+    def writeReport(self, modelDir, outputHtml=None, trainManifest=None, testManifest=None, qc=None,
+                    bootstrap=200, seed=0, progress=None):
+        """Write the TRIPOD+AI-style HTML report of a model (what ``cmrrisk report`` does) and
+        return the core's dict (``html``: the path written, ``models`` with their test or
+        apparent metrics, ``limitations``, ...). ``outputHtml`` defaults to
+        ``modelDir/report.html``; ``trainManifest`` is described (participants, outcomes),
+        ``testManifest`` (optional, with outcomes) is where the model is evaluated; without it
+        the figures are apparent (optimistic) ones on the training manifest and the report says
+        so. ``progress(message)`` receives each step's message."""
+        from cmrrisk.report import write_report
+
+        if not modelDir:
+            raise ValueError("Choose a model directory (written by 'cmrrisk train' or the Training section).")
+        for label, path in (("Model directory", modelDir), ("Training manifest", trainManifest),
+                            ("Test manifest", testManifest)):
+            if path and not os.path.exists(path):
+                raise ValueError(f"{label} {path} does not exist.")
+        if not trainManifest and not testManifest:
+            raise ValueError("Choose the training manifest and/or a test manifest: the report describes "
+                             "and evaluates the model on them.")
+        outputHtml = outputHtml or os.path.join(modelDir, "report.html")
+        return write_report(outputHtml, modelDir, train_manifest=trainManifest or None,
+                            test_manifest=testManifest or None, qc=qc or None, n_boot=int(bootstrap),
+                            seed=int(seed), progress=progress or (lambda *_: None))
 
 
 #

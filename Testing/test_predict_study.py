@@ -258,3 +258,31 @@ def test_explanation_of_a_study_uses_its_computed_image_features(tmp_path):
     values = {r["feature"]: r["value"] for r in e.attributions}
     assert float(values["lv_ef_pct"]) == pytest.approx(table.covariates.loc["s3", "lv_ef_pct"], rel=1e-6)
     assert not any("imputed" in n for n in e.notes)
+
+
+def test_logic_writes_the_report_of_a_model(scene, predict_module, survival_model, tmp_path):
+    """The Report section's Logic call: the HTML is written beside the model by default, the
+    model is evaluated on the test manifest with the code of 'cmrrisk evaluate', and missing
+    inputs are refused with a message that says what to choose."""
+    from cmrrisk.predict.validation import external_validation
+
+    model_dir, train_manifest, _, _ = survival_model
+    test_manifest = _survival_manifest(tmp_path / "test.csv", 80, 5)
+    logic = predict_module.CMRRiskPredictLogic()
+    with pytest.raises(ValueError, match="model directory"):
+        logic.writeReport("", trainManifest=str(train_manifest))
+    with pytest.raises(ValueError, match="training manifest and/or a test manifest"):
+        logic.writeReport(str(model_dir))
+    with pytest.raises(ValueError, match="Test manifest .*missing.csv does not exist"):
+        logic.writeReport(str(model_dir), testManifest=str(tmp_path / "missing.csv"))
+    messages = []
+    out = tmp_path / "r" / "report.html"
+    os.makedirs(out.parent)
+    res = logic.writeReport(str(model_dir), str(out), trainManifest=str(train_manifest),
+                            testManifest=test_manifest, bootstrap=20, progress=messages.append)
+    assert res["html"] == str(out) and out.read_text().startswith("<!DOCTYPE html>")
+    assert any("report written" in m for m in messages)
+    test = res["models"][0]["test"]
+    ref = external_validation(str(model_dir), test_manifest, n_boot=20, seed=0)
+    assert test["n"] == 80 and test["c_index_harrell"] == ref["c_index_harrell"]
+    assert test["c_index_harrell_ci"] == ref["c_index_harrell_ci"]
