@@ -61,6 +61,59 @@ def test_metrics_agree_with_tables(demo_out):
     assert m["c_index_oracle"] == pytest.approx(c)
 
 
+def test_gap_decomposition_uses_the_measured_features(demo_out):
+    """metrics.json's gap decomposition: the generator's formula evaluated with the LVEF and
+    scar burden of tables/features.csv (measured from the model segmentations)."""
+    from cmrrisk import synthetic
+    from cmrrisk.predict.evaluation import harrell
+
+    m = json.loads((demo_out / "metrics.json").read_text())
+    g = m["gap_decomposition"]
+    with open(demo_out / "cohort/manifest.csv", newline="") as fh:
+        truth = {r["subject"]: r for r in csv.DictReader(fh)}
+    with open(demo_out / "tables/features.csv", newline="") as fh:
+        feats = {r["subject"]: r for r in csv.DictReader(fh)}
+    with open(demo_out / "work/test_images.csv", newline="") as fh:
+        test = [r["subject"] for r in csv.DictReader(fh)]
+    lh = [synthetic.log_hazard(float(feats[s]["lv_ef_pct"]), float(feats[s]["scar_burden_pct"]),
+                               float(truth[s]["age"]), float(truth[s]["diabetes"]), float(truth[s]["sex"]))
+          for s in test]
+    c = harrell(np.array([float(truth[s]["time"]) for s in test]),
+                np.array([int(truth[s]["event"]) for s in test]), np.array(lh))
+    assert g["c_index_formula_on_measured"] == pytest.approx(c)
+    assert g["c_index_oracle"] == pytest.approx(m["c_index_oracle"])
+    assert g["measurement_part"] == pytest.approx(m["c_index_oracle"] - c)
+    err = [float(feats[s]["lv_ef_pct"]) - float(truth[s]["true_lvef"]) for s in test]
+    assert g["lvef_error"]["mae_pp"] == pytest.approx(np.mean(np.abs(err)))
+    assert g["n_test"] == m["n_test"]
+
+
+def test_gap_decomposition_without_measurement_error_is_the_oracle():
+    rng = np.random.default_rng(0)
+    truth, feats = [], {}
+    for i in range(40):
+        ef, scar, age = rng.uniform(20, 70), rng.uniform(0, 40), rng.uniform(40, 80)
+        dm, sex = int(rng.random() < 0.3), int(rng.random() < 0.5)
+        lh = synthetic_log_hazard(ef, scar, age, dm, sex)
+        truth.append({"subject": f"s{i}", "time": f"{rng.exponential(np.exp(-lh)):.4f}", "event": "1",
+                      "true_lvef": f"{ef}", "true_scar_burden": f"{scar}", "true_log_hazard": f"{lh}",
+                      "age": f"{age}", "diabetes": f"{dm}", "sex": f"{sex}"})
+        feats[f"s{i}"] = {"lv_ef_pct": f"{ef}", "scar_burden_pct": f"{scar}"}
+    ids = [f"s{i}" for i in range(0, 40, 2)]
+    g = demo.gap_decomposition(truth, feats, ids)
+    assert g["c_index_formula_on_measured"] == pytest.approx(g["c_index_oracle"])
+    assert g["measurement_part"] == pytest.approx(0.0, abs=1e-12)
+    assert g["lvef_error"]["mae_pp"] == pytest.approx(0.0, abs=1e-9) and g["n_test"] == 20
+    feats["s0"]["scar_burden_pct"] = "95"  # one bad measurement is seen in the scar error
+    assert demo.gap_decomposition(truth, feats, ids)["scar_burden_error"]["max_abs_pp"] > 50
+
+
+def synthetic_log_hazard(*a):
+    from cmrrisk import synthetic
+
+    return synthetic.log_hazard(*a)
+
+
 def test_model_inputs_hold_no_truth(demo_out):
     for name in ("train_images.csv", "test_images.csv", "train_clinical.csv", "test_clinical.csv"):
         with open(demo_out / "work" / name, newline="") as fh:

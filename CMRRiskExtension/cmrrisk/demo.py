@@ -184,6 +184,46 @@ def _dice_summary(results: list) -> dict:
 # ---- the demo
 
 
+def gap_decomposition(truth_rows: list, feature_rows: dict, test_ids: list) -> dict:
+    """Where the distance between the oracle and a model comes from, on the test split.
+
+    ``truth_rows``: the cohort manifest's rows (with the generator's ``true_*`` columns and the
+    covariates); ``feature_rows``: subject -> row of the features table (measured from the
+    model segmentations). ``c_index_formula_on_measured`` is Harrell's C of the generator's own
+    hazard formula evaluated with the *measured* LVEF and scar burden (and the true covariates):
+    what a model that knew the formula exactly would reach with these segmentations. So
+    ``c_index_oracle - c_index_formula_on_measured`` is the part of the gap due to measurement
+    (segmentation) error, and the rest of a model's gap is due to estimating the model from the
+    training split. Also the measurement errors of LVEF and scar burden (percentage points)."""
+    from . import synthetic
+    from .predict.evaluation import harrell
+
+    by_id = {r["subject"]: r for r in truth_rows}
+    rows = [by_id[s] for s in test_ids]
+    t = np.array([float(r["time"]) for r in rows])
+    e = np.array([int(r["event"]) for r in rows])
+    true_ef = np.array([float(r["true_lvef"]) for r in rows])
+    true_scar = np.array([float(r["true_scar_burden"]) for r in rows])
+    ef = np.array([float(feature_rows[s]["lv_ef_pct"]) for s in test_ids])
+    scar = np.array([float(feature_rows[s]["scar_burden_pct"]) for s in test_ids])
+    measured = np.array([synthetic.log_hazard(ef[i], scar[i], float(r["age"]), float(r["diabetes"]),
+                                              float(r["sex"])) for i, r in enumerate(rows)])
+    oracle = float(harrell(t, e, np.array([float(r["true_log_hazard"]) for r in rows])))
+    formula = float(harrell(t, e, measured))
+
+    def err(meas, true):
+        d = meas - true
+        return {"mae_pp": float(np.mean(np.abs(d))), "bias_pp": float(np.mean(d)),
+                "max_abs_pp": float(np.max(np.abs(d))), "r": float(np.corrcoef(meas, true)[0, 1])}
+
+    return {"c_index_oracle": oracle, "c_index_formula_on_measured": formula,
+            "measurement_part": oracle - formula, "lvef_error": err(ef, true_ef),
+            "scar_burden_error": err(scar, true_scar), "n_test": len(test_ids),
+            "definition": "c_index_formula_on_measured: Harrell's C of the generator's hazard formula "
+                          "with the measured LVEF and scar burden (segmentations of the bundled models) "
+                          "and the true covariates; measurement_part = oracle minus it"}
+
+
 def _prepare_out(out: str) -> tuple[str, str | None]:
     """Create ``out`` (marked as a demo output); a previous demo output there is moved aside to
     ``OUT.previous`` until the new run has finished. Returns (out, previous or None)."""
@@ -398,6 +438,7 @@ def _run(root, n, seed, test_fraction, cv, n_explain, workers, max_epochs, boots
                            np.array([int(r["event"]) for r in test_rows]),
                            np.array([float(r["true_log_hazard"]) for r in test_rows])))
     best = max(models, key=lambda m: trained[m]["cv"].get("c_index_harrell", {}).get("mean", -1))
+    gap = gap_decomposition(rows, frows, test_ids)
 
     # 7. explanations + Slicer scenes
     explained = []
@@ -422,6 +463,11 @@ def _run(root, n, seed, test_fraction, cv, n_explain, workers, max_epochs, boots
                         "and models use only the images and covariates (never the generator's truth)."),
         "synthetic": True,
         "metrics": {"c_index_oracle (test split)": round(oracle, 4),
+                    "C-index of the hazard formula on the measured LVEF and scar burden (test split)":
+                        round(gap["c_index_formula_on_measured"], 4),
+                    "LVEF measurement error, mean absolute (pp)": round(gap["lvef_error"]["mae_pp"], 2),
+                    "scar burden measurement error, mean absolute (pp)":
+                        round(gap["scar_burden_error"]["mae_pp"], 2),
                     "best model (highest cross-validated C-index on the training split)": best,
                     "segmentation_dice_mean": round(dice["mean"], 4),
                     **{f"Dice {k}": round(v, 4) for k, v in dice["per_structure"].items()}},
@@ -445,6 +491,10 @@ def _run(root, n, seed, test_fraction, cv, n_explain, workers, max_epochs, boots
                   f"(95% CI {evals[name]['c_index_harrell_ci'][0]:.3f}-{evals[name]['c_index_harrell_ci'][1]:.3f})")
     steps.say(f"oracle C-index on the test split {oracle:.3f}; best model by training CV: {best} "
               f"(test C-index {evals[best]['c_index_harrell']:.3f})")
+    steps.say(f"the hazard formula on the measured LVEF and scar burden: C-index "
+              f"{gap['c_index_formula_on_measured']:.3f} (measurement errors: LVEF "
+              f"{gap['lvef_error']['mae_pp']:.2f} pp, scar burden {gap['scar_burden_error']['mae_pp']:.2f} pp "
+              "mean absolute)")
     metrics = {
         "c_index_oracle": oracle,
         "c_index_best": evals[best]["c_index_harrell"],
@@ -462,6 +512,7 @@ def _run(root, n, seed, test_fraction, cv, n_explain, workers, max_epochs, boots
                                                               "integrated_brier_ci", "td_auc_mean")}}
                    for m in models},
         "gap_best_to_oracle": oracle - evals[best]["c_index_harrell"],
+        "gap_decomposition": gap,
         "n_subjects": n, "n_train": len(train_ids), "n_test": len(test_ids), "seed": seed,
         "excluded_by_qc": sorted(excluded),
         "left_out_features_failed": feature_failures,
