@@ -200,10 +200,14 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
         vol = mrml.volume_from_node(volumeNode)
         segmenter = self.segmenter(model, device)
         seg = segmenter.segment(vol, progress=progress, cancel=cancel)
-        return mrml.labels_to_segmentation(scene, seg.array, volumeNode,
+        node = mrml.labels_to_segmentation(scene, seg.array, volumeNode,
                                            f"{volumeNode.GetName()} segmentation",
                                            structures=segmenter.structures,
                                            segmentation_node=segmentationNode)
+        from cmrrisk.segmentation.pipeline import slice_order_note
+
+        node.SetAttribute("CMRRisk.sliceOrder", slice_order_note(segmenter))
+        return node
 
     @staticmethod
     def scarTable(segmentationNode, volumeNode, name=None, **scarOptions):

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ACDC, ROOT, SUNNYBROOK, needs_acdc, needs_sunnybrook, validation_subjects
+from conftest import ACDC, ROOT, SUNNYBROOK, acdc_frame, needs_acdc, needs_sunnybrook, validation_subjects
 
 from cmrrisk import labels as L
 from cmrrisk.errors import CMRRiskError
@@ -202,13 +202,38 @@ def test_deep_features_from_segmentation_pass_equal_separate_pass(segmenter):
     sp = SPACING[:2]
     with deep.capture_encoder(segmenter) as cap:
         seg = segmenter.predict_frame(img, sp)
-    v1 = deep.pool(cap.features(), deep.resampled_box(segmenter, img.shape, sp), seg)
-    v2 = deep.embedding(segmenter, img, seg, sp)
+    v1 = deep.pool(deep.captured_for_frame(segmenter, cap, img.shape[0]),
+                   deep.resampled_box(segmenter, img.shape, sp), seg)
+    v2 = deep.embedding(segmenter, img, seg, sp, reverse=segmenter.last_reversed)
     assert v1.shape == (256,)
     np.testing.assert_allclose(v1, v2, rtol=1e-4, atol=1e-5)
-    assert np.array_equal(v2, deep.embedding(segmenter, img, seg, sp))
+    assert np.array_equal(v2, deep.embedding(segmenter, img, seg, sp, reverse=segmenter.last_reversed))
     img2, _ = phantom(16.0, noise=5.0)
     assert not np.allclose(v2, deep.embedding(segmenter, img2, seg, sp))
+
+
+@needs_acdc
+def test_features_of_a_stack_given_apex_first_equal_those_of_the_base_first_stack():
+    """The cine model reads an apex-first stack in its training order (base first): indices and
+    deep features (captured from the segmentation pass, or computed separately on given labels)
+    are those of the base-first stack."""
+    from cmrrisk.features import deep
+    from cmrrisk.features.cohort import _segmenter, image_features
+
+    subj = validation_subjects()[2]
+    vols = {ph: read_image(acdc_frame(subj, ph)) for ph in ("ed", "es")}
+    flipped = {ph: v.with_array(np.ascontiguousarray(v.array[::-1])) for ph, v in vols.items()}
+    opts = {"radiomics": False, "deep": True}
+    a = image_features(vols["ed"], vols["es"], options=opts)
+    b = image_features(flipped["ed"], flipped["es"], options=opts)
+    assert a.keys() == b.keys() and "deep_ed_000" in a
+    for k in a:
+        assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-5), k
+    seg_model = _segmenter("cine", "cpu")
+    seg = seg_model.predict_frame(vols["ed"].array, vols["ed"].spacing[:2])
+    v1 = deep.embedding(seg_model, vols["ed"].array, seg, vols["ed"].spacing[:2])
+    v2 = deep.embedding(seg_model, flipped["ed"].array, np.ascontiguousarray(seg[::-1]), vols["ed"].spacing[:2])
+    np.testing.assert_allclose(v1, v2, rtol=1e-4, atol=1e-5)
 
 
 # -------------------------------------------------------------------------------- cohort

@@ -24,7 +24,8 @@ def cmd_segment(args) -> int:
 
     _threads(args.threads)
     report = segment_inputs(args.inputs, args.out, model=args.model, device=args.device,
-                            progress=not args.quiet, tta=args.tta)
+                            progress=not args.quiet, tta=args.tta,
+                            check_slice_order=not args.keep_slice_order)
     for e in report["inputs"]:
         flags = ", ".join(e["flags"]) or "none"
         chosen = f"model {e['model']}: {e['model_selected_because']}; " if "model_selected_because" in e else ""
@@ -98,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
                    help="average over in-plane flips (3 network passes per frame; slower); default: "
                    "the model's own setting (on for lge, off for cine)")
+    s.add_argument("--keep-slice-order", action="store_true",
+                   help="do not reverse a stack that runs the other way than the model's training data "
+                   "(cine base to apex, LGE apex to base; judged from the LV area along the stack); "
+                   "segment.json's slice_order says what was done")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_segment)
 

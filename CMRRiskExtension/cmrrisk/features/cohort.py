@@ -31,7 +31,8 @@ from ..labels import ACDC_TO_PROJECT, map_labels
 from ..manifest import IMAGE_ROLES, Manifest, mosteller_bsa, read_manifest, write_csv
 
 #: bump when the features computed from the same inputs change (invalidates every cache)
-FEATURES_VERSION = 3  # 3: model ES segmentations anchored to ED (Segmenter.predict_frame prior)
+FEATURES_VERSION = 4  # 3: model ES segmentations anchored to ED (Segmenter.predict_frame prior);
+# 4: stacks in the other slice order than the model's training data are read reversed
 
 #: what a subject row can ask for
 DEFAULT_OPTIONS = {"radiomics": True, "deep": True, "radiomics_params": None, "device": "cpu"}
@@ -154,11 +155,12 @@ def _segment_and_embed(model: str, image: np.ndarray, spacing_xy, options: dict,
     t0 = time.perf_counter()
     if options["deep"] and seg_model.tta:  # flips average several passes: embed the plain image
         seg = seg_model.predict_frame(image, spacing_xy, prior=prior)
-        vec = deep.embedding(seg_model, image, seg, spacing_xy)
+        vec = deep.embedding(seg_model, image, seg, spacing_xy, reverse=seg_model.last_reversed)
     elif options["deep"]:
         with deep.capture_encoder(seg_model) as cap:
             seg = seg_model.predict_frame(image, spacing_xy, prior=prior)
-        vec = deep.pool(cap.features(), deep.resampled_box(seg_model, image.shape, spacing_xy), seg)
+        vec = deep.pool(deep.captured_for_frame(seg_model, cap, image.shape[0]),
+                        deep.resampled_box(seg_model, image.shape, spacing_xy), seg)
     else:
         seg, vec = seg_model.predict_frame(image, spacing_xy, prior=prior), None
     timings[f"segment_{tag}"] = time.perf_counter() - t0

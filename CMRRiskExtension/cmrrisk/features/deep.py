@@ -78,12 +78,38 @@ class capture_encoder:
         return torch.cat(self.chunks)
 
 
-def embedding(segmenter, image: np.ndarray, seg: np.ndarray, spacing_xy) -> np.ndarray:
-    """A 256-vector (float64) for one (Z, Y, X) image and its label map (same shape)."""
+def embedding(segmenter, image: np.ndarray, seg: np.ndarray, spacing_xy, reverse: bool | None = None) -> np.ndarray:
+    """A 256-vector (float64) for one (Z, Y, X) image and its label map (same shape).
+
+    The encoder reads the stack in the model's training slice order: ``reverse`` says whether
+    to reverse it (pass ``segmenter.last_reversed`` right after ``segmenter.predict_frame``
+    made ``seg``); ``None``: judged on ``seg`` as ``predict_frame`` would."""
     if image.shape != seg.shape:
         raise ValueError(f"image {image.shape} and segmentation {seg.shape} differ in shape")
+    if reverse is None:
+        reverse = reversed_for_model(segmenter, seg)
+    if reverse:
+        feats, box, _ = encoder_features(segmenter, np.ascontiguousarray(image[::-1]), spacing_xy)
+        return pool(feats.flip(0), box, seg)
     feats, box, _ = encoder_features(segmenter, image, spacing_xy)
     return pool(feats, box, seg)
+
+
+def reversed_for_model(segmenter, seg: np.ndarray) -> bool:
+    """Whether ``segmenter`` would read this stack reversed (its slice-order check, judged on
+    the labels ``seg``; see ``Segmenter.predict_frame``)."""
+    from ..segmentation.infer import SLICE_ORDER_MARGIN, slice_order_score
+
+    return bool(getattr(segmenter, "check_slice_order", False) and seg.shape[0] >= 3
+                and slice_order_score(seg, segmenter.slice_order) < -SLICE_ORDER_MARGIN)
+
+
+def captured_for_frame(segmenter, cap: "capture_encoder", n_slices: int) -> torch.Tensor:
+    """The encoder output of the pass that produced ``segmenter``'s last labels, in the input's
+    slice order (a stack reversed for the model is segmented twice: first as given, then
+    reversed; the second pass counts)."""
+    feats = cap.features()[-n_slices:]
+    return feats.flip(0) if segmenter.last_reversed else feats
 
 
 def resampled_box(segmenter, image_shape, spacing_xy) -> tuple:

@@ -37,6 +37,30 @@ def default_tta(config: dict) -> bool:
     return bool((config.get("inference") or {}).get("test_time_flips", False))
 
 
+#: slice order of each task's training data (ACDC cine stacks run base to apex, EMIDEC LGE
+#: stacks apex to base); a model config's ``preprocessing.slice_order`` overrides it
+TRAINING_SLICE_ORDER = {"cine": "base_first", "lge": "apex_first"}
+
+#: a stack is taken to be in the other order when the Spearman correlation between slice index
+#: and LV area (blood pool + wall) points the other way by more than this (see
+#: :func:`slice_order_score`; measured on ACDC and EMIDEC in bench/results/slice_order.json)
+SLICE_ORDER_MARGIN = 0.2
+
+
+def slice_order_score(labels: np.ndarray, slice_order: str) -> float:
+    """How strongly the LV of a (Z, H, W) label map follows ``slice_order``: the Spearman
+    correlation between slice index and LV area (blood pool + myocardium + scar + MVO),
+    signed so that +1 is a stack in ``slice_order`` (the LV shrinks toward the apex) and -1 the
+    reverse; 0 when fewer than three slices hold LV."""
+    from scipy.stats import spearmanr
+
+    area = np.array([np.isin(sl, [L.LV_BLOOD_POOL] + list(L.MYOCARDIAL)).sum() for sl in labels], float)
+    if (area > 0).sum() < 3 or area.std() == 0:
+        return 0.0
+    rho = float(spearmanr(np.arange(len(area)), area).correlation)
+    return rho if slice_order == "apex_first" else -rho
+
+
 class Segmenter:
     """A segmentation model ready for inference.
 
@@ -59,6 +83,12 @@ class Segmenter:
         self.structures = tuple(int(v) for v in config["labels"].values())
         self.label_values = np.array([0] + list(self.structures), dtype=np.uint8)
         self.load_seconds = 0.0
+        #: the slice order of the training stacks, and whether inputs in the other order are
+        #: detected and reversed for the network (see :meth:`predict_frame`)
+        self.slice_order = pre.get("slice_order") or TRAINING_SLICE_ORDER.get(config.get("task"))
+        self.check_slice_order = self.slice_order is not None
+        #: whether the last :meth:`predict_frame` / :meth:`segment` call reversed the stack
+        self.last_reversed = False
 
     @classmethod
     def load(cls, model: str = "cine", device: str | None = "cpu", tta: bool | None = None) -> "Segmenter":
@@ -88,10 +118,41 @@ class Segmenter:
         return torch.cat([self.net(x[i:i + self.CPU_CHUNK]).float()
                           for i in range(0, x.shape[0], self.CPU_CHUNK)])
 
-    @torch.inference_mode()
     def predict_frame(self, arr: np.ndarray, spacing_xy, post: bool = True,
-                      prior: np.ndarray | None = None) -> np.ndarray:
+                      prior: np.ndarray | None = None, reverse: bool | None = None) -> np.ndarray:
         """Segment one (Z, H, W) frame with in-plane spacing (x, y) mm -> (Z, H, W) uint8 labels.
+
+        Slice order: the 2.5D network reads each slice with its neighbours and was trained on
+        stacks in one order (``self.slice_order``: cine base first, LGE apex first). With
+        ``reverse=None`` (and ``self.check_slice_order``) a stack given the other way round is
+        detected from the LV area along the stack (:func:`slice_order_score` below
+        ``-SLICE_ORDER_MARGIN``; judged on ``prior`` when given, else on a first segmentation)
+        and segmented reversed, the labels put back in the input's order; ``reverse=True`` /
+        ``False`` forces the choice. ``self.last_reversed`` tells what was done.
+        """
+        arr = np.asarray(arr)
+        if reverse is None:
+            reverse = False
+            if self.check_slice_order and arr.shape[0] >= 3:
+                if prior is None:
+                    seg = self._predict(arr, spacing_xy, post, None)
+                    if slice_order_score(seg, self.slice_order) >= -SLICE_ORDER_MARGIN:
+                        self.last_reversed = False
+                        return seg
+                    reverse = True
+                else:
+                    reverse = slice_order_score(prior, self.slice_order) < -SLICE_ORDER_MARGIN
+        self.last_reversed = bool(reverse)
+        if not reverse:
+            return self._predict(arr, spacing_xy, post, prior)
+        rev_prior = None if prior is None else np.ascontiguousarray(np.asarray(prior)[::-1])
+        return np.ascontiguousarray(self._predict(np.ascontiguousarray(arr[::-1]), spacing_xy, post,
+                                                  rev_prior)[::-1])
+
+    @torch.inference_mode()
+    def _predict(self, arr: np.ndarray, spacing_xy, post: bool = True,
+                 prior: np.ndarray | None = None) -> np.ndarray:
+        """One segmentation of the stack in the order given.
 
         With ``self.tta`` the softmax of the image and of its two in-plane flips is averaged
         (three network passes; measured effect: bench/results/acdc_validation.json).
@@ -162,18 +223,21 @@ class Segmenter:
         order = list(range(n))
         if ed_es is not None:
             order = [ed_es[0]] + [t for t in order if t != ed_es[0]]
+        reverse = None  # slice order: judged on the first phase (ED when known), kept for all
         for k, t in enumerate(order):
             if cancel is not None and cancel():
                 raise Cancelled()
             prior = out[ed_es[0]] if ed_es is not None and t == ed_es[1] and t != ed_es[0] else None
-            out[t] = self.predict_frame(frames[t], spacing_xyz[:2], prior=prior)
+            out[t] = self.predict_frame(frames[t], spacing_xyz[:2], prior=prior, reverse=reverse)
+            reverse = self.last_reversed
             if progress:
                 progress(k + 1, n)
         if ed_es is not None:
             return out, int(ed_es[0]), int(ed_es[1])
         ed_t, es_t = ed_es_phases(out, spacing_xyz)
         if ed_t != es_t:
-            out[es_t] = self.predict_frame(frames[es_t], spacing_xyz[:2], prior=out[ed_t])
+            out[es_t] = self.predict_frame(frames[es_t], spacing_xyz[:2], prior=out[ed_t], reverse=reverse)
+        self.last_reversed = bool(reverse)
         return out, ed_t, es_t
 
     def segment(self, vol: Volume, progress: Callable[[int, int], None] | None = None,

@@ -53,6 +53,17 @@ def summarize_result(vol: Volume, seg: Volume, structures=CINE_LABELS) -> dict:
     return info
 
 
+def slice_order_note(seg_model: Segmenter) -> str:
+    """What the last segmentation did with the slice order, for reports."""
+    if not seg_model.check_slice_order:
+        return "as given (not checked)"
+    trained = seg_model.slice_order.replace("_", " ")
+    if seg_model.last_reversed:
+        other = "base first" if seg_model.slice_order == "apex_first" else "apex first"
+        return f"reversed for the model (stack given {other}; the model was trained {trained})"
+    return f"as given ({trained}, as in training)"
+
+
 #: ``--model auto``: the series kind (see :func:`cmrrisk.dicom.classify_volume`) -> bundled model
 AUTO_MODELS = {"cine": "cine", "lge": "lge"}
 
@@ -69,7 +80,7 @@ def choose_model(vol: Volume, path: str) -> tuple:
 
 
 def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device: str = "cpu",
-                   progress: bool = True, tta: bool | None = None) -> dict:
+                   progress: bool = True, tta: bool | None = None, check_slice_order: bool = True) -> dict:
     """Segment every input with ``model`` (a bundled name, a model folder, or ``auto``: cine or
     lge per input from its DICOM headers or name, see :func:`choose_model`)."""
     if not inputs:
@@ -96,6 +107,7 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
     for name, _ in chosen.values():
         if name not in models:
             models[name] = Segmenter.load(name, device=device, tta=tta)
+            models[name].check_slice_order = models[name].check_slice_order and check_slice_order
     seg_model = models[chosen[inputs[0]][0]]
 
     def _model_info(m):
@@ -105,6 +117,8 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
             "weights_sha256": modeldir.read_json(os.path.join(m.model_dir, modeldir.CHECKSUMS))[modeldir.WEIGHTS],
             "load_seconds": round(m.load_seconds, 3),
             "test_time_flips": m.tta,
+            "slice_order_trained": m.slice_order,
+            "slice_order_checked": m.check_slice_order,
         }
 
     n_frames = sum((cache[p].array.shape[0] if cache[p].is_cine else 1) if p in cache else 1 for p in inputs)
@@ -149,6 +163,7 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
                 **({"model_selected_because": chosen[p][1]} if chosen[p][1] else {}),
                 "seconds": round(secs, 3),
                 "seconds_per_frame": round(secs / n, 3),
+                "slice_order": slice_order_note(seg_model),
             }
             if vol.meta:
                 entry["metadata"] = {k: v for k, v in vol.meta.items() if k not in ("trigger_times_ms", "instance_numbers")}

@@ -27,7 +27,7 @@ from ..errors import CMRRiskError
 from ..image import read_image
 from .augment import FrameStore, sample_batch
 from .evaluate import evaluate_acdc
-from .infer import Segmenter, pick_device
+from .infer import TRAINING_SLICE_ORDER, Segmenter, pick_device
 from .network import DEFAULT_NETWORK, build_network
 from .preprocess import labels_to_target_grid, prepare_frame
 
@@ -181,6 +181,7 @@ def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool
             "context": hp["context"],
             "intensity": "clip to volume percentiles 0.5/99.5, scale to [0, 1]",
             "resampling": "in-plane bilinear to target_spacing mm; slices unchanged",
+            "slice_order": TRAINING_SLICE_ORDER[task],
         },
         "postprocessing": ("largest 3D connected component of the LV blood pool, the RV and the "
                            "LV myocardium" if task == "cine" else
