@@ -137,9 +137,10 @@ def test_segment_phases_anchors_the_es_phase_to_ed():
     radius = [10, 8, 4, 6]                      # LV radius per phase: ED 0, ES 2
     calls = []
 
-    def fake(frame, spacing_xy, post=True, prior=None):
+    def fake(frame, spacing_xy, post=True, prior=None, reverse=None):
         t = int(frame.flat[0])
         calls.append((t, None if prior is None else prior.copy()))
+        seg.last_reversed = bool(reverse)
         return _ring(shape=(2, 64, 64), r_in=radius[t], r_out=radius[t] + 3)
 
     seg.predict_frame = fake
