@@ -87,21 +87,12 @@ def embedding(segmenter, image: np.ndarray, seg: np.ndarray, spacing_xy, reverse
     if image.shape != seg.shape:
         raise ValueError(f"image {image.shape} and segmentation {seg.shape} differ in shape")
     if reverse is None:
-        reverse = reversed_for_model(segmenter, seg)
+        reverse = segmenter.reads_reversed(seg)
     if reverse:
         feats, box, _ = encoder_features(segmenter, np.ascontiguousarray(image[::-1]), spacing_xy)
         return pool(feats.flip(0), box, seg)
     feats, box, _ = encoder_features(segmenter, image, spacing_xy)
     return pool(feats, box, seg)
-
-
-def reversed_for_model(segmenter, seg: np.ndarray) -> bool:
-    """Whether ``segmenter`` would read this stack reversed (its slice-order check, judged on
-    the labels ``seg``; see ``Segmenter.predict_frame``)."""
-    from ..segmentation.infer import SLICE_ORDER_MARGIN, slice_order_score
-
-    return bool(getattr(segmenter, "check_slice_order", False) and seg.shape[0] >= 3
-                and slice_order_score(seg, segmenter.slice_order) < -SLICE_ORDER_MARGIN)
 
 
 def captured_for_frame(segmenter, cap: "capture_encoder", n_slices: int) -> torch.Tensor:

@@ -132,22 +132,26 @@ class Segmenter:
         """
         arr = np.asarray(arr)
         if reverse is None:
-            reverse = False
-            if self.check_slice_order and arr.shape[0] >= 3:
-                if prior is None:
-                    seg = self._predict(arr, spacing_xy, post, None)
-                    if slice_order_score(seg, self.slice_order) >= -SLICE_ORDER_MARGIN:
-                        self.last_reversed = False
-                        return seg
-                    reverse = True
-                else:
-                    reverse = slice_order_score(prior, self.slice_order) < -SLICE_ORDER_MARGIN
+            if prior is not None:
+                reverse = self.reads_reversed(prior)
+            else:
+                seg = self._predict(arr, spacing_xy, post, None)
+                if not self.reads_reversed(seg):
+                    self.last_reversed = False
+                    return seg
+                reverse = True
         self.last_reversed = bool(reverse)
         if not reverse:
             return self._predict(arr, spacing_xy, post, prior)
         rev_prior = None if prior is None else np.ascontiguousarray(np.asarray(prior)[::-1])
         return np.ascontiguousarray(self._predict(np.ascontiguousarray(arr[::-1]), spacing_xy, post,
                                                   rev_prior)[::-1])
+
+    def reads_reversed(self, labels: np.ndarray) -> bool:
+        """Whether a stack whose labels are ``labels`` runs the other way than the training
+        stacks (the slice-order check of :meth:`predict_frame`)."""
+        return bool(self.check_slice_order and labels.shape[0] >= 3
+                    and slice_order_score(labels, self.slice_order) < -SLICE_ORDER_MARGIN)
 
     @torch.inference_mode()
     def _predict(self, arr: np.ndarray, spacing_xy, post: bool = True,
