@@ -9,7 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from cmrrisk import cli, demo
+from cmrrisk import cli, demo, synthetic
 from cmrrisk.errors import CMRRiskError
 
 
@@ -64,7 +64,6 @@ def test_metrics_agree_with_tables(demo_out):
 def test_gap_decomposition_uses_the_measured_features(demo_out):
     """metrics.json's gap decomposition: the generator's formula evaluated with the LVEF and
     scar burden of tables/features.csv (measured from the model segmentations)."""
-    from cmrrisk import synthetic
     from cmrrisk.predict.evaluation import harrell
 
     m = json.loads((demo_out / "metrics.json").read_text())
@@ -94,7 +93,7 @@ def test_gap_decomposition_without_measurement_error_is_the_oracle():
     for i in range(40):
         ef, scar, age = rng.uniform(20, 70), rng.uniform(0, 40), rng.uniform(40, 80)
         dm, sex = int(rng.random() < 0.3), int(rng.random() < 0.5)
-        lh = synthetic_log_hazard(ef, scar, age, dm, sex)
+        lh = synthetic.log_hazard(ef, scar, age, dm, sex)
         truth.append({"subject": f"s{i}", "time": f"{rng.exponential(np.exp(-lh)):.4f}", "event": "1",
                       "true_lvef": f"{ef}", "true_scar_burden": f"{scar}", "true_log_hazard": f"{lh}",
                       "age": f"{age}", "diabetes": f"{dm}", "sex": f"{sex}"})
@@ -106,12 +105,6 @@ def test_gap_decomposition_without_measurement_error_is_the_oracle():
     assert g["lvef_error"]["mae_pp"] == pytest.approx(0.0, abs=1e-9) and g["n_test"] == 20
     feats["s0"]["scar_burden_pct"] = "95"  # one bad measurement is seen in the scar error
     assert demo.gap_decomposition(truth, feats, ids)["scar_burden_error"]["max_abs_pp"] > 50
-
-
-def synthetic_log_hazard(*a):
-    from cmrrisk import synthetic
-
-    return synthetic.log_hazard(*a)
 
 
 def test_model_inputs_hold_no_truth(demo_out):

@@ -3,8 +3,6 @@
 Thresholds sit well below the model card's validation figures but far above what a broken
 model (wrong labels, wrong geometry, untrained weights) reaches."""
 
-import os
-
 import numpy as np
 import pytest
 
@@ -96,13 +94,16 @@ def test_segment_cli_reports_the_slice_order(tmp_path):
     from cmrrisk.cli import main
     from cmrrisk.image import write_image
 
-    img = read_image(acdc_frame(validation_subjects()[0], "ed"))
+    from cmrrisk.segmentation.pipeline import output_name
+
+    base_first = acdc_frame(validation_subjects()[0], "ed")
+    img = read_image(base_first)
     apex_first = tmp_path / "apex_first.nii.gz"
     write_image(img.with_array(np.ascontiguousarray(img.array[::-1])), str(apex_first))
     for extra, expect in (([], "reversed for the model (stack given apex first; the model was trained base first)"),
                           (["--keep-slice-order"], "as given (not checked)")):
         out = tmp_path / ("keep" if extra else "auto")
-        assert main(["segment", str(apex_first), acdc_frame(validation_subjects()[0], "ed"), "--out", str(out),
+        assert main(["segment", str(apex_first), base_first, "--out", str(out),
                      "--quiet", *extra]) == 0
         rep = json.loads((out / "segment.json").read_text())
         assert rep["inputs"][0]["slice_order"] == expect
@@ -110,6 +111,6 @@ def test_segment_cli_reports_the_slice_order(tmp_path):
                                                    "as given (base first, as in training)")
         assert rep["model"]["slice_order_trained"] == "base_first"
         assert rep["model"]["slice_order_checked"] is not bool(extra)
-    auto = read_image(str(tmp_path / "auto" / "apex_first_seg.nii.gz")).array
-    given = read_image(str(tmp_path / "auto" / f"{os.path.basename(acdc_frame(validation_subjects()[0], 'ed')).split('.')[0]}_seg.nii.gz")).array
+    auto = read_image(str(tmp_path / "auto" / output_name(str(apex_first)))).array
+    given = read_image(str(tmp_path / "auto" / output_name(base_first))).array
     assert np.array_equal(auto, given[::-1])
