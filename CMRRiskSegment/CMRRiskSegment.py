@@ -376,6 +376,12 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
         result["es"] = mrml.labels_to_segmentation(scene, labels[es_i], frames[es_phase],
                                                    f"{name} ES (phase {es_phase}) segmentation",
                                                    study_node=sequenceNode)
+        from cmrrisk.segmentation.pipeline import slice_order_note
+
+        note = slice_order_note(segmenter)  # one decision for every phase (segment_phases)
+        for key in ("sequence", "ed", "es"):
+            if key in result:
+                result[key].SetAttribute("CMRRisk.sliceOrder", note)
         indices = clinical_indices(labels[ed_i], labels[es_i], spacing)
         result["indices"] = indices
         result["table"] = self.indicesTable(scene, indices, f"{name} clinical indices", sequenceNode,

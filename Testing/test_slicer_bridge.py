@@ -53,6 +53,7 @@ def test_acdc_frame_through_logic_into_segmentation_and_back(scene, segment_modu
     back = mrml.segmentation_to_labels(seg_node, node)
     assert back.shape == vol.array.shape
     assert np.array_equal(back, expected), "labels changed on the way through the segmentation node"
+    assert seg_node.GetAttribute("CMRRisk.sliceOrder") == "as given (base first, as in training)"
 
 
 @needs_acdc
@@ -133,6 +134,33 @@ def test_cine_sequence_ed_es_gives_segmentations_and_indices_table(scene, segmen
     for k, v in expected.items():
         assert values[names.index(k)] == pytest.approx(v, abs=0.01)
     assert res["ed"].GetSegmentation().GetNumberOfSegments() == 3
+    for key in ("ed", "es"):
+        assert res[key].GetAttribute("CMRRisk.sliceOrder") == "as given (base first, as in training)"
+
+
+@needs_acdc
+def test_cine_sequence_given_apex_first_is_read_base_first_and_says_so(scene, segment_module, segmenter):
+    """A sequence whose stacks run apex first: every phase is segmented in the training order and
+    put back, and the segmentation nodes say that they were reversed."""
+    from cmrrisk import mrml
+
+    cine = read_image(str(ACDC / SUBJECT / f"{SUBJECT}_4d.nii.gz"))
+    seq = scene.AddNewNodeByClass("vtkMRMLSequenceNode", "cine apex first")
+    for t in (0, 3):
+        frame = cine.frame(t)
+        frame = frame.with_array(np.ascontiguousarray(frame.array[::-1]))
+        tmp = mrml.volume_to_node(scene, frame, f"phase {t}")
+        seq.SetDataNodeAtValue(tmp, str(t))
+        scene.RemoveNode(tmp)
+    logic = segment_module.CMRRiskSegmentLogic()
+    logic._segmenters[("cine", "cpu")] = segmenter
+    res = logic.segmentSequence(seq)
+    note = "reversed for the model (stack given apex first; the model was trained base first)"
+    for key in ("sequence", "ed", "es"):
+        assert res[key].GetAttribute("CMRRisk.sliceOrder") == note
+    ed = segmenter.segment(cine.frame(0)).array
+    frame_node = mrml.sequence_volume_nodes(seq)[0]
+    assert np.array_equal(mrml.segmentation_to_labels(res["ed"], frame_node), ed[::-1])
 
 
 @needs_acdc
