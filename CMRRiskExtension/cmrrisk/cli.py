@@ -73,6 +73,18 @@ def cmd_train_segmentation(args) -> int:
     return 0
 
 
+def cmd_average_segmentation(args) -> int:
+    from .segmentation.train import average_models
+
+    metrics = average_models(args.first, args.second, args.out, weight=args.weight, data=args.data,
+                             device=args.device)
+    if metrics:
+        s = metrics["summary"]
+        print(json.dumps({k: s[k] for k in s if k != "n_subjects"}, indent=1))
+    print(f"averaged model written to {args.out}")
+    return 0
+
+
 def _threads(n):
     if n:
         import torch
@@ -132,6 +144,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fine-tune: start from this model's weights (same task; bundled name or folder)")
     t.add_argument("--all", action="store_true", help="train on all subjects (no validation split)")
     t.set_defaults(func=cmd_train_segmentation)
+    a = sub.add_parser("average-segmentation", help="average the weights of a segmentation model "
+                       "and its fine-tune (same task, network and training split)")
+    a.add_argument("first", metavar="A", help="first model (bundled name or folder)")
+    a.add_argument("second", metavar="B", help="second model, e.g. A fine-tuned with --init A")
+    a.add_argument("--weight", type=float, default=0.5,
+                   help="share of B in the average (default 0.5: the midpoint)")
+    a.add_argument("--data", default=None, help="the training data folder: measure the average on "
+                   "the split's validation subjects and put the figures in the model card")
+    a.add_argument("--out", required=True, help="model directory to write")
+    a.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
+    a.set_defaults(func=cmd_average_segmentation)
     m = sub.add_parser("manifest", help="turn a public dataset into a cohort manifest")
     m.add_argument("dataset", choices=["acdc", "emidec", "sunnybrook"])
     m.add_argument("folder", help="the dataset's folder")

@@ -286,6 +286,13 @@ def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool
     })
     config["software"] = modeldir.software_versions()
     state = {k: v.contiguous() for k, v in net.state_dict().items()}
+    return _validate_and_save(out, state, config, val_subj, dev)
+
+
+def _validate_and_save(out: str, state: dict, config: dict, val_subj: list, dev: torch.device) -> dict:
+    """Write the model directory, measure it on ``val_subj`` (when any) and write the metrics and
+    the model card beside it; returns the metrics."""
+    task = config["task"]
     modeldir.save(out, state, config)
     metrics = {}
     if val_subj:
@@ -303,6 +310,73 @@ def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool
     modeldir.save(out, state, config, {"metrics.json": metrics, "MODEL_CARD.md": card})
     _log(f"model written to {out}")
     return metrics
+
+
+def average_models(first: str, second: str, out: str, weight: float = 0.5, data: str | None = None,
+                   device: str = "cpu") -> dict:
+    """Average the weights of two segmentation models of one lineage (a model and its
+    fine-tune: same task, network, pre-processing and training/validation split) into ``out``:
+    ``(1 - weight) * first + weight * second`` for every floating-point tensor (batch-norm
+    statistics included; integer counters are taken from ``second``). Averaging two points of one
+    training run is a cheap way to keep most of a fine-tune's gain while undoing part of its
+    drift. With ``data`` (the training data folder) the average is measured on the validation
+    subjects of the split, as ``train`` does, and the card shows the figures; returns the metrics
+    ({} without ``data``)."""
+    if not 0.0 <= weight <= 1.0:
+        raise CMRRiskError(f"--weight {weight}: give a number between 0 and 1 (the share of the "
+                           "second model).")
+    dirs = [modeldir.resolve(first), modeldir.resolve(second)]
+    (cfg_a, state_a), (cfg_b, state_b) = (modeldir.load(d) for d in dirs)
+    for key in ("task", "network", "labels"):
+        if cfg_a.get(key) != cfg_b.get(key):
+            raise CMRRiskError(f"{dirs[0]} and {dirs[1]}: their {key} differs; only models of one "
+                               "task and network can be averaged.")
+    pre_a, pre_b = (dict(c["preprocessing"]) for c in (cfg_a, cfg_b))
+    for pre in (pre_a, pre_b):
+        pre.setdefault("slice_order", TRAINING_SLICE_ORDER[cfg_a["task"]])
+    if pre_a != pre_b:
+        raise CMRRiskError(f"{dirs[0]} and {dirs[1]}: their pre-processing differs "
+                           f"({pre_a} vs {pre_b}).")
+    tr_a, tr_b = cfg_a["training"], cfg_b["training"]
+    for key in ("train_subjects", "val_subjects"):
+        if sorted(tr_a.get(key) or []) != sorted(tr_b.get(key) or []):
+            raise CMRRiskError(f"{dirs[0]} and {dirs[1]}: their {key.replace('_', ' ')} differ; "
+                               "an average of models trained on different splits has no honest "
+                               "validation. Average models of one training run (a model and its "
+                               "--init fine-tune).")
+    if set(state_a) != set(state_b):
+        raise CMRRiskError(f"{dirs[0]} and {dirs[1]}: their weights hold different tensors.")
+    state = {}
+    for k, b in state_b.items():
+        a = state_a[k]
+        if a.shape != b.shape:
+            raise CMRRiskError(f"{dirs[0]} and {dirs[1]}: tensor {k} has shapes "
+                               f"{tuple(a.shape)} and {tuple(b.shape)}.")
+        state[k] = ((a.float() * (1.0 - weight) + b.float() * weight).to(b.dtype)
+                    if b.is_floating_point() else b.clone()).contiguous()
+
+    config = json.loads(json.dumps(cfg_b))
+    config["preprocessing"] = pre_b
+    config["training"]["averaged_from"] = [
+        {"model": os.path.basename(os.path.normpath(d)), "weights_sha256": modeldir.sha256(os.path.join(d, modeldir.WEIGHTS)),
+         "iterations": c["training"].get("iterations_done"), "weight": w}
+        for d, c, w in ((dirs[0], cfg_a, 1.0 - weight), (dirs[1], cfg_b, weight))]
+    config["software"] = modeldir.software_versions()
+    val_subj = []
+    names = set(config["training"].get("val_subjects") or [])
+    if data and names:
+        if config["task"] == "cine":
+            subjects = list_acdc(data)
+        else:
+            from ..datasets import list_emidec
+
+            subjects = list_emidec(data)
+        val_subj = [s for s in subjects if s.subject in names]
+        missing = names - {s.subject for s in val_subj}
+        if missing:
+            raise CMRRiskError(f"{data}: validation subjects {sorted(missing)[:5]} of the split are "
+                               "not there; give the data folder the models were trained on.")
+    return _validate_and_save(out, state, config, val_subj, pick_device(device))
 
 
 def _hardware(dev: torch.device) -> str:
@@ -366,8 +440,21 @@ def model_card(config: dict, metrics: dict) -> str:
            f"iterations on the same training subjects, weights SHA-256 "
            f"{tr['initialised_from']['weights_sha256'][:12]}…)" if tr.get("initialised_from") else "")
         + ".",
+    ]
+    if tr.get("averaged_from"):
+        a, b = tr["averaged_from"]
+        lines += [
+            f"- Weights: the average {a['weight']:.2f} x model A + {b['weight']:.2f} x model B of two "
+            f"models of this training run (A: {a['iterations']} iterations, SHA-256 "
+            f"{a['weights_sha256'][:12]}…; B, whose recipe is above: SHA-256 "
+            f"{b['weights_sha256'][:12]}…), batch-norm statistics included. Reproduce: "
+            f"`cmrrisk average-segmentation A_DIR B_DIR --weight {b['weight']:g} --data DATA_DIR "
+            "--out MODEL_DIR`."]
+    lines += [
         "",
-        "## Validation (measured by `cmrrisk train-segmentation` on the held-out subjects)",
+        "## Validation (measured by `cmrrisk train-segmentation` on the held-out subjects)"
+        if not tr.get("averaged_from") else
+        "## Validation (measured by `cmrrisk average-segmentation` on the held-out subjects)",
     ]
     if metrics and config["task"] == "lge":
         s = metrics["summary"]
@@ -390,6 +477,8 @@ def model_card(config: dict, metrics: dict) -> str:
             lines.append(f"| {key} | {e['mae']:.2f} | {e['bias']:+.2f} |")
         lines += ["", f"{s['n_subjects']} subjects; median {metrics['seconds_per_frame_median']:.2f} s "
                   "per frame for inference during validation (pre- and post-processing included)."]
+    elif tr.get("averaged_from") and tr["val_subjects"]:
+        lines += ["", "Not measured: `cmrrisk average-segmentation` was run without `--data`."]
     else:
         lines += ["", "Trained on all subjects: no held-out validation figures for these weights."]
     lines += ["", "## Intended use and limits",

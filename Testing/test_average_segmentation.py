@@ -1,0 +1,81 @@
+"""`cmrrisk average-segmentation`: the weighted average of a model and its fine-tune."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from cmrrisk import modeldir
+from cmrrisk.cli import main
+from cmrrisk.errors import CMRRiskError
+from cmrrisk.segmentation.train import average_models
+
+
+def _shifted_copy(src: str, dst: str, shift: float = 1.0, **config_changes) -> str:
+    """A copy of model ``src`` whose floating-point tensors are moved by ``shift``."""
+    cfg, state = modeldir.load(modeldir.resolve(src))
+    state = {k: (v + shift if v.is_floating_point() else v + 7) for k, v in state.items()}
+    cfg = json.loads(json.dumps(cfg))
+    for key, value in config_changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            cfg[section][field] = value
+        else:
+            cfg[section] = value
+    modeldir.save(dst, state, cfg)
+    return dst
+
+
+def test_average_is_the_weighted_mean_and_records_both_models(tmp_path):
+    other = _shifted_copy("cine", str(tmp_path / "b"), shift=1.0)
+    out = str(tmp_path / "avg")
+    assert average_models("cine", other, out, weight=0.25) == {}
+    cfg_a, state_a = modeldir.load(modeldir.resolve("cine"))
+    cfg, state = modeldir.load(out)  # checksums verified
+    for k, v in state.items():
+        if v.is_floating_point():
+            assert torch.allclose(v, state_a[k] + 0.25, atol=1e-5), k
+        else:  # integer counters come from the second model
+            assert torch.equal(v, state_a[k] + 7), k
+    first, second = cfg["training"]["averaged_from"]
+    assert first["weight"] == 0.75 and second["weight"] == 0.25
+    assert first["weights_sha256"] == modeldir.sha256(
+        os.path.join(modeldir.resolve("cine"), modeldir.WEIGHTS))
+    assert second["weights_sha256"] == modeldir.sha256(os.path.join(other, modeldir.WEIGHTS))
+    assert cfg["training"]["val_subjects"] == cfg_a["training"]["val_subjects"]
+    card = open(os.path.join(out, "MODEL_CARD.md")).read()
+    assert "cmrrisk average-segmentation A_DIR B_DIR --weight 0.25" in card
+    assert "Not measured" in card
+
+
+def test_average_with_itself_changes_nothing_and_segments_alike(tmp_path):
+    import numpy as np
+
+    from cmrrisk.segmentation.infer import Segmenter
+
+    out = str(tmp_path / "same")
+    assert main(["average-segmentation", "cine", "cine", "--out", out]) == 0
+    a = Segmenter.load("cine")
+    b = Segmenter.load(out)
+    img = np.random.default_rng(0).normal(100, 30, (4, 96, 96)).astype(np.float32)
+    assert np.array_equal(a.predict_frame(img, (1.5, 1.5)), b.predict_frame(img, (1.5, 1.5)))
+
+
+@pytest.mark.parametrize("changes, words", [
+    ({"training__val_subjects": ["patient001"]}, "val subjects differ"),
+    ({"task": "lge"}, "task differs"),
+    ({"preprocessing__target_spacing": 1.0}, "pre-processing differs"),
+])
+def test_models_that_cannot_be_averaged_are_refused(tmp_path, changes, words):
+    other = _shifted_copy("cine", str(tmp_path / "b"), **changes)
+    out = tmp_path / "avg"
+    with pytest.raises(CMRRiskError, match=words):
+        average_models("cine", other, str(out))
+    assert not out.exists()
+
+
+def test_weight_outside_zero_one_is_refused(tmp_path):
+    with pytest.raises(CMRRiskError, match="between 0 and 1"):
+        average_models("cine", "cine", str(tmp_path / "avg"), weight=1.5)
+    assert main(["average-segmentation", "cine", "lge", "--out", str(tmp_path / "x")]) != 0
