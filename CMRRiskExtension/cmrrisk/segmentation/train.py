@@ -154,12 +154,7 @@ def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool
     torch.manual_seed(seed)
     os.makedirs(out, exist_ok=True)
 
-    if task == "cine":
-        subjects = list_acdc(data)
-    else:
-        from ..datasets import list_emidec
-
-        subjects = list_emidec(data)
+    subjects = _list_subjects(task, data)
     if use_all:
         train_subj, val_subj = subjects, []
     else:
@@ -289,6 +284,15 @@ def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool
     return _validate_and_save(out, state, config, val_subj, dev)
 
 
+def _list_subjects(task: str, data: str) -> list:
+    """The training data of ``task``: ACDC subjects (cine) or EMIDEC cases (lge)."""
+    if task == "cine":
+        return list_acdc(data)
+    from ..datasets import list_emidec
+
+    return list_emidec(data)
+
+
 def _validate_and_save(out: str, state: dict, config: dict, val_subj: list, dev: torch.device) -> dict:
     """Write the model directory, measure it on ``val_subj`` (when any) and write the metrics and
     the model card beside it; returns the metrics."""
@@ -358,20 +362,15 @@ def average_models(first: str, second: str, out: str, weight: float = 0.5, data:
     config = json.loads(json.dumps(cfg_b))
     config["preprocessing"] = pre_b
     config["training"]["averaged_from"] = [
-        {"model": os.path.basename(os.path.normpath(d)), "weights_sha256": modeldir.sha256(os.path.join(d, modeldir.WEIGHTS)),
+        {"model": os.path.basename(os.path.normpath(d)),
+         "weights_sha256": modeldir.sha256(os.path.join(d, modeldir.WEIGHTS)),
          "iterations": c["training"].get("iterations_done"), "weight": w}
         for d, c, w in ((dirs[0], cfg_a, 1.0 - weight), (dirs[1], cfg_b, weight))]
     config["software"] = modeldir.software_versions()
     val_subj = []
     names = set(config["training"].get("val_subjects") or [])
     if data and names:
-        if config["task"] == "cine":
-            subjects = list_acdc(data)
-        else:
-            from ..datasets import list_emidec
-
-            subjects = list_emidec(data)
-        val_subj = [s for s in subjects if s.subject in names]
+        val_subj = [s for s in _list_subjects(config["task"], data) if s.subject in names]
         missing = names - {s.subject for s in val_subj}
         if missing:
             raise CMRRiskError(f"{data}: validation subjects {sorted(missing)[:5]} of the split are "
