@@ -204,10 +204,18 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
                                            f"{volumeNode.GetName()} segmentation",
                                            structures=segmenter.structures,
                                            segmentation_node=segmentationNode)
+        self._markSliceOrder(segmenter, node)
+        return node
+
+    @staticmethod
+    def _markSliceOrder(segmenter, *nodes):
+        """Record on each node (attribute ``CMRRisk.sliceOrder``) what the segmenter's last run
+        did with the slice order, as ``segment.json`` does."""
         from cmrrisk.segmentation.pipeline import slice_order_note
 
-        node.SetAttribute("CMRRisk.sliceOrder", slice_order_note(segmenter))
-        return node
+        note = slice_order_note(segmenter)
+        for node in nodes:
+            node.SetAttribute("CMRRisk.sliceOrder", note)
 
     @staticmethod
     def scarTable(segmentationNode, volumeNode, name=None, **scarOptions):
@@ -376,12 +384,8 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
         result["es"] = mrml.labels_to_segmentation(scene, labels[es_i], frames[es_phase],
                                                    f"{name} ES (phase {es_phase}) segmentation",
                                                    study_node=sequenceNode)
-        from cmrrisk.segmentation.pipeline import slice_order_note
-
-        note = slice_order_note(segmenter)  # one decision for every phase (segment_phases)
-        for key in ("sequence", "ed", "es"):
-            if key in result:
-                result[key].SetAttribute("CMRRisk.sliceOrder", note)
+        # segment_phases takes one slice-order decision for every phase
+        self._markSliceOrder(segmenter, *(result[k] for k in ("sequence", "ed", "es") if k in result))
         indices = clinical_indices(labels[ed_i], labels[es_i], spacing)
         result["indices"] = indices
         result["table"] = self.indicesTable(scene, indices, f"{name} clinical indices", sequenceNode,
