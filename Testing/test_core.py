@@ -128,6 +128,33 @@ def test_es_prior_keeps_the_lv_inside_the_ed_wall():
         seg._apply_es_prior(scores, ed[:1], (1.5, 1.5))
 
 
+def test_es_prior_refuses_lv_on_the_ed_rv_only_when_it_swallowed_the_rv():
+    """When much of the ES LV blood pool lies on the ED RV blood pool (an RV read as LV, within
+    the wall margin so the first check keeps it), the LV is refused there; a few LV pixels on
+    the ED RV (the septum moving) are left alone."""
+    import torch
+
+    from cmrrisk.segmentation.infer import Segmenter
+
+    seg = Segmenter.__new__(Segmenter)
+    seg.label_values = np.array([0, L.LV_BLOOD_POOL, L.LV_MYOCARDIUM, L.RV_BLOOD_POOL], np.uint8)
+    ed = _ring(shape=(2, 64, 64), c=(32, 20), r_in=7, r_out=11)   # ED LV wall: x in 9..31
+    ed[:, 24:41, 32:38] = L.RV_BLOOD_POOL                          # ED RV beside the septum
+    es_lv = _ring(shape=(2, 64, 64), c=(32, 20), r_in=4, r_out=9) == L.LV_BLOOD_POOL
+    for n_cols, refused in ((6, True), (1, False)):
+        on_rv = np.zeros_like(es_lv)
+        on_rv[:, 28:37, 32:32 + n_cols] = True                     # 54 px (> 0.2) or 9 px per slice
+        scores = torch.zeros((2, 4, 64, 64))
+        scores[:, 3] = 1.0
+        for m in (es_lv, on_rv):
+            scores[:, 1][torch.from_numpy(m)] = 5.0
+        share = on_rv.sum() / (on_rv.sum() + es_lv.sum())
+        assert (share > seg.ES_RV_CONFUSION_FRACTION) == refused
+        lab = seg.label_values[seg._apply_es_prior(scores, ed, (1.5, 1.5)).argmax(1).numpy()]
+        assert (lab[es_lv] == L.LV_BLOOD_POOL).all()
+        assert (lab[on_rv] == (L.RV_BLOOD_POOL if refused else L.LV_BLOOD_POOL)).all()
+
+
 def test_segment_phases_anchors_the_es_phase_to_ed():
     """ED = largest LV, ES = smallest; ES is segmented again with the ED labels as prior; with
     known phases ED is segmented first and ES directly with the prior."""

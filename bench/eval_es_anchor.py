@@ -3,7 +3,9 @@
 When the ED and ES frames of one cine are segmented together (``cmrrisk features``, QC, the
 demo, CMRRisk Segment's ED/ES and sequence paths, ``cmrrisk segment`` on a 4D cine), the ES
 frame's LV blood pool and myocardium are allowed only within the ED LV wall dilated by
-``Segmenter.ES_PRIOR_MARGIN_MM`` (see ``Segmenter.predict_frame``). This script segments each
+``Segmenter.ES_PRIOR_MARGIN_MM``, and refused on the ED RV blood pool when more than
+``Segmenter.ES_RV_CONFUSION_FRACTION`` of it lies there (see ``Segmenter._apply_es_prior``).
+This script segments each
 subject's ES frame with and without that prior and compares both with the reference:
 - the 20 ACDC validation subjects of the bundled cine model (never trained on);
 - a synthetic cohort (``cmrrisk.synthetic.generate_cohort``, ``--n`` subjects, ``--seed``).

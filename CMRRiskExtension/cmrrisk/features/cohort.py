@@ -31,8 +31,9 @@ from ..labels import ACDC_TO_PROJECT, map_labels
 from ..manifest import IMAGE_ROLES, Manifest, mosteller_bsa, read_manifest, write_csv
 
 #: bump when the features computed from the same inputs change (invalidates every cache)
-FEATURES_VERSION = 4  # 3: model ES segmentations anchored to ED (Segmenter.predict_frame prior);
+FEATURES_VERSION = 5  # 3: model ES segmentations anchored to ED (Segmenter.predict_frame prior);
 # 4: stacks in the other slice order than the model's training data are read reversed
+# 5: ES LV blood pool refused on the ED RV when it swallowed the RV (Segmenter._apply_es_prior)
 
 #: what a subject row can ask for
 DEFAULT_OPTIONS = {"radiomics": True, "deep": True, "radiomics_params": None, "device": "cpu"}
