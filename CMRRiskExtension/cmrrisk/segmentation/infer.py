@@ -193,7 +193,7 @@ class Segmenter:
     ES_PRIOR_MARGIN_MM = 10.0
     #: above this share of the end-systolic LV blood pool lying on the end-diastolic RV blood
     #: pool, the ES LV is taken to have swallowed part of the RV (seen in small hyperdynamic
-    #: hearts) and the LV blood pool is refused on the ED RV. In the 100 ACDC training subjects
+    #: hearts) and the LV blood pool is refused on the ED RV. In the 100 ACDC subjects (training set)
     #: the share was at most 0.10 (reference labels: 0.10, same subject); in the three synthetic
     #: hearts that failed it was 0.26-0.40 (bench/eval_es_anchor.py).
     ES_RV_CONFUSION_FRACTION = 0.2
