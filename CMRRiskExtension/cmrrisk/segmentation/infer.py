@@ -195,7 +195,8 @@ class Segmenter:
     #: pool, the ES LV is taken to have swallowed part of the RV (seen in small hyperdynamic
     #: hearts) and the LV blood pool is refused on the ED RV. In the 100 ACDC subjects (training set)
     #: the share was at most 0.10 (reference labels: 0.10, same subject); in the three synthetic
-    #: hearts that failed it was 0.26-0.40 (bench/eval_es_anchor.py).
+    #: hearts that failed it was 0.26-0.40 (one-off measurement, not in bench/; the effect on
+    #: Dice and LVEF is measured by bench/eval_es_anchor.py).
     ES_RV_CONFUSION_FRACTION = 0.2
 
     def _apply_es_prior(self, scores: torch.Tensor, prior: np.ndarray, spacing_xy) -> torch.Tensor:
