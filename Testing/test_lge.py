@@ -99,6 +99,8 @@ def test_bundled_lge_model_on_held_out_cases():
     res = evaluate_emidec(Segmenter.load("lge"), cases)["summary"]
     assert res["dice_myocardium"] >= 0.70, res
     assert res["dice_lv_blood_pool"] >= 0.80, res
+    # the bundled model's myocardium volume is within a few % of EMIDEC's references
+    assert 0.85 <= res["myocardium_volume_ratio_median"] <= 1.15, res
 
 
 @needs_emidec

@@ -5,9 +5,11 @@ robustness check), and with both slice orders averaged.
 
 The lge model is evaluated on its 15 held-out EMIDEC cases (Dice myocardium, scar, MVO,
 scar-burden error); ``--model cine`` on its 20 held-out ACDC subjects (Dice per structure, mean
-over ED and ES). Writes bench/results/<model>_inference.json.
+over ED and ES). Writes bench/results/<model>_inference.json. ``--model`` also takes a model
+folder (a candidate before it is installed; its task comes from its config) and then needs
+``--out``.
 
-    .venv/bin/python bench/eval_lge_inference.py [--model lge|cine] [--variants plain,flips,...]
+    .venv/bin/python bench/eval_lge_inference.py [--model lge|cine|DIR] [--variants plain,flips,...]
 """
 
 import argparse
@@ -57,7 +59,7 @@ def make_segmenter(model: str, orders, flips):
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default="lge", choices=["lge", "cine"])
+    ap.add_argument("--model", default="lge", help="lge, cine or a model folder")
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
@@ -66,8 +68,11 @@ def main() -> int:
     from cmrrisk.segmentation.evaluate import evaluate_acdc, evaluate_emidec
 
     cfg = modeldir.read_json(os.path.join(modeldir.resolve(args.model), "config.json"))
+    task = cfg.get("task", args.model)
+    if args.model not in ("lge", "cine") and not args.out:
+        ap.error("--out is needed with a model folder (bench/results holds the bundled models' figures)")
     val = set(cfg["training"]["val_subjects"])
-    if args.model == "lge":
+    if task == "lge":
         subjects = [c for c in list_emidec(str(DATA / "emidec")) if c.case in val]
         run = evaluate_emidec
     else:
@@ -84,7 +89,7 @@ def main() -> int:
         orders, flips = VARIANTS[name]
         res = run(make_segmenter(args.model, orders, flips), subjects)
         summ = res["summary"]
-        if args.model == "cine":
+        if task == "cine":
             summ = {k: (v["dice_mean"] if isinstance(v, dict) and "dice_mean" in v else v) for k, v in summ.items()}
         out["variants"][name] = {"summary": summ, "seconds_per_volume_median": res["seconds_per_frame_median"]}
         print(name, json.dumps(summ), flush=True)

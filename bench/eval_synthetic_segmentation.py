@@ -4,7 +4,10 @@ Generates `--n` subjects with `cmrrisk.synthetic.generate_cohort` (seed `--seed`
 folder, segments every cine ED/ES frame with the bundled cine model (ES anchored to the ED
 prediction, as in the pipeline) and every LGE stack with the bundled lge model (its default
 test-time flips), and compares with the generator's labels. Writes
-bench/results/synthetic_segmentation.json.
+bench/results/synthetic_segmentation.json: mean Dice, and the median predicted / true voxel
+count per structure (``volume_ratio``; a systematic under- or over-segmentation shows there) with,
+for the LGE myocardium, where the missed myocardial voxels went (``lge_missed_myocardium_to``:
+fraction labelled LV blood pool / background).
 
     .venv/bin/python bench/eval_synthetic_segmentation.py [--n 12] [--seed 0] [--out PATH]
 
@@ -33,11 +36,14 @@ def main() -> int:
     from cmrrisk.image import read_image
     from cmrrisk.manifest import read_manifest
     from cmrrisk.metrics import dice
+    from cmrrisk.segmentation.evaluate import volume_ratio
     from cmrrisk.segmentation.infer import Segmenter
     from cmrrisk.synthetic import VERSION, generate_cohort
 
     cine, lge = Segmenter.load("cine"), Segmenter.load("lge")
     res = {"cine_ed": {}, "cine_es": {}, "lge": {}}
+    vol = {"cine_ed": {}, "cine_es": {}, "lge": {}}
+    missed_to = {"lv": [], "background": []}
     with tempfile.TemporaryDirectory() as tmp:
         man = read_manifest(generate_cohort(tmp, n=args.n, seed=args.seed, progress=False), require_images=True)
         for r in man.rows:
@@ -48,19 +54,31 @@ def main() -> int:
                 ed_pred = p if role == "cine_ed" else ed_pred
                 for lab, name in ((L.LV_BLOOD_POOL, "lv"), (L.LV_MYOCARDIUM, "myo"), (L.RV_BLOOD_POOL, "rv")):
                     res[role].setdefault(name, []).append(dice(p == lab, g == lab))
+                    vol[role].setdefault(name, []).append(volume_ratio(p == lab, g == lab))
             v, g = read_image(r["lge"]), read_image(r["lge_seg"]).array
             p = lge.predict_frame(v.array.astype(np.float32), v.spacing[:2])
             res["lge"].setdefault("lv", []).append(dice(p == L.LV_BLOOD_POOL, g == L.LV_BLOOD_POOL))
             res["lge"].setdefault("myo", []).append(dice(np.isin(p, L.MYOCARDIAL), np.isin(g, L.MYOCARDIAL)))
+            vol["lge"].setdefault("lv", []).append(volume_ratio(p == L.LV_BLOOD_POOL, g == L.LV_BLOOD_POOL))
+            vol["lge"].setdefault("myo", []).append(volume_ratio(np.isin(p, L.MYOCARDIAL), np.isin(g, L.MYOCARDIAL)))
+            miss = np.isin(g, L.MYOCARDIAL) & ~np.isin(p, L.MYOCARDIAL)
+            if miss.any():
+                missed_to["lv"].append(float((p[miss] == L.LV_BLOOD_POOL).mean()))
+                missed_to["background"].append(float((p[miss] == 0).mean()))
             if np.isin(g, L.SCAR_WITH_MVO).any():
                 res["lge"].setdefault("scar", []).append(dice(np.isin(p, L.SCAR_WITH_MVO), np.isin(g, L.SCAR_WITH_MVO)))
     summary = {k: {s: float(np.mean(v)) for s, v in d.items()} for k, d in res.items()}
-    out = {"n": args.n, "seed": args.seed, "generator_version": VERSION, "mean_dice": summary, "per_subject": res,
+    out = {"n": args.n, "seed": args.seed, "generator_version": VERSION, "mean_dice": summary,
+           "volume_ratio": {k: {s: float(np.nanmedian(v)) for s, v in d.items()} for k, d in vol.items()},
+           "lge_missed_myocardium_to": {k: float(np.median(v)) if v else None for k, v in missed_to.items()},
+           "per_subject": res,
            "models": {m: modeldir.read_json(str(Path(modeldir.resolve(m)) / modeldir.CHECKSUMS))[modeldir.WEIGHTS]
                       for m in ("cine", "lge")}}
     modeldir.write_json(args.out, out)
     for k, d in summary.items():
-        print(k, " ".join(f"{s} {v:.3f}" for s, v in d.items()))
+        print(k, " ".join(f"{s} {v:.3f}" for s, v in d.items()),
+              "| volume ratio", " ".join(f"{s} {v:.2f}" for s, v in out["volume_ratio"][k].items()))
+    print("lge missed myocardium labelled", out["lge_missed_myocardium_to"])
     print(f"written: {args.out}")
     return 0
 

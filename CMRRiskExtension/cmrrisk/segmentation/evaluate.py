@@ -18,6 +18,12 @@ def _nanmean(vals):
     return float(np.mean(vals)) if vals else float("nan")
 
 
+def volume_ratio(pred_mask, ref_mask) -> float:
+    """Predicted / reference voxel count of two masks (NaN when the reference is empty)."""
+    n_ref = int(np.count_nonzero(ref_mask))
+    return np.count_nonzero(pred_mask) / n_ref if n_ref else float("nan")
+
+
 def evaluate_acdc(segmenter, subjects: list[AcdcSubject], progress=None) -> dict:
     """Segment the ED and ES frames of each subject and compare with the reference."""
     rows = []
@@ -179,7 +185,8 @@ def evaluate_folders(pred_dir: str, ref_dir: str, ref_labels: str = "cmrrisk") -
 
 def evaluate_emidec(segmenter, cases, progress=None) -> dict:
     """Per case: Dice of the whole myocardium, of scar (scar + MVO) on infarct cases, of MVO
-    where the reference has MVO, and scar-burden error (percentage points)."""
+    where the reference has MVO, scar-burden error (percentage points) and the predicted /
+    reference whole-myocardium volume (a systematic under- or over-segmentation shows there)."""
     from ..datasets import read_emidec_case
     from ..image import Volume
 
@@ -193,7 +200,8 @@ def evaluate_emidec(segmenter, cases, progress=None) -> dict:
                "dice_myocardium": dice(np.isin(pred, L.MYOCARDIAL), np.isin(ref, L.MYOCARDIAL)),
                "dice_lv_blood_pool": dice(pred == L.LV_BLOOD_POOL, ref == L.LV_BLOOD_POOL),
                "scar_burden_pred_pct": scar_burden_pct(pred),
-               "scar_burden_ref_pct": scar_burden_pct(ref)}
+               "scar_burden_ref_pct": scar_burden_pct(ref),
+               "myocardium_volume_ratio": volume_ratio(np.isin(pred, L.MYOCARDIAL), np.isin(ref, L.MYOCARDIAL))}
         if c.group == "infarct":
             row["dice_scar"] = dice(np.isin(pred, L.SCAR_WITH_MVO), np.isin(ref, L.SCAR_WITH_MVO))
         if (ref == L.MVO).any():
@@ -210,6 +218,7 @@ def evaluate_emidec(segmenter, cases, progress=None) -> dict:
         "dice_mvo_cases_with_mvo": _nanmean([r.get("dice_mvo") for r in rows]),
         "scar_burden_abs_error_median_pp": float(np.median(np.abs(err))) if len(err) else float("nan"),
         "scar_burden_bias_pp": float(np.mean(err)) if len(err) else float("nan"),
+        "myocardium_volume_ratio_median": float(np.nanmedian([r["myocardium_volume_ratio"] for r in rows])),
         "n_subjects": len(rows),
         "n_infarct": sum(r["group"] == "infarct" for r in rows),
     }
