@@ -8,7 +8,9 @@ generator's realism figures (``cmrrisk.synthetic``, ``synthetic.json``) are repr
   of the tissue within 15 mm around the heart, and percentiles of the whole volume;
 * noise: robust SD of horizontal pixel differences inside the eroded LV blood pool / sqrt(2),
   relative to the blood-myocardium contrast; myocardial heterogeneity: robust SD (IQR / 1.349)
-  of the eroded remote myocardium relative to the same contrast;
+  of the eroded remote myocardium relative to the same contrast, and its spatial scale
+  (``myo_var_coarse``: variation of the 1-pixel-disc local mean; ``myo_var_fine``: the pixel
+  minus that mean; see ``_myo_scales``);
 * papillary muscles / trabeculation: fraction of labelled LV cavity darker than the midpoint
   of blood and myocardium;
 * geometry on mid-ventricular slices (LV cavity area >= 50 % of its maximum): equivalent
@@ -126,6 +128,30 @@ def _border_profiles(n, lab, zs, spacing, blood, myo):
     return out
 
 
+def _myo_scales(n, lab, zs):
+    """Spatial scale of the healthy-myocardium heterogeneity (version 5 of the generator): per
+    mid slice, the local mean over a disc of 1 pixel radius within the myocardium label, then
+    robust SDs over the eroded myocardium of that local mean (``myo_var_coarse``) and of the
+    pixel minus it (``myo_var_fine``), both / (blood - myocardium) of the slice; medians over
+    the slices."""
+    disc = (np.hypot(*np.mgrid[-1:2, -1:2]) <= 1).astype(float)
+    fine, coarse = [], []
+    for k in zs:
+        myo = lab[k] == MYO
+        ero = ndimage.binary_erosion(myo, iterations=1)
+        cav = ndimage.binary_erosion(lab[k] == LV, iterations=2)
+        if ero.sum() < 30 or cav.sum() < 10:
+            continue
+        c = max(float(np.median(n[k][cav]) - np.median(n[k][ero])), 1e-3)
+        loc = (ndimage.convolve(np.where(myo, n[k], 0.0), disc, mode="constant")
+               / np.maximum(ndimage.convolve(myo.astype(float), disc, mode="constant"), 1))
+        fine.append(_robust_sd((n[k] - loc)[ero]) / c)
+        coarse.append(_robust_sd(loc[ero]) / c)
+    if not fine:
+        return {}
+    return {"myo_var_fine": float(np.nanmedian(fine)), "myo_var_coarse": float(np.nanmedian(coarse))}
+
+
 def measure_frame(img, lab, spacing, model_spacing, rv=True):
     """Properties of one (Z, H, W) frame with project labels; ``spacing`` in-plane mm."""
     a = np.asarray(img, np.float32)
@@ -165,6 +191,7 @@ def measure_frame(img, lab, spacing, model_spacing, rv=True):
         out["noise_sd"] = float(sd)
         out["noise_over_contrast"] = float(sd / contrast)
     out["myo_sd_over_contrast"] = _robust_sd(n[ero_myo]) / contrast
+    out.update(_myo_scales(n, lab, zs))
     # what surrounds the heart (15 mm band): fraction dark (lung / air, < 0.1), intermediate
     # (muscle, liver, myocardium-like, 0.1-0.35) and bright (blood, fat, > 0.35); and the 0-3 mm
     # band just outside the LV epicardium where not RV (epicardial fat)
@@ -357,7 +384,7 @@ def main() -> int:
     modeldir.write_json(args.out, out)
     keys = ["vol_p5", "vol_p25", "vol_p50", "vol_p75", "vol_p95", "frac_at_low_clip", "lv_blood", "myo",
             "rv_blood", "scar", "mvo", "near_heart_p10", "near_heart_p50", "near_heart_p90", "noise_sd",
-            "noise_over_contrast", "myo_sd_over_contrast", "cavity_dark_frac", "lv_epi_diam_mm",
+            "noise_over_contrast", "myo_sd_over_contrast", "myo_var_coarse", "myo_var_fine", "cavity_dark_frac", "lv_epi_diam_mm",
             "lv_cavity_diam_mm", "wall_mm", "lv_epi_diam_px_model", "wall_px_model", "cavity_solidity",
             "heart_diam_over_fov", "rv_lv_area_base", "rv_lv_area_mid", "rv_lv_area_apex", "rv_lv_volume",
             "rv_solidity", "rv_angular_extent_deg", "rv_thickness_over_lv_diam", "rv_slices_over_lv_slices",
