@@ -123,6 +123,16 @@ def test_labels_geometry_and_truth(cohorts):
         assert 120 <= remote <= 160 and blood - remote >= 8
         if (lge == 4).sum() > 20:
             assert np.median(limg[lge == 4]) >= remote + 0.5 * (blood - remote)
+        # version 6: the band just outside the LV epicardium sits between remote and blood
+        # (EMIDEC 0.46-0.64 x (blood - remote) above remote over 0-4.5 mm), not 2-3 x brighter
+        # than blood as versions 1-5's fat rim
+        from scipy import ndimage
+
+        lv = np.isin(lge, (1, 2, 4, 5))
+        dist = np.stack([ndimage.distance_transform_edt(~m) * sx for m in lv])
+        band = (dist > 0.5 * sx) & (dist <= 3.0) & (limg > 0)
+        rel = (np.median(limg[band]) - remote) / (blood - remote)
+        assert 0.3 <= rel <= 0.9, rel
         # after the segmentation models' normalisation, intensities sit where the real data's do
         # (ACDC cine blood 0.70, myocardium 0.23; EMIDEC blood 0.74, myocardium 0.65)
         from cmrrisk.segmentation.preprocess import normalize_intensity
