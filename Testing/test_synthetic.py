@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from scipy import ndimage
 
 from cmrrisk import synthetic as S
 from cmrrisk.image import read_image
@@ -126,8 +127,6 @@ def test_labels_geometry_and_truth(cohorts):
         # version 6: the band just outside the LV epicardium sits between remote and blood
         # (EMIDEC 0.46-0.64 x (blood - remote) above remote over 0-4.5 mm), not 2-3 x brighter
         # than blood as versions 1-5's fat rim
-        from scipy import ndimage
-
         lv = np.isin(lge, (1, 2, 4, 5))
         dist = np.stack([ndimage.distance_transform_edt(~m) * sx for m in lv])
         band = (dist > 0.5 * sx) & (dist <= 3.0) & (limg > 0)

@@ -558,13 +558,7 @@ def _render(p, lab, aux, x, y, contrast: dict, rng: np.random.Generator, epi_fat
             # version 3: the lungs do not touch the heart (ACDC: 20 % of the 15 mm band around the
             # heart is darker than 0.1, version 2 had 46 %): soft tissue (mediastinum, chest
             # wall) within lung_gap mm of the heart
-            ys_, xs_ = np.nonzero(heart)
-            step = float(x[0, 1] - x[0, 0])
-            mpx = int(np.ceil((p["lung_gap"] + 2) / step))
-            r0, r1 = max(ys_.min() - mpx, 0), min(ys_.max() + mpx + 1, x.shape[0])
-            c0, c1 = max(xs_.min() - mpx, 0), min(xs_.max() + mpx + 1, x.shape[1])
-            dist = np.full(x.shape, np.inf, np.float32)
-            dist[r0:r1, c0:c1] = ndimage.distance_transform_edt(~heart[r0:r1, c0:c1]) * step
+            dist = _distance_outside(heart, x, p["lung_gap"] + 2)
             near = (dist <= p["lung_gap"]) & s["lung"]
             sl[near] = contrast["muscle"]
             # basal slices: unlabelled atrial / great-vessel blood beside the LV (ACDC: 16 % of
@@ -581,7 +575,6 @@ def _render(p, lab, aux, x, y, contrast: dict, rng: np.random.Generator, epi_fat
         # pericardial fat around the heart, strongest in the AV groove / lateral wall
         if epi_fat and a["r_epi"] > 0:
             cx, cy = a["centre"]
-            d = np.hypot(x - cx, y - cy)
             lateral = np.cos(a["phi"] - np.pi) > 0.3
             if contrast.get("epi_rim_all_round"):
                 # LGE (version 6): an epicardial fat / pericardial band all round the LV, as
@@ -590,17 +583,10 @@ def _render(p, lab, aux, x, y, contrast: dict, rng: np.random.Generator, epi_fat
                 rim = LGE_EPI_RIM
                 lvm = np.isin(lab[kz], (L.LV_BLOOD_POOL, L.LV_MYOCARDIUM, L.SCAR, L.MVO))
                 if lvm.any():
-                    step = float(x[0, 1] - x[0, 0])
-                    mpx = int(np.ceil((rim["width_mm"] + rim["lateral_mm"] + 2) / step))
-                    ys_, xs_ = np.nonzero(lvm)
-                    r0, r1 = max(ys_.min() - mpx, 0), min(ys_.max() + mpx + 1, x.shape[0])
-                    c0, c1 = max(xs_.min() - mpx, 0), min(xs_.max() + mpx + 1, x.shape[1])
-                    dl = np.full(x.shape, np.inf, np.float32)
-                    dl[r0:r1, c0:c1] = ndimage.distance_transform_edt(~lvm[r0:r1, c0:c1]) * step
+                    dl = _distance_outside(lvm, x, rim["width_mm"] + rim["lateral_mm"] + 2)
                     band = ((dl > 0) & (dl <= rim["width_mm"] + rim["lateral_mm"] * lateral)
                             & (lab[kz] == 0) & ~a["rvfw"])
                     sl[band] = contrast["myo"] + rim["level"] * (contrast["blood"] - contrast["myo"])
-                ring = np.zeros(x.shape, bool)
             else:
                 # cine (version 3): a fat pad 1.5 to 1.5 + 6 mm out, lateral (ACDC: 0-3 mm outside
                 # the LV median 0.21, p90 0.42; 15 mm band p90 0.43-0.52). Version 4 note: a pad
@@ -608,8 +594,9 @@ def _render(p, lab, aux, x, y, contrast: dict, rng: np.random.Generator, epi_fat
                 # profile better but lowered the cine model's ES myocardium Dice on the synthetic
                 # images (see the module docstring), so it is kept
                 fw = 6.0 * np.clip(np.cos(a["phi"] - np.pi), 0, 1)
+                d = np.hypot(x - cx, y - cy)
                 ring = (d > a["r_epi"] + 1.5) & (d < a["r_epi"] + 1.5 + fw) & (lab[kz] == 0) & ~a["rvfw"]
-            sl[ring] = contrast["fat"] * 0.6
+                sl[ring] = contrast["fat"] * 0.6
         sl[a["rvfw"]] = contrast["myo"]
         sl[lab[kz] == L.LV_MYOCARDIUM] = contrast["myo"]
         sl[lab[kz] == L.LV_BLOOD_POOL] = contrast["blood"]
@@ -619,6 +606,19 @@ def _render(p, lab, aux, x, y, contrast: dict, rng: np.random.Generator, epi_fat
         sl[_trabeculae(p, a, x, y, lab[kz], phase)] = contrast.get("papillary", contrast["myo"])
         img[kz] = sl
     return img
+
+
+def _distance_outside(mask, x, reach_mm):
+    """Distance (mm) of every pixel of grid ``x`` to the 2D ``mask``, computed within ``reach_mm``
+    of the mask's bounding box (inf beyond it)."""
+    step = float(x[0, 1] - x[0, 0])
+    mpx = int(np.ceil(reach_mm / step))
+    ys_, xs_ = np.nonzero(mask)
+    r0, r1 = max(ys_.min() - mpx, 0), min(ys_.max() + mpx + 1, x.shape[0])
+    c0, c1 = max(xs_.min() - mpx, 0), min(xs_.max() + mpx + 1, x.shape[1])
+    dist = np.full(x.shape, np.inf, np.float32)
+    dist[r0:r1, c0:c1] = ndimage.distance_transform_edt(~mask[r0:r1, c0:c1]) * step
+    return dist
 
 
 def _shading(p, rng):
