@@ -7,7 +7,8 @@ test-time flips), and compares with the generator's labels. Writes
 bench/results/synthetic_segmentation.json: mean Dice, and the median predicted / true voxel
 count per structure (``volume_ratio``; a systematic under- or over-segmentation shows there) with,
 for the LGE myocardium, where the missed myocardial voxels went (``lge_missed_myocardium_to``:
-fraction labelled LV blood pool / background).
+fraction labelled LV blood pool / background), and the scar-burden error (predicted minus true
+scar + MVO as % of the myocardium, ``cmrrisk.metrics.scar_burden_pct``) on subjects with scar.
 
     .venv/bin/python bench/eval_synthetic_segmentation.py [--n 12] [--seed 0] [--out PATH]
 
@@ -35,7 +36,7 @@ def main() -> int:
     from cmrrisk import modeldir
     from cmrrisk.image import read_image
     from cmrrisk.manifest import read_manifest
-    from cmrrisk.metrics import dice
+    from cmrrisk.metrics import dice, scar_burden_pct
     from cmrrisk.segmentation.evaluate import volume_ratio
     from cmrrisk.segmentation.infer import Segmenter
     from cmrrisk.synthetic import VERSION, generate_cohort
@@ -44,6 +45,7 @@ def main() -> int:
     res = {"cine_ed": {}, "cine_es": {}, "lge": {}}
     vol = {"cine_ed": {}, "cine_es": {}, "lge": {}}
     missed_to = {"lv": [], "background": []}
+    burden_err = []
     with tempfile.TemporaryDirectory() as tmp:
         man = read_manifest(generate_cohort(tmp, n=args.n, seed=args.seed, progress=False), require_images=True)
         for r in man.rows:
@@ -67,10 +69,15 @@ def main() -> int:
                 missed_to["background"].append(float((p[miss] == 0).mean()))
             if np.isin(g, L.SCAR_WITH_MVO).any():
                 res["lge"].setdefault("scar", []).append(dice(np.isin(p, L.SCAR_WITH_MVO), np.isin(g, L.SCAR_WITH_MVO)))
+                burden_err.append(scar_burden_pct(p) - scar_burden_pct(g))
     summary = {k: {s: float(np.mean(v)) for s, v in d.items()} for k, d in res.items()}
     out = {"n": args.n, "seed": args.seed, "generator_version": VERSION, "mean_dice": summary,
            "volume_ratio": {k: {s: float(np.nanmedian(v)) for s, v in d.items()} for k, d in vol.items()},
            "lge_missed_myocardium_to": {k: float(np.median(v)) if v else None for k, v in missed_to.items()},
+           "lge_scar_burden_error_pp": {"mae": float(np.mean(np.abs(burden_err))) if burden_err else None,
+                                        "median_abs": float(np.median(np.abs(burden_err))) if burden_err else None,
+                                        "bias": float(np.mean(burden_err)) if burden_err else None,
+                                        "per_subject": burden_err},
            "per_subject": res,
            "models": {m: modeldir.read_json(str(Path(modeldir.resolve(m)) / modeldir.CHECKSUMS))[modeldir.WEIGHTS]
                       for m in ("cine", "lge")}}
@@ -79,6 +86,7 @@ def main() -> int:
         print(k, " ".join(f"{s} {v:.3f}" for s, v in d.items()),
               "| volume ratio", " ".join(f"{s} {v:.2f}" for s, v in out["volume_ratio"][k].items()))
     print("lge missed myocardium labelled", out["lge_missed_myocardium_to"])
+    print("lge scar-burden error (pp)", {k: v for k, v in out["lge_scar_burden_error_pp"].items() if k != "per_subject"})
     print(f"written: {args.out}")
     return 0
 
