@@ -76,6 +76,7 @@ def test_manifest_columns_and_validation(cohorts):
 def test_labels_geometry_and_truth(cohorts):
     ma, _ = cohorts
     man = read_manifest(ma, require_images=True)
+    band_rel = []
     for r in man.rows:
         vols = {c: read_image(r[c]) for c in ("cine_ed", "cine_es", "lge", "cine_ed_seg",
                                               "cine_es_seg", "lge_seg")}
@@ -132,6 +133,7 @@ def test_labels_geometry_and_truth(cohorts):
         band = (dist > 0.5 * sx) & (dist <= 3.0) & (limg > 0)
         rel = (np.median(limg[band]) - remote) / (blood - remote)
         assert 0.3 <= rel <= 0.9, rel
+        band_rel.append((limg[band] - remote) / (blood - remote))
         # after the segmentation models' normalisation, intensities sit where the real data's do
         # (ACDC cine blood 0.70, myocardium 0.23; EMIDEC blood 0.74, myocardium 0.65)
         from cmrrisk.segmentation.preprocess import normalize_intensity
@@ -145,6 +147,11 @@ def test_labels_geometry_and_truth(cohorts):
         lh = S.log_hazard(float(r["true_lvef"]), float(r["true_scar_burden"]), float(r["age"]),
                           int(r["diabetes"]), int(r["sex"]))
         assert float(r["true_log_hazard"]) == pytest.approx(lh, abs=1e-5)
+    # version 7: the band is not uniform around the LV: parts are darker than remote (EMIDEC 14 %
+    # of the 0-3 mm band below remote - 0.25 x (blood - remote)); version 6's uniform band gave
+    # 0.25 % on these subjects, version 7 12 %
+    dark = (np.concatenate(band_rel) < -0.25).mean()
+    assert dark >= 0.03, dark
 
 
 def test_default_cohort_oracle_and_hazard():
@@ -206,3 +213,29 @@ def test_cli_workers_option(tmp_path):
     S.add_commands(sub)
     args = parser.parse_args(["synth", "--out", str(tmp_path / "c"), "--n", "2", "--workers", "2", "--quiet"])
     assert args.workers == 2
+
+
+def test_sim_demo_gap_uses_the_generators_subjects():
+    """bench/sim_demo_gap.py rebuilds cohorts from label maps only: its subjects, outcomes and
+    true log-hazards must be those of generate_cohort / cohort_truth for the same n and seed, and
+    its gap figures must be relative to the oracle of those subjects."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "sim_demo_gap.py"
+    spec = importlib.util.spec_from_file_location("sim_demo_gap", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    rows = mod.cohort_rows(20, 5)
+    truth = S.cohort_truth(20, 5)
+    for a, b in zip(rows, truth):
+        assert a["subject"] == b["subject"] and a["event"] == str(b["event"])
+        assert a["time"] == pytest.approx(float(b["time"]), abs=1e-3)
+        assert a["lv_ef_pct"] == pytest.approx(float(b["true_lvef"]), abs=1e-3)
+        assert a["scar_burden_pct"] == pytest.approx(float(b["true_scar_burden"]), abs=1e-3)
+        assert a["true_log_hazard"] == pytest.approx(float(b["true_log_hazard"]), abs=1e-5)
+    g = mod.gaps(rows, 5, None)
+    assert 0.5 <= g["oracle"] <= 1.0
+    assert g["formula"] == pytest.approx(0.0, abs=1e-9)  # the formula on the truth is the oracle
+    noisy = mod.gaps(rows, 5, {"lvef_sd": 5.0, "scar_bias": 0.0, "scar_sd": 10.0})
+    assert noisy["oracle"] == g["oracle"] and noisy["formula"] != 0.0
