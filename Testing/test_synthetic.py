@@ -215,17 +215,22 @@ def test_cli_workers_option(tmp_path):
     assert args.workers == 2
 
 
+def _load_bench(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
 def test_sim_demo_gap_uses_the_generators_subjects():
     """bench/sim_demo_gap.py rebuilds cohorts from label maps only: its subjects, outcomes and
     true log-hazards must be those of generate_cohort / cohort_truth for the same n and seed, and
     its gap figures must be relative to the oracle of those subjects."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "bench" / "sim_demo_gap.py"
-    spec = importlib.util.spec_from_file_location("sim_demo_gap", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = _load_bench("sim_demo_gap")
     rows = mod.cohort_rows(20, 5)
     truth = S.cohort_truth(20, 5)
     for a, b in zip(rows, truth):
@@ -239,3 +244,43 @@ def test_sim_demo_gap_uses_the_generators_subjects():
     assert g["formula"] == pytest.approx(0.0, abs=1e-9)  # the formula on the truth is the oracle
     noisy = mod.gaps(rows, 5, {"lvef_sd": 5.0, "scar_bias": 0.0, "scar_sd": 10.0})
     assert noisy["oracle"] == g["oracle"] and noisy["formula"] != 0.0
+
+
+def test_border_bias_counts_and_ablations_restore_the_generator():
+    """bench/eval_border_bias.py: the confusion shares follow the slice thirds (apex-first stacks
+    reversed), and every ablation leaves the generator as it found it (the same subject renders
+    the same image afterwards)."""
+    mod = _load_bench("eval_border_bias")
+    ref = np.zeros((3, 4, 4), np.uint8)
+    ref[:, 1, 1] = 1
+    ref[:, 1, 2] = 2
+    ref[:, 2, 2] = 2
+    pred = ref.copy()
+    pred[0, 1, 2] = 1  # base slice (index 0 of a base-first stack): one myocardium voxel called LV
+    c = mod.Counts()
+    c.add(pred, ref, apex_first=False)
+    s = c.summary()
+    assert s["base"]["true_myo_to"]["lv"] == pytest.approx(0.5)
+    assert s["apex"]["true_myo_to"]["lv"] == 0.0 and s["apex"]["true_myo_to"]["myo"] == 1.0
+    assert s["all"]["pred_lv_from"]["myo"] == pytest.approx(1 / 4)
+    assert s["lv_volume_ratio_median"] == pytest.approx(4 / 3)
+    assert s["dice_pooled"]["lv"] == pytest.approx(2 * 3 / (3 + 4))
+    assert s["dice_pooled"]["myo"] == pytest.approx(2 * 5 / (6 + 5))
+    c2 = mod.Counts()
+    c2.add(pred, ref, apex_first=True)  # the same voxel now lies in the apical third
+    assert c2.summary()["apex"]["true_myo_to"]["lv"] == pytest.approx(0.5)
+
+    def image():
+        p = S.draw_subject(np.random.default_rng(3))
+        p.update(nz=2, ny=96, nx=96, spacing=1.5, r_endo=20.0)
+        return S.render_subject(p, np.random.default_rng(4))["ed_img"]
+
+    before = image()
+    for name in mod.ABLATIONS:
+        apply, undo = mod.ablated(name)
+        apply()
+        changed = image()
+        undo()
+        if name in ("no_trabeculae", "endo_inset_1mm"):
+            assert not np.array_equal(changed, before), name
+    np.testing.assert_array_equal(image(), before)
