@@ -76,7 +76,7 @@ def test_manifest_columns_and_validation(cohorts):
 def test_labels_geometry_and_truth(cohorts):
     ma, _ = cohorts
     man = read_manifest(ma, require_images=True)
-    band_rel = []
+    band_rel, cine_band_rel = [], []
     for r in man.rows:
         vols = {c: read_image(r[c]) for c in ("cine_ed", "cine_es", "lge", "cine_ed_seg",
                                               "cine_es_seg", "lge_seg")}
@@ -134,6 +134,13 @@ def test_labels_geometry_and_truth(cohorts):
         rel = (np.median(limg[band]) - remote) / (blood - remote)
         assert 0.3 <= rel <= 0.9, rel
         band_rel.append((limg[band] - remote) / (blood - remote))
+        # version 8: the cine band 0-3 mm outside the LV epicardium (away from the RV)
+        lvc = np.isin(ed, (1, 2))
+        dist_c = np.stack([ndimage.distance_transform_edt(~m) * sx for m in lvc])
+        near_rv = np.stack([ndimage.distance_transform_edt(m != 3) * sx < 4.0 for m in ed])
+        band_c = (dist_c > 0.5 * sx) & (dist_c <= 3.0) & (ed == 0) & ~near_rv
+        myo_c, blood_c = np.median(img[ed == 2]), np.median(img[ed == 1])
+        cine_band_rel.append((img[band_c] - myo_c) / (blood_c - myo_c))
         # after the segmentation models' normalisation, intensities sit where the real data's do
         # (ACDC cine blood 0.70, myocardium 0.23; EMIDEC blood 0.74, myocardium 0.65)
         from cmrrisk.segmentation.preprocess import normalize_intensity
@@ -152,6 +159,10 @@ def test_labels_geometry_and_truth(cohorts):
     # 0.25 % on these subjects, version 7 12 %
     dark = (np.concatenate(band_rel) < -0.25).mean()
     assert dark >= 0.03, dark
+    # version 8: the cine band has dark parts (ACDC ED mid slices: 11 % darker than myocardium -
+    # 0.25 x (blood - myocardium)); versions 3-7 had almost none there (a bright lateral fat pad)
+    dark_c = (np.concatenate(cine_band_rel) < -0.25).mean()
+    assert dark_c >= 0.04, dark_c
 
 
 def test_default_cohort_oracle_and_hazard():
