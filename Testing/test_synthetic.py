@@ -295,3 +295,15 @@ def test_border_bias_counts_and_ablations_restore_the_generator():
         if name in ("no_trabeculae", "endo_inset_1mm"):
             assert not np.array_equal(changed, before), name
     np.testing.assert_array_equal(image(), before)
+
+
+def test_sim_model_choice_rules():
+    """bench/sim_model_choice.py: the demo's rule takes the higher CV mean; the 1-SD rule keeps
+    cox unless deepsurv wins by more than the fold-to-fold SD of the difference."""
+    mod = _load_bench("sim_model_choice")
+    cv = {"cox": [0.70, 0.75, 0.80, 0.72, 0.78], "deepsurv": [0.74, 0.70, 0.86, 0.75, 0.80]}
+    assert mod.choose(cv, "highest_cv") == "deepsurv"
+    assert mod.choose(cv, "cox_unless_1sd") == "cox"  # mean difference 0.02, SD 0.04
+    clear = {"cox": [0.70, 0.72, 0.74, 0.71, 0.73], "deepsurv": [0.80, 0.81, 0.83, 0.80, 0.82]}
+    assert mod.choose(clear, "cox_unless_1sd") == "deepsurv"
+    assert mod.choose(cv, "cox_always") == "cox" and mod.choose(cv, "deepsurv_always") == "deepsurv"
