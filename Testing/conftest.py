@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "bench") not in sys.path:  # bench/devmodels.py: which model is held out from what
+    sys.path.insert(0, str(ROOT / "bench"))
 DATA = Path(os.environ.get("CMRRISK_DATA", ROOT.parent / "shared" / "data"))
 ACDC = DATA / "acdc" / "training"
 SUNNYBROOK = DATA / "sunnybrook" / "dicoms"
@@ -26,11 +28,15 @@ def acdc_frame(subject: str, which: str = "ed", gt: bool = False) -> str:
     return s.frame_path(which, gt)
 
 
-def validation_subjects():
-    """Subjects the bundled model never saw in training (its config lists them)."""
+def validation_subjects(task: str = "cine"):
+    """The validation subjects of the development split (bench/devmodels.py): never seen by the
+    model trained with that split; the bundled model saw them when it was trained on all
+    subjects (its config then lists none), so tests on them detect a broken model, not accuracy."""
+    from devmodels import development_model
+
     from cmrrisk import modeldir
 
-    cfg = modeldir.read_json(os.path.join(modeldir.resolve("cine"), "config.json"))
+    cfg = modeldir.read_json(os.path.join(development_model(task), "config.json"))
     return cfg["training"]["val_subjects"]
 
 

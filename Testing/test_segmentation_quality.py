@@ -1,7 +1,10 @@
-"""The bundled cine model on real ACDC frames it never saw in training.
+"""The bundled cine model on real ACDC frames of the development split's validation subjects
+(bench/devmodels.py): held out from the model trained with the split; seen in training by a
+bundled model trained on all subjects.
 
-Thresholds sit well below the model card's validation figures but far above what a broken
-model (wrong labels, wrong geometry, untrained weights) reaches."""
+Thresholds sit well below the validation figures but far above what a broken model (wrong
+labels, wrong geometry, untrained weights) reaches; accuracy itself is measured on the
+development model by bench/eval_acdc_validation.py."""
 
 import numpy as np
 import pytest

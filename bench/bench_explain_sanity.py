@@ -7,7 +7,7 @@
    correlation of |map| between the trained and a randomised network.
 2. ACDC (when ../shared/data/acdc/training exists): a multi-input diagnosis model (5 classes;
    ED/ES images + reference segmentations, height, weight, BSA) is trained on the subjects that
-   are NOT in the bundled cine model's validation list, for ``--epochs`` epochs (fewer than the
+   are NOT in the cine development model's validation list (bench/devmodels.py), for ``--epochs`` epochs (fewer than the
    default 150, to fit the time budget); for the held-out validation subjects: accuracy, and per
    method the share of positive attribution inside the heart (labels 1-3) dilated in-plane by 5
    voxels, on the original ED and ES images; randomisation test; permutation importance.
@@ -75,7 +75,6 @@ def synthetic(seed=0, n_train=256, n_test=60):
 
 
 def acdc(epochs, max_val, seed=0, save_model=None):
-    from cmrrisk import modeldir
     from cmrrisk.explain.attributions import permutation_importance
     from cmrrisk.explain.core import _models, explain_subject, reference_latents, subject_rows
     from cmrrisk.explain.saliency import randomisation_test
@@ -92,7 +91,9 @@ def acdc(epochs, max_val, seed=0, save_model=None):
     # the manifest's seg_labels (ACDC label convention) go with every image row, so that training
     # and explanation read the reference segmentations the same way
     table.images = subject_rows(table)
-    val = set(modeldir.read_json(os.path.join(modeldir.resolve("cine"), "config.json"))["training"]["val_subjects"])
+    from devmodels import held_out
+
+    val = held_out("cine")[1]  # the cine development model's validation subjects (bench/devmodels.py)
     tr = [i for i, s in enumerate(table.subjects) if s not in val]
     te = [i for i, s in enumerate(table.subjects) if s in val][:max_val]
     train, test = table.subset(tr), table.subset(te)

@@ -1,8 +1,8 @@
 """ACDC diagnosis (5 groups) with the default diagnosis model, honestly validated.
 
-Training: the ACDC subjects that the bundled cine model was trained on, with their reference
+Training: the ACDC subjects that the cine development model (bench/devmodels.py) was trained on, with their reference
 segmentations (features from `cmrrisk features`). Test: the held-out validation subjects of the
-cine model, WITHOUT reference segmentations: they are segmented by the bundled model, as a new
+cine model, WITHOUT reference segmentations: they are segmented by that model, as a new
 patient would be. Reports 5-fold cross-validation on the training subjects (everything inside
 the folds) and test accuracy / balanced accuracy with bootstrap 95 % CIs; with --multiinput also
 the multi-input image network. Writes bench/results/acdc_diagnosis.json.
@@ -30,6 +30,9 @@ def main() -> int:
     ap.add_argument("--max-epochs", type=int, default=150)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "acdc_diagnosis.json"))
     args = ap.parse_args()
+    from devmodels import use_development_models
+
+    use_development_models()  # held-out figures: the models trained with the validation split (bench/devmodels.py)
     if not DATA.is_dir():
         print(f"ACDC not found at {DATA}", file=sys.stderr)
         return 1
@@ -69,7 +72,7 @@ def main() -> int:
     train = load_table(feats["train"], "diagnosis")
     test = load_table(feats["test"], "diagnosis")
     res = {"what": "ACDC 5-group diagnosis; train = cine model's training subjects (reference "
-                   "segmentations), test = its held-out validation subjects segmented by the bundled model",
+                   "segmentations), test = its held-out validation subjects segmented by the cine development model (bench/devmodels.py)",
            "n_train": len(train), "n_test": len(test), "feature_seconds": round(t_feat, 1), "models": {}}
     models = [("auto", {})]
     if args.multiinput:

@@ -1,4 +1,4 @@
-"""The bundled cine model on its 20 held-out ACDC validation subjects, with and without
+"""The cine development model (bench/devmodels.py) on its 20 held-out ACDC validation subjects, with and without
 test-time flips: Dice and HD95 per structure at ED and ES, LVEF/RVEF/volume/mass errors.
 Writes bench/results/acdc_validation.json.
 
@@ -21,6 +21,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-tta", action="store_true", help="skip the test-time-flip variant")
     args = ap.parse_args()
+    from devmodels import use_development_models
+
+    use_development_models()  # held-out figures: the models trained with the validation split (bench/devmodels.py)
     from cmrrisk import modeldir
     from cmrrisk.datasets import list_acdc
     from cmrrisk.segmentation.evaluate import evaluate_acdc

@@ -1,4 +1,4 @@
-"""Where the bundled models' myocardium errors go, on real data and on the synthetic cohort
+"""Where the development models' (bench/devmodels.py) myocardium errors go, on real data and on the synthetic cohort
 (issue #7: the synthetic Dice goal; "fix the cause, not the threshold").
 
 For every slice third (base / mid / apex) it counts, over all subjects, the reference
@@ -9,9 +9,9 @@ training data calls about as much reference myocardium "LV blood pool" on held-o
 as on synthetic ones; a larger share on the synthetic images means that their endocardial border
 is drawn (or rendered) where the model does not expect it.
 
-* cine: the 20 held-out ACDC subjects of the bundled cine model against ``--n`` synthetic
+* cine: the 20 held-out ACDC subjects of the cine development model against ``--n`` synthetic
   subjects (seed ``--seed``), ED and ES (ES anchored to the ED prediction, as in the pipeline);
-* lge: the 15 held-out EMIDEC cases of the bundled lge model (default test-time flips) against
+* lge: the 15 held-out EMIDEC cases of the lge development model (default test-time flips) against
   the synthetic LGE stacks (myocardium = healthy + scar + MVO).
 
 ``--ablate NAME,...`` also runs the synthetic cine with one generator property changed at a time
@@ -201,6 +201,9 @@ def main() -> int:
     ap.add_argument("--ablate", default="", help="comma-separated names of ABLATIONS, or 'all'")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "border_bias.json"))
     args = ap.parse_args()
+    from devmodels import use_development_models
+
+    use_development_models()  # held-out figures: the models trained with the validation split (bench/devmodels.py)
     from cmrrisk import modeldir
     from cmrrisk.datasets import list_acdc, list_emidec
     from cmrrisk.segmentation.infer import Segmenter

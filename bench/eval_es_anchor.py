@@ -7,7 +7,7 @@ frame's LV blood pool and myocardium are allowed only within the ED LV wall dila
 ``Segmenter.ES_RV_CONFUSION_FRACTION`` of it lies there (see ``Segmenter._apply_es_prior``).
 This script segments each
 subject's ES frame with and without that prior and compares both with the reference:
-- the 20 ACDC validation subjects of the bundled cine model (never trained on);
+- the 20 ACDC validation subjects of the cine development model (bench/devmodels.py; never trained on);
 - a synthetic cohort (``cmrrisk.synthetic.generate_cohort``, ``--n`` subjects, ``--seed``).
 Writes bench/results/es_anchor.json.
 
@@ -61,6 +61,9 @@ def main() -> int:
     ap.add_argument("--margin", type=float, default=None, help="override ES_PRIOR_MARGIN_MM")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "es_anchor.json"))
     args = ap.parse_args()
+    from devmodels import use_development_models
+
+    use_development_models()  # held-out figures: the models trained with the validation split (bench/devmodels.py)
     import torch
 
     from cmrrisk import labels as L

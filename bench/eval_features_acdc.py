@@ -1,4 +1,4 @@
-"""Agreement of clinical indices from the bundled cine model with those from the ACDC reference
+"""Agreement of clinical indices from the cine development model (bench/devmodels.py) with those from the ACDC reference
 labels, on the validation subjects the model never saw in training (its config lists them).
 
 For each index: mean absolute error, bias (model - reference), SD of the differences, 95 %
@@ -37,9 +37,12 @@ def agreement(pred, ref) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--subjects", default="validation", choices=["validation"],
-                    help="only the held-out validation subjects are honest for the bundled model")
+                    help="only the held-out validation subjects are honest for the development model")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "features_agreement_acdc.json"))
     args = ap.parse_args()
+    from devmodels import use_development_models
+
+    use_development_models()  # held-out figures: the models trained with the validation split (bench/devmodels.py)
     if not DATA.is_dir():
         print(f"ACDC not found at {DATA}", file=sys.stderr)
         return 1
@@ -65,8 +68,8 @@ def main() -> int:
               f"LV mass {auto['lv_mass_g']:6.1f} / {ref['lv_mass_g']:6.1f}  "
               f"LVEDV {auto['lv_edv_ml']:6.1f} / {ref['lv_edv_ml']:6.1f}", flush=True)
     summary = {k: agreement([p["model"][k] for p in per], [p["reference"][k] for p in per]) for k in INDICES}
-    res = {"what": "clinical indices from the bundled cine model vs from the ACDC reference labels",
-           "subjects": "ACDC validation subjects held out from the bundled model's training",
+    res = {"what": "clinical indices from the cine development model vs from the ACDC reference labels",
+           "subjects": "ACDC validation subjects held out from the development model's training",
            "model_weights_sha256": modeldir.read_json(os.path.join(modeldir.resolve("cine"), modeldir.CHECKSUMS))[modeldir.WEIGHTS],
            "n_subjects": len(per), "seconds": round(time.perf_counter() - t0, 1),
            "summary": summary, "per_subject": per}

@@ -1,4 +1,4 @@
-"""Where along the stack the bundled lge model loses myocardium: real held-out EMIDEC cases
+"""Where along the stack the lge development model (bench/devmodels.py) loses myocardium: real held-out EMIDEC cases
 against synthetic LGE stacks (issue #7: synthetic Dice goal).
 
 Each stack is cut into thirds by slice index (apex / mid / base; both EMIDEC and the synthetic
@@ -48,6 +48,9 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0, help="synthetic cohort seed")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "lge_by_level.json"))
     args = ap.parse_args()
+    from devmodels import use_development_models
+
+    use_development_models()  # held-out figures: the models trained with the validation split (bench/devmodels.py)
     from cmrrisk import labels as L
     from cmrrisk import modeldir
     from cmrrisk.datasets import list_emidec, read_emidec_case

@@ -1,4 +1,4 @@
-"""Inference variants of a bundled segmentation model on its held-out validation subjects:
+"""Inference variants of a development segmentation model (bench/devmodels.py) on its held-out validation subjects:
 plain, with test-time in-plane flips (the image and its two flips, softmax averaged), with the
 slice order reversed (a stack given base-first instead of the training data's order: a
 robustness check), and with both slice orders averaged.
@@ -63,6 +63,9 @@ def main() -> int:
     ap.add_argument("--variants", default=",".join(VARIANTS))
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    from devmodels import use_development_models
+
+    use_development_models()  # held-out figures: the models trained with the validation split (bench/devmodels.py)
     from cmrrisk import modeldir
     from cmrrisk.datasets import list_acdc, list_emidec
     from cmrrisk.segmentation.evaluate import evaluate_acdc, evaluate_emidec

@@ -3,7 +3,7 @@
 Part 1, expert myocardium (all cases): `cmrrisk.scar.scar_report` on each case's image and
 expert labels; every method's burden is compared with the expert scar burden (mean, MAE, Pearson
 r on infarct cases, Dice against the expert scar).
-Part 2, bundled LGE model (its held-out validation cases only): the same methods on the model's
+Part 2, the LGE development model (bench/devmodels.py; its held-out validation cases only): the same methods on the model's
 myocardium, and the model's own scar, against the expert scar.
 Writes bench/results/scar_methods_emidec.json.
 
@@ -66,6 +66,9 @@ def main() -> int:
     if not DATA.is_dir():
         print(f"EMIDEC not found at {DATA}", file=sys.stderr)
         return 1
+    from devmodels import use_development_models
+
+    use_development_models()  # held-out figures: the models trained with the validation split (bench/devmodels.py)
     from cmrrisk import modeldir
     from cmrrisk.datasets import list_emidec, read_emidec_case
     from cmrrisk.image import Volume

@@ -10,6 +10,8 @@ ES, each alone and the ES also with its ED prior) and every EMIDEC case (75) is 
 own order and reversed; plain inference (no test-time flips). The held-out subjects of each
 model (20 ACDC, 15 EMIDEC) are also scored: Dice in the given order, reversed with the check
 (the default) and reversed without it (``reverse=False``: what happened before the check).
+Both parts use the development models (bench/devmodels.py: the models trained with the
+validation split), so that the held-out Dice stays held out.
 Writes bench/results/slice_order.json.
 
     .venv/bin/python bench/eval_slice_order.py
@@ -30,6 +32,9 @@ DATA = Path(os.environ.get("CMRRISK_DATA", ROOT.parent / "shared" / "data"))
 def main() -> int:
     import torch
 
+    from devmodels import use_development_models
+
+    use_development_models()  # held-out figures: the models trained with the validation split (bench/devmodels.py)
     from cmrrisk import labels as L
     from cmrrisk import modeldir
     from cmrrisk.datasets import list_acdc, list_emidec, read_emidec_case

@@ -1,0 +1,72 @@
+"""bench/devmodels.py: held-out benchmarks measure the model trained with the validation split,
+never a bundled model trained on all subjects."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from cmrrisk import modeldir
+from cmrrisk.errors import CMRRiskError
+
+import devmodels
+
+
+def _config(path):
+    return modeldir.read_json(os.path.join(path, "config.json"))
+
+
+def _copy_without_split(src, dst):
+    shutil.copytree(src, dst)
+    cfg = _config(dst)
+    cfg["training"]["train_subjects"] = cfg["training"]["train_subjects"] + cfg["training"]["val_subjects"]
+    cfg["training"]["val_subjects"] = []
+    with open(os.path.join(dst, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    return dst
+
+
+def test_development_model_falls_back_and_refuses(tmp_path, monkeypatch):
+    bundled = devmodels.development_model("cine")  # whatever the repository holds now
+    assert _config(bundled)["training"]["val_subjects"]
+    all_data = _copy_without_split(bundled, str(tmp_path / "all"))
+    split_dir = tmp_path / "split"
+    monkeypatch.setattr(devmodels, "SPLIT_DIR", split_dir)
+    real_resolve = modeldir.resolve
+    monkeypatch.setattr(modeldir, "resolve", lambda m: all_data if m == "cine" else real_resolve(m))
+    with pytest.raises(CMRRiskError, match="trained on all subjects"):
+        devmodels.development_model("cine")
+    shutil.copytree(bundled, split_dir / "cine_split")
+    assert devmodels.development_model("cine") == str(split_dir / "cine_split")
+    path, val = devmodels.held_out("cine")
+    assert val == set(_config(bundled)["training"]["val_subjects"])
+    # a split folder without validation subjects is refused too
+    _copy_without_split(bundled, str(tmp_path / "nosplit"))
+    shutil.rmtree(split_dir / "cine_split")
+    shutil.copytree(tmp_path / "nosplit", split_dir / "cine_split")
+    with pytest.raises(CMRRiskError, match="no validation subjects"):
+        devmodels.development_model("cine")
+
+
+@pytest.mark.parametrize("task", ["cine", "lge"])
+def test_repository_development_models_are_honest(task, monkeypatch):
+    """The development model's split is disjoint; a bundled model trained on all subjects
+    descends from it (its --init weights are the development model's) and was trained on its
+    validation subjects too; use_development_models() swaps the names and nothing else."""
+    dev = devmodels.development_model(task)
+    tr = _config(dev)["training"]
+    assert tr["val_subjects"] and not set(tr["val_subjects"]) & set(tr["train_subjects"])
+    bundled = modeldir.resolve(task)
+    if dev != bundled:
+        btr = _config(bundled)["training"]
+        assert not btr["val_subjects"]
+        assert set(tr["val_subjects"]) | set(tr["train_subjects"]) <= set(btr["train_subjects"])
+        assert btr["initialised_from"]["weights_sha256"] == modeldir.sha256(os.path.join(dev, modeldir.WEIGHTS))
+    monkeypatch.setattr(modeldir, "resolve", modeldir.resolve)  # undone after the test
+    chosen = devmodels.use_development_models()
+    assert modeldir.resolve(task) == chosen[task] == dev
+    assert devmodels.use_development_models() == chosen  # a second call does not stack
+    from cmrrisk.segmentation.infer import Segmenter
+
+    assert Segmenter.load(task, tta=False).config["training"]["val_subjects"] == tr["val_subjects"]
