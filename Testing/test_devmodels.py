@@ -70,3 +70,25 @@ def test_repository_development_models_are_honest(task, monkeypatch):
     from cmrrisk.segmentation.infer import Segmenter
 
     assert Segmenter.load(task, tta=False).config["training"]["val_subjects"] == tr["val_subjects"]
+
+
+def test_model_card_of_an_all_subjects_fine_tune():
+    """The card says what an --all fine-tune of a split model is: no held-out subjects, started
+    from a model trained on a subset, whose card has the validation figures."""
+    from cmrrisk.segmentation.train import model_card
+
+    cfg = _config(devmodels.development_model("cine"))
+    tr = cfg["training"]
+    before = list(tr["train_subjects"])
+    cfg["training"] = dict(tr, train_subjects=before + tr["val_subjects"], val_subjects=[],
+                           averaged_from=None,
+                           initialised_from={"model": "cine", "weights_sha256": "ab" * 32,
+                                             "iterations_before": 5000, "train_subjects_before": before})
+    card = model_card(cfg, {})
+    n = len(before) + len(tr["val_subjects"])
+    assert f"{n} subjects for training (ED and ES frames): all of them, none held out (`--all`)." in card
+    assert f"iterations on {len(before)} of these subjects" in card and "--all`" in card
+    assert "held out for validation" not in card and "same training subjects" not in card
+    assert "its card has the figures" in card
+    cfg["training"]["initialised_from"]["train_subjects_before"] = cfg["training"]["train_subjects"]
+    assert "the same training subjects" in model_card(cfg, {})

@@ -406,6 +406,8 @@ def model_card(config: dict, metrics: dict) -> str:
     """Markdown model card built only from the config and measured metrics."""
     tr = config["training"]
     hp = tr["hyperparameters"]
+    init = tr.get("initialised_from") or {}
+    before = init.get("train_subjects_before") or []
     lines = [
         f"# CMRRisk segmentation model `{config['name']}`",
         "",
@@ -414,8 +416,9 @@ def model_card(config: dict, metrics: dict) -> str:
         "## Data",
         f"- {tr['data']}: {len(tr['train_subjects'])} subjects for training"
         + (" (ED and ES frames)" if config["task"] == "cine" else "")
-        + f", {len(tr['val_subjects'])} held out for validation, stratified by "
-        + ("diagnostic group." if config["task"] == "cine" else "normal / infarct."),
+        + (f", {len(tr['val_subjects'])} held out for validation, stratified by "
+           + ("diagnostic group." if config["task"] == "cine" else "normal / infarct.")
+           if tr["val_subjects"] else ": all of them, none held out (`--all`)."),
         "- Citation: " + CITATIONS[config["task"]],
         "",
         "## Recipe",
@@ -435,9 +438,11 @@ def model_card(config: dict, metrics: dict) -> str:
         + (f" --lr {hp['lr']}" if hp["lr"] != task_defaults(config["task"])["lr"] else "")
         + (" --init PREVIOUS_MODEL_DIR" if tr.get("initialised_from") else "")
         + (" --all" if not tr["val_subjects"] else "") + "`"
-        + (f" (fine-tuned from a model trained {tr['initialised_from']['iterations_before']} "
-           f"iterations on the same training subjects, weights SHA-256 "
-           f"{tr['initialised_from']['weights_sha256'][:12]}…)" if tr.get("initialised_from") else "")
+        + (f" (fine-tuned from a model trained {init['iterations_before']} iterations on "
+           + ("the same training subjects" if sorted(before) == sorted(tr["train_subjects"]) else
+              f"{len(before)} of these subjects" if before and set(before) <= set(tr["train_subjects"]) else
+              "other subjects")
+           + f", weights SHA-256 {init['weights_sha256'][:12]}…)" if init else "")
         + ".",
     ]
     if tr.get("averaged_from"):
@@ -451,6 +456,7 @@ def model_card(config: dict, metrics: dict) -> str:
             "--out MODEL_DIR`."]
     lines += [
         "",
+        "## Validation" if not tr["val_subjects"] else
         "## Validation (measured by `cmrrisk train-segmentation` on the held-out subjects)"
         if not tr.get("averaged_from") else
         "## Validation (measured by `cmrrisk average-segmentation` on the held-out subjects)",
@@ -479,7 +485,9 @@ def model_card(config: dict, metrics: dict) -> str:
     elif tr.get("averaged_from") and tr["val_subjects"]:
         lines += ["", "Not measured: `cmrrisk average-segmentation` was run without `--data`."]
     else:
-        lines += ["", "Trained on all subjects: no held-out validation figures for these weights."]
+        lines += ["", "Trained on all subjects: no held-out validation figures for these weights"
+                  + (" (the model it was fine-tuned from kept a split: its card has the figures)."
+                     if before and set(before) < set(tr["train_subjects"]) else ".")]
     lines += ["", "## Intended use and limits",
               "Research use only. Trained on one public dataset (" + config["training"]["data"] + "); "
               "accuracy on other vendors, sequences or pathologies is unknown until measured. Outputs are flagged "
