@@ -32,12 +32,9 @@ def validation_subjects(task: str = "cine"):
     """The validation subjects of the development split (bench/devmodels.py): never seen by the
     model trained with that split; the bundled model saw them when it was trained on all
     subjects (its config then lists none), so tests on them detect a broken model, not accuracy."""
-    from devmodels import development_model
+    from devmodels import development_model, val_subjects
 
-    from cmrrisk import modeldir
-
-    cfg = modeldir.read_json(os.path.join(development_model(task), "config.json"))
-    return cfg["training"]["val_subjects"]
+    return val_subjects(development_model(task))
 
 
 

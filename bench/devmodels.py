@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 SPLIT_DIR = ROOT / "bench" / "models"
 
 
-def _val_subjects(model_dir: str) -> list:
+def val_subjects(model_dir: str) -> list:
+    """The validation subjects listed in a model folder's config (empty for an `--all` model)."""
     from cmrrisk import modeldir
 
     return list(modeldir.read_json(os.path.join(model_dir, "config.json"))["training"].get("val_subjects") or [])
@@ -33,13 +34,13 @@ def development_model(task: str) -> str:
     from cmrrisk.errors import CMRRiskError
 
     bundled = modeldir.resolve(task)
-    if _val_subjects(bundled):
+    if val_subjects(bundled):
         return bundled
     split = SPLIT_DIR / f"{task}_split"
     if not (split / "config.json").is_file():
         raise CMRRiskError(f"the bundled {task} model was trained on all subjects and {split} is "
                            "missing: held-out figures need the model trained with the split.")
-    if not _val_subjects(str(split)):
+    if not val_subjects(str(split)):
         raise CMRRiskError(f"{split}: this model has no validation subjects in its config.")
     return str(split)
 
@@ -47,7 +48,7 @@ def development_model(task: str) -> str:
 def held_out(task: str) -> tuple:
     """(development model folder, set of its validation subjects)."""
     path = development_model(task)
-    return path, set(_val_subjects(path))
+    return path, set(val_subjects(path))
 
 
 def use_development_models() -> dict:

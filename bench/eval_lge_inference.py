@@ -75,6 +75,9 @@ def main() -> int:
     if args.model not in ("lge", "cine") and not args.out:
         ap.error("--out is needed with a model folder (bench/results holds the bundled models' figures)")
     val = set(cfg["training"]["val_subjects"])
+    if not val:
+        ap.error(f"--model {args.model}: trained on all subjects (no validation subjects in its "
+                 "config); held-out figures need a model trained with the split")
     if task == "lge":
         subjects = [c for c in list_emidec(str(DATA / "emidec")) if c.case in val]
         run = evaluate_emidec
