@@ -79,3 +79,41 @@ def test_weight_outside_zero_one_is_refused(tmp_path):
     with pytest.raises(CMRRiskError, match="between 0 and 1"):
         average_models("cine", "cine", str(tmp_path / "avg"), weight=1.5)
     assert main(["average-segmentation", "cine", "lge", "--out", str(tmp_path / "x")]) != 0
+
+
+def _all_finetune_of(src: str, dst: str, **extra) -> str:
+    """A copy of ``src`` shaped like its `--init --all` fine-tune: every subject of ``src``'s
+    split trained on, none held out, initialised from ``src``'s weights."""
+    cfg, _ = modeldir.load(modeldir.resolve(src))
+    tr = cfg["training"]
+    init = {"model": "cine", "weights_sha256": modeldir.sha256(os.path.join(modeldir.resolve(src), modeldir.WEIGHTS)),
+            "iterations_before": 1, "train_subjects_before": tr["train_subjects"]}
+    changes = {"training__train_subjects": sorted(tr["train_subjects"] + tr["val_subjects"]),
+               "training__val_subjects": [], "training__initialised_from": init}
+    changes.update(extra)
+    return _shifted_copy(src, dst, shift=1.0, **changes)
+
+
+def test_a_model_and_its_all_subjects_fine_tune_average_without_validation(tmp_path):
+    cfg_a, _ = modeldir.load(modeldir.resolve("cine"))
+    other = _all_finetune_of("cine", str(tmp_path / "b"))
+    out = str(tmp_path / "avg")
+    assert average_models("cine", other, out, weight=0.5,
+                          data="/nonexistent: no validation subjects to read") == {}
+    cfg, _ = modeldir.load(out)
+    assert cfg["training"]["val_subjects"] == []
+    assert sorted(cfg["training"]["train_subjects"]) == sorted(
+        cfg_a["training"]["train_subjects"] + cfg_a["training"]["val_subjects"])
+    first = cfg["training"]["averaged_from"][0]
+    assert first["val_subjects"] == cfg_a["training"]["val_subjects"]
+    card = open(os.path.join(out, "MODEL_CARD.md")).read()
+    assert "fine-tuned on all subjects from A" in card and "has seen every subject" in card
+    assert "Trained on all subjects: no held-out validation figures" in card
+
+
+def test_an_all_subjects_model_not_fine_tuned_from_the_first_is_refused(tmp_path):
+    init = {"model": "other", "weights_sha256": "0" * 64, "iterations_before": 1, "train_subjects_before": []}
+    other = _all_finetune_of("cine", str(tmp_path / "b"), training__initialised_from=init)
+    with pytest.raises(CMRRiskError, match="train subjects differ"):
+        average_models("cine", other, str(tmp_path / "avg"))
+    assert not (tmp_path / "avg").exists()

@@ -5,7 +5,7 @@ For every contoured image: Dice of the predicted LV blood pool vs the endocardia
 of LV blood pool + myocardium vs the epicardial contour, and of the myocardium vs the ring
 between them (images with both contours). Writes bench/results/sunnybrook_eval.json.
 
-    .venv/bin/python bench/eval_sunnybrook.py
+    .venv/bin/python bench/eval_sunnybrook.py [--model cine|MODEL_DIR] [--out PATH]
 """
 
 import csv
@@ -70,14 +70,21 @@ def evaluate(seg_model, series: str, contour_dir: Path) -> list:
 
 
 def main():
+    import argparse
+
     from cmrrisk.modeldir import write_json
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", default="cine", help="cine model name or folder (a candidate)")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "sunnybrook_eval.json"))
+    args = ap.parse_args()
 
     from cmrrisk.segmentation.infer import Segmenter
 
     if not DATA.is_dir():
         print(f"Sunnybrook data not found at {DATA}", file=sys.stderr)
         return 1
-    seg = Segmenter.load("cine")
+    seg = Segmenter.load(args.model)
     rows = []
     t0 = time.perf_counter()
     with open(DATA / "link.csv") as f:
@@ -87,10 +94,11 @@ def main():
     for key in ("dice_lv_blood_pool", "dice_lv_epicardium", "dice_myocardium"):
         vals = [r[key] for r in rows if key in r]
         summary[key] = {"mean": float(np.mean(vals)), "median": float(np.median(vals)), "n_images": len(vals)}
-    res = {"benchmark": "bundled cine model vs Sunnybrook expert contours (GE 1.5 T, external)",
+    res = {"benchmark": "cine model vs Sunnybrook expert contours (GE 1.5 T, external)",
+           "model": args.model,
            "model_sha256": json.load(open(os.path.join(seg.model_dir, "checksums.json")))["model.safetensors"],
            "summary": summary, "images": rows, "seconds": round(time.perf_counter() - t0, 1)}
-    out = ROOT / "bench" / "results" / "sunnybrook_eval.json"
+    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(str(out), res)
     print(json.dumps(summary, indent=2))

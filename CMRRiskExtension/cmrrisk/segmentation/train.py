@@ -342,12 +342,20 @@ def average_models(first: str, second: str, out: str, weight: float = 0.5, data:
         raise CMRRiskError(f"{dirs[0]} and {dirs[1]}: their pre-processing differs "
                            f"({pre_a} vs {pre_b}).")
     tr_a, tr_b = cfg_a["training"], cfg_b["training"]
+    # the one exception to "same split": B is an --all fine-tune of A itself (A's training and
+    # validation subjects are all B's training subjects); the average has then seen every
+    # subject and, like B, has no held-out figures
+    sha_a = modeldir.sha256(os.path.join(dirs[0], modeldir.WEIGHTS))
+    all_of_a = sorted((tr_a.get("train_subjects") or []) + (tr_a.get("val_subjects") or []))
+    all_finetune = (not tr_b.get("val_subjects") and tr_a.get("val_subjects")
+                    and (tr_b.get("initialised_from") or {}).get("weights_sha256") == sha_a
+                    and sorted(tr_b.get("train_subjects") or []) == all_of_a)
     for key in ("train_subjects", "val_subjects"):
-        if sorted(tr_a.get(key) or []) != sorted(tr_b.get(key) or []):
+        if not all_finetune and sorted(tr_a.get(key) or []) != sorted(tr_b.get(key) or []):
             raise CMRRiskError(f"{dirs[0]} and {dirs[1]}: their {key.replace('_', ' ')} differ; "
                                "an average of models trained on different splits has no honest "
                                "validation. Average models of one training run (a model and its "
-                               "--init fine-tune).")
+                               "--init fine-tune, or a model and its --init --all fine-tune).")
     if set(state_a) != set(state_b):
         raise CMRRiskError(f"{dirs[0]} and {dirs[1]}: their weights hold different tensors.")
     state = {}
@@ -366,6 +374,9 @@ def average_models(first: str, second: str, out: str, weight: float = 0.5, data:
          "weights_sha256": modeldir.sha256(os.path.join(d, modeldir.WEIGHTS)),
          "iterations": c["training"].get("iterations_done"), "weight": w}
         for d, c, w in ((dirs[0], cfg_a, 1.0 - weight), (dirs[1], cfg_b, weight))]
+    if all_finetune:  # A's split, kept so that the card can say which subjects A never saw
+        config["training"]["averaged_from"][0]["train_subjects"] = list(tr_a["train_subjects"])
+        config["training"]["averaged_from"][0]["val_subjects"] = list(tr_a["val_subjects"])
     config["software"] = modeldir.software_versions()
     val_subj = []
     names = set(config["training"].get("val_subjects") or [])
@@ -447,13 +458,22 @@ def model_card(config: dict, metrics: dict) -> str:
     ]
     if tr.get("averaged_from"):
         a, b = tr["averaged_from"]
-        lines += [
-            f"- Weights: the average {a['weight']:.2f} x model A + {b['weight']:.2f} x model B of two "
-            f"models of this training run (A: {a['iterations']} iterations, SHA-256 "
-            f"{a['weights_sha256'][:12]}…; B, whose recipe is above: SHA-256 "
-            f"{b['weights_sha256'][:12]}…), batch-norm statistics included. Reproduce: "
-            f"`cmrrisk average-segmentation A_DIR B_DIR --weight {b['weight']:g} --data DATA_DIR "
-            "--out MODEL_DIR`."]
+        if a.get("val_subjects"):  # B is an --all fine-tune of A
+            lines += [
+                f"- Weights: the average {a['weight']:.2f} x model A + {b['weight']:.2f} x model B, "
+                f"where B (recipe above, SHA-256 {b['weights_sha256'][:12]}…) was fine-tuned on all "
+                f"subjects from A (SHA-256 {a['weights_sha256'][:12]}…, trained on "
+                f"{len(a['train_subjects'])} subjects with {len(a['val_subjects'])} held out), "
+                "batch-norm statistics included. The average has seen every subject. Reproduce: "
+                f"`cmrrisk average-segmentation A_DIR B_DIR --weight {b['weight']:g} --out MODEL_DIR`."]
+        else:
+            lines += [
+                f"- Weights: the average {a['weight']:.2f} x model A + {b['weight']:.2f} x model B of two "
+                f"models of this training run (A: {a['iterations']} iterations, SHA-256 "
+                f"{a['weights_sha256'][:12]}…; B, whose recipe is above: SHA-256 "
+                f"{b['weights_sha256'][:12]}…), batch-norm statistics included. Reproduce: "
+                f"`cmrrisk average-segmentation A_DIR B_DIR --weight {b['weight']:g} --data DATA_DIR "
+                "--out MODEL_DIR`."]
     lines += [
         "",
         "## Validation" if not tr["val_subjects"] else
