@@ -156,11 +156,13 @@ def test_lge_model_segments_with_flips_by_default_and_features_know_it(tmp_path)
     assert Segmenter.load("lge").tta and not Segmenter.load("lge", tta=False).tta
     assert not Segmenter.load("cine").tta and Segmenter.load("cine", tta=True).tta
     sums = model_checksums()
-    assert sums["lge"].endswith("+flips") and "+" not in sums["cine"]
+    assert sums["lge"].endswith("+flips-window30mm") and "+" not in sums["cine"]
     img = np.random.default_rng(0).normal(100, 10, (4, 64, 64)).astype(np.float32)
     write_image(Volume(img, np.eye(4)), str(tmp_path / "x_lge.nii.gz"))
     for flag, expected in (([], True), (["--no-tta"], False)):
         out = tmp_path / f"seg{len(flag)}"
         assert main(["segment", str(tmp_path / "x_lge.nii.gz"), "--model", "lge", "--out", str(out),
                      "--quiet"] + flag) == 0
-        assert json.loads((out / "segment.json").read_text())["model"]["test_time_flips"] is expected
+        model = json.loads((out / "segment.json").read_text())["model"]
+        assert model["test_time_flips"] is expected
+        assert model["test_time_flips_window_margin_mm"] == (Segmenter.TTA_WINDOW_MARGIN_MM if expected else None)

@@ -11,6 +11,7 @@ fraction labelled LV blood pool / background), and the scar-burden error (predic
 scar + MVO as % of the myocardium, ``cmrrisk.metrics.scar_burden_pct``) on subjects with scar.
 
     .venv/bin/python bench/eval_synthetic_segmentation.py [--n 12] [--seed 0] [--out PATH]
+        [--cine-model NAME_OR_DIR] [--cine-tta default|on|off]
 
 Results: synthetic_segmentation.json (n 12, seed 0), synthetic_segmentation_seed1.json (seed 1).
 Appearance of the synthetic images versus ACDC / EMIDEC: bench/measure_real_appearance.py.
@@ -31,6 +32,9 @@ def main() -> int:
     ap.add_argument("--n", type=int, default=12)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "synthetic_segmentation.json"))
+    ap.add_argument("--cine-model", default="cine", help="cine model name or folder (a candidate)")
+    ap.add_argument("--cine-tta", choices=("default", "on", "off"), default="default",
+                    help="cine test-time flips (default: the model's own setting)")
     args = ap.parse_args()
     from cmrrisk import labels as L
     from cmrrisk import modeldir
@@ -41,7 +45,8 @@ def main() -> int:
     from cmrrisk.segmentation.infer import Segmenter
     from cmrrisk.synthetic import VERSION, generate_cohort
 
-    cine, lge = Segmenter.load("cine"), Segmenter.load("lge")
+    cine = Segmenter.load(args.cine_model, tta={"default": None, "on": True, "off": False}[args.cine_tta])
+    lge = Segmenter.load("lge")
     res = {"cine_ed": {}, "cine_es": {}, "lge": {}}
     vol = {"cine_ed": {}, "cine_es": {}, "lge": {}}
     missed_to = {"lv": [], "background": []}
@@ -79,8 +84,9 @@ def main() -> int:
                                         "bias": float(np.mean(burden_err)) if burden_err else None,
                                         "per_subject": burden_err},
            "per_subject": res,
-           "models": {m: modeldir.read_json(str(Path(modeldir.resolve(m)) / modeldir.CHECKSUMS))[modeldir.WEIGHTS]
-                      for m in ("cine", "lge")}}
+           "models": {m: modeldir.read_json(str(Path(modeldir.resolve(name)) / modeldir.CHECKSUMS))[modeldir.WEIGHTS]
+                      for m, name in (("cine", args.cine_model), ("lge", "lge"))},
+           "test_time_flips": {"cine": cine.tta, "lge": lge.tta}}
     modeldir.write_json(args.out, out)
     for k, d in summary.items():
         print(k, " ".join(f"{s} {v:.3f}" for s, v in d.items()),

@@ -54,16 +54,18 @@ def _segmenter(name: str, device: str = "cpu"):
 
 
 def model_checksums(names=("cine", "lge")) -> dict:
-    """Weights SHA-256 of the bundled models ("+flips" when the model segments with test-time
-    flips by default), so that features change identity when the segmentations would change."""
-    from ..segmentation.infer import default_tta
+    """Weights SHA-256 of the bundled models ("+flips", and the window margin of the flipped
+    passes, when the model segments with test-time flips by default), so that features change
+    identity when the segmentations would change."""
+    from ..segmentation.infer import Segmenter, default_tta
 
     out = {}
     for n in names:
         d = modeldir.resolve(n)
         out[n] = modeldir.read_json(os.path.join(d, modeldir.CHECKSUMS))[modeldir.WEIGHTS]
         if default_tta(modeldir.read_json(os.path.join(d, "config.json"))):
-            out[n] += "+flips"
+            margin = Segmenter.TTA_WINDOW_MARGIN_MM
+            out[n] += "+flips" + (f"-window{margin:g}mm" if margin is not None else "")
     return out
 
 

@@ -117,6 +117,9 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
             "weights_sha256": modeldir.read_json(os.path.join(m.model_dir, modeldir.CHECKSUMS))[modeldir.WEIGHTS],
             "load_seconds": round(m.load_seconds, 3),
             "test_time_flips": m.tta,
+            # the flipped passes see the heart's bounding box widened by this margin (None: the
+            # whole image); see Segmenter.tta_window
+            "test_time_flips_window_margin_mm": m.TTA_WINDOW_MARGIN_MM if m.tta else None,
             "slice_order_trained": m.slice_order,
             "slice_order_checked": m.check_slice_order,
         }
