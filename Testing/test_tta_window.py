@@ -44,24 +44,28 @@ def test_window_holds_the_heart_plus_margin_in_multiples_of_16():
     assert _segmenter(None).tta_window(labels, valid) == (0, 272, 0, 240)
 
 
-def test_flip_average_leaves_the_outside_of_the_window_to_the_unflipped_pass():
+def test_flip_average_leaves_the_outside_of_the_window_to_the_unflipped_pass(monkeypatch):
     """Outside the window the probabilities are those of the plain pass; inside, the mean of
-    three passes (so the result is still a probability per voxel)."""
+    the plain pass and of the two flipped passes run on the window alone."""
     s = _segmenter(30.0)
-    x = torch.zeros(2, 3, 160, 160)
-    x[:, :, 60:100, 60:100] = 1.0  # something bright for the network to label
+    monkeypatch.setattr(s, "tta_window", lambda labels, valid: (32, 96, 48, 128))
+    x = torch.rand(2, 3, 160, 160, generator=torch.Generator().manual_seed(0))
     with torch.inference_mode():
         plain = s._forward(x).softmax(1)
-        win = s.tta_window(plain.argmax(1), (0, 0, 160, 160))
         out = s._flip_average(x, (0, 0, 160, 160))
+        xc = x[:, :, 32:96, 48:128]
+        inside = (plain[:, :, 32:96, 48:128] + s._forward(xc.flip(2)).softmax(1).flip(2)
+                  + s._forward(xc.flip(3)).softmax(1).flip(3)) / 3
     assert torch.allclose(out.sum(1), torch.ones_like(out.sum(1)), atol=1e-5)
-    if win is None:
-        assert torch.equal(out, plain)
-    else:
-        y0, y1, x0, x1 = win
-        outside = torch.ones(160, 160, dtype=torch.bool)
-        outside[y0:y1, x0:x1] = False
-        assert torch.equal(out[:, :, outside], plain[:, :, outside])
+    outside = torch.ones(160, 160, dtype=torch.bool)
+    outside[32:96, 48:128] = False
+    assert torch.equal(out[:, :, outside], plain[:, :, outside])
+    assert torch.allclose(out[:, :, 32:96, 48:128], inside, atol=1e-6)
+    assert not torch.allclose(out[:, :, 32:96, 48:128], plain[:, :, 32:96, 48:128], atol=1e-4)
+    # nothing found by the plain pass: no flips at all
+    monkeypatch.setattr(s, "tta_window", lambda labels, valid: None)
+    with torch.inference_mode():
+        assert torch.equal(s._flip_average(x, (0, 0, 160, 160)), plain)
 
 
 @needs_acdc

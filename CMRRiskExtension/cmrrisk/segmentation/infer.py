@@ -200,7 +200,7 @@ class Segmenter:
         grown to multiples of 16 within the grid. None when nothing was found (no flips needed
         to place the heart: the unflipped pass stands); the whole grid when
         ``TTA_WINDOW_MARGIN_MM`` is None."""
-        n, gh, gw = labels.shape
+        _, gh, gw = labels.shape
         if self.TTA_WINDOW_MARGIN_MM is None:
             return 0, gh, 0, gw
         top, left, hh, ww = valid
