@@ -3,8 +3,9 @@ or per EMIDEC LGE stack (--model lge).
 
 Pre- and post-processing are included (Segmenter.segment on a Volume), model load is timed
 separately; the model's default inference is timed, and the other setting of test-time flips
-too (flips run on a window around the heart, `Segmenter.tta_window`), alternating run by run so
-that both see the same machine. One warm-up run each, then --repeats timed runs; medians.
+too (flips run on a window around the heart, `Segmenter.tta_window`), and plain inference with
+the network as trained (batch normalisation not folded into the convolutions, i.e. without
+`network.fuse_for_inference`), alternating run by run so that all three see the same machine. One warm-up run each, then --repeats timed runs; medians.
 Writes bench/results/segment_speed_<model>.json.
 
     .venv/bin/python bench/bench_segment.py [--model cine|lge] [--repeats 7] [--threads N] [--device cpu]
@@ -62,6 +63,25 @@ def lge_stack():
     return Volume(img, np.eye(4)), "synthetic phantom 8x256x256 (no EMIDEC data)"
 
 
+def unfused_plain(model: str, device: str):
+    """A plain (no flips) segmenter whose network is the one built from the weights, without
+    the inference-time fusion that Segmenter applies (the speed it had before 2026-11-29's
+    fourth session)."""
+    from cmrrisk import modeldir
+    from cmrrisk.segmentation.infer import Segmenter
+    from cmrrisk.segmentation.network import build_network
+
+    seg = Segmenter.load(model, device=device, tta=False)
+    _, state = modeldir.load(seg.model_dir)
+    net = build_network(seg.config)
+    net.load_state_dict(state)
+    net = net.to(seg.device).eval()
+    if seg.device.type == "cpu":
+        net = net.to(memory_format=torch.channels_last)
+    seg.net = net
+    return seg
+
+
 def main():
     from cmrrisk.modeldir import write_json
 
@@ -84,11 +104,12 @@ def main():
     vol, desc = test_frame() if args.model == "cine" else lge_stack()
     out = args.out or str(ROOT / "bench" / "results" / f"segment_speed_{args.model}.json")
     other = Segmenter.load(args.model, device=args.device, tta=not seg.tta)
-    times, other_times = [], []
-    seg.segment(vol)  # warm-up
-    other.segment(vol)
+    unfused = unfused_plain(args.model, args.device)
+    times, other_times, unfused_times = [], [], []
+    for model in (seg, other, unfused):  # warm-up
+        model.segment(vol)
     for _ in range(args.repeats):
-        for model, dst in ((seg, times), (other, other_times)):
+        for model, dst in ((seg, times), (other, other_times), (unfused, unfused_times)):
             t0 = time.perf_counter()
             model.segment(vol)
             dst.append(time.perf_counter() - t0)
@@ -108,6 +129,8 @@ def main():
         "test_time_flips": seg.tta,
         "seconds_per_frame_median_without_flips": statistics.median(plain),
         "seconds_per_frame_median_with_flips": statistics.median(flips),
+        "seconds_per_frame_median_without_flips_unfused_network": statistics.median(unfused_times),
+        "fused_over_unfused_plain": round(statistics.median(plain) / statistics.median(unfused_times), 3),
         "flips_window_margin_mm": Segmenter.TTA_WINDOW_MARGIN_MM,
         "model_load_seconds_median": statistics.median(loads),
         "goal_seconds_per_frame": 1.0 if args.model == "cine" else None,

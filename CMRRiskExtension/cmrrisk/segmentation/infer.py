@@ -13,7 +13,7 @@ from .. import modeldir
 from ..errors import CMRRiskError
 from ..image import Volume
 from ..metrics import ed_es_phases
-from .network import build_network
+from .network import build_network, fuse_for_inference
 from .postprocess import postprocess
 from .preprocess import pad_to_multiple, prepare_frame, resample_slices, stack_neighbours
 
@@ -74,7 +74,8 @@ class Segmenter:
         self.tta = default_tta(config) if tta is None else bool(tta)
         self.model_dir = model_dir
         self.device = pick_device(device) if not isinstance(device, torch.device) else device
-        self.net = net.to(self.device).eval()
+        # batch norm folded into the convolutions etc. (same output to float rounding)
+        self.net = fuse_for_inference(net.to(self.device).eval())
         if self.device.type == "cpu":
             self.net = self.net.to(memory_format=torch.channels_last)
         pre = config["preprocessing"]

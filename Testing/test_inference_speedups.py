@@ -1,0 +1,76 @@
+"""Inference-time speed-ups that must not change results: batch normalisation folded into the
+convolutions (network.fuse_for_inference) and hole filling on the mask's bounding box
+(postprocess.fill_holes)."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+
+def _bundled_network(name):
+    from cmrrisk import modeldir
+    from cmrrisk.segmentation.network import build_network
+
+    config, state = modeldir.load(modeldir.resolve(name))
+    net = build_network(config)
+    net.load_state_dict(state)
+    return net.eval()
+
+
+@pytest.mark.parametrize("name", ["cine", "lge"])
+def test_fused_network_computes_what_the_trained_one_does(name):
+    from cmrrisk.segmentation.network import fuse_for_inference
+
+    ref = _bundled_network(name)
+    fused = fuse_for_inference(_bundled_network(name))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in ref.modules())
+    g = torch.Generator().manual_seed(0)
+    # an image-like input (smooth blobs in [0, 1]) on a grid that is a multiple of 16
+    x = torch.nn.functional.avg_pool2d(torch.rand(2, 3, 96, 112, generator=g), 9, 1, 4)
+    with torch.inference_mode():
+        a, b = ref(x), fused(x)
+    assert a.shape == b.shape
+    assert float((a - b).abs().max()) < 1e-3 * max(1.0, float(a.abs().max()))
+    assert float((a.argmax(1) == b.argmax(1)).float().mean()) > 0.999
+
+    # idempotent: a second call changes nothing
+    before = {k: v.clone() for k, v in fused.state_dict().items()}
+    fuse_for_inference(fused)
+    after = fused.state_dict()
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_fusing_a_network_in_training_mode_is_refused():
+    from cmrrisk.segmentation.network import fuse_for_inference
+
+    net = _bundled_network("cine").train()
+    with pytest.raises(ValueError, match="evaluation mode"):
+        fuse_for_inference(net)
+
+
+def test_segmenter_runs_the_fused_network():
+    from cmrrisk.segmentation.infer import Segmenter
+
+    seg = Segmenter.load("cine", tta=False)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in seg.net.modules())
+
+
+def test_fill_holes_on_the_bounding_box_equals_scipy():
+    from cmrrisk.segmentation.postprocess import fill_holes
+
+    rng = np.random.default_rng(0)
+    masks = [np.zeros((40, 50), bool)]
+    yy, xx = np.mgrid[:40, :50]
+    r = np.hypot(yy - 20, xx - 25)
+    masks.append((r > 6) & (r < 10))                  # a ring: its hole is filled
+    masks.append(((r > 6) & (r < 10)) & (xx < 27))    # an open ring: nothing to fill
+    edge = (np.hypot(yy - 3, xx - 3) > 2) & (np.hypot(yy - 3, xx - 3) < 6)
+    masks.append(edge)                                # a ring cut by the image border
+    masks += [rng.random((40, 50)) < p for p in (0.3, 0.55, 0.7)]  # speckle, many small holes
+    for m in masks:
+        got = fill_holes(m)
+        assert got.dtype == bool and got.shape == m.shape
+        np.testing.assert_array_equal(got, ndimage.binary_fill_holes(m))
+    assert fill_holes(masks[1]).sum() > masks[1].sum()
