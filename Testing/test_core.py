@@ -164,9 +164,12 @@ def test_segment_phases_anchors_the_es_phase_to_ed():
     radius = [10, 8, 4, 6]                      # LV radius per phase: ED 0, ES 2
     calls = []
 
-    def fake(frame, spacing_xy, post=True, prior=None, reverse=None):
+    windows = []
+
+    def fake(frame, spacing_xy, post=True, prior=None, reverse=None, window_from=None):
         t = int(frame.flat[0])
         calls.append((t, None if prior is None else prior.copy()))
+        windows.append(None if window_from is None else window_from.copy())
         seg.last_reversed = bool(reverse)
         return _ring(shape=(2, 64, 64), r_in=radius[t], r_out=radius[t] + 3)
 
@@ -177,8 +180,14 @@ def test_segment_phases_anchors_the_es_phase_to_ed():
     assert [t for t, _ in calls] == [0, 1, 2, 3, 2]
     assert calls[-1][1] is not None and np.array_equal(calls[-1][1], out[0])
     assert all(p is None for _, p in calls[:4])
+    # every phase after the first is placed by the first phase's heart
+    # (the ES phase segmented again is placed by its prior, the ED labels)
+    assert windows[0] is None and all(np.array_equal(w, out[0]) for w in windows[1:4])
+    assert windows[4] is None
     calls.clear()
+    windows.clear()
     out, ed, es = seg.segment_phases(frames, (1.0, 1.0, 8.0), ed_es=(1, 3))
     assert (ed, es) == (1, 3)
     assert [t for t, _ in calls] == [1, 0, 2, 3]
     assert np.array_equal(calls[3][1], out[1]) and calls[0][1] is None
+    assert windows[0] is None and all(np.array_equal(w, out[1]) for w in windows[1:])

@@ -55,17 +55,21 @@ def _segmenter(name: str, device: str = "cpu"):
 
 def model_checksums(names=("cine", "lge")) -> dict:
     """Weights SHA-256 of the bundled models ("+flips", and the window margin of the flipped
-    passes, when the model segments with test-time flips by default), so that features change
-    identity when the segmentations would change."""
+    passes, when the model segments with test-time flips by default; for the cine model, whose
+    ES frame is segmented on the ED frame's heart window, "+heartwindow<margin>mm"), so that
+    features change identity when the segmentations would change."""
     from ..segmentation.infer import Segmenter, default_tta
 
     out = {}
     for n in names:
         d = modeldir.resolve(n)
         out[n] = modeldir.read_json(os.path.join(d, modeldir.CHECKSUMS))[modeldir.WEIGHTS]
-        if default_tta(modeldir.read_json(os.path.join(d, "config.json"))):
+        config = modeldir.read_json(os.path.join(d, "config.json"))
+        if default_tta(config):
             margin = Segmenter.TTA_WINDOW_MARGIN_MM
             out[n] += "+flips" + (f"-window{margin:g}mm" if margin is not None else "")
+        if config.get("task") == "cine" and Segmenter.HEART_WINDOW_MARGIN_MM is not None:
+            out[n] += f"+heartwindow{Segmenter.HEART_WINDOW_MARGIN_MM:g}mm"
     return out
 
 
@@ -162,8 +166,8 @@ def _segment_and_embed(model: str, image: np.ndarray, spacing_xy, options: dict,
     elif options["deep"]:
         with deep.capture_encoder(seg_model) as cap:
             seg = seg_model.predict_frame(image, spacing_xy, prior=prior)
-        vec = deep.pool(deep.captured_for_frame(seg_model, cap, image.shape[0]),
-                        deep.resampled_box(seg_model, image.shape, spacing_xy), seg)
+        box = deep.resampled_box(seg_model, image.shape, spacing_xy)
+        vec = deep.pool(deep.captured_for_frame(seg_model, cap, image.shape[0], box), box, seg)
     else:
         seg, vec = seg_model.predict_frame(image, spacing_xy, prior=prior), None
     timings[f"segment_{tag}"] = time.perf_counter() - t0

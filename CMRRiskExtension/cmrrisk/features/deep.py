@@ -95,11 +95,30 @@ def embedding(segmenter, image: np.ndarray, seg: np.ndarray, spacing_xy, reverse
     return pool(feats, box, seg)
 
 
-def captured_for_frame(segmenter, cap: "capture_encoder", n_slices: int) -> torch.Tensor:
+def captured_for_frame(segmenter, cap: "capture_encoder", n_slices: int, box=None) -> torch.Tensor:
     """The encoder output of the pass that produced ``segmenter``'s last labels, in the input's
     slice order (a stack reversed for the model is segmented twice: first as given, then
-    reversed; the second pass counts)."""
+    reversed; the second pass counts).
+
+    When that pass saw only the heart window (``segmenter.last_window``: an ES frame anchored to
+    ED), its cells are put back in place on the whole padded grid, whose resampled image is
+    ``box`` (:func:`resampled_box`; required then); cells outside the window are zero, and
+    carry no weight in :func:`pool` since the labels are background there. The window's edges
+    lie on the 16-pixel cells, so the placement is exact."""
     feats = cap.features()[-n_slices:]
+    win = getattr(segmenter, "last_window", None)
+    if win is not None:
+        if box is None:
+            raise ValueError("captured_for_frame needs the resampled box when the pass saw a heart window")
+        top, left, hh, ww = box
+        gh, gw = -(-hh // 16), -(-ww // 16)
+        y0, y1, x0, x1 = (v // 16 for v in win)
+        if feats.shape[-2:] != (y1 - y0, x1 - x0) or y1 > gh or x1 > gw:
+            raise ValueError(f"captured encoder cells {tuple(feats.shape[-2:])} do not match the heart "
+                             f"window {win} on a {gh} x {gw} cell grid")
+        full = feats.new_zeros(feats.shape[:2] + (gh, gw))
+        full[:, :, y0:y1, x0:x1] = feats
+        feats = full
     return feats.flip(0) if segmenter.last_reversed else feats
 
 

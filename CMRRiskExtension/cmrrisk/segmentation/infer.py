@@ -90,6 +90,9 @@ class Segmenter:
         self.check_slice_order = self.slice_order is not None
         #: whether the last :meth:`predict_frame` / :meth:`segment` call reversed the stack
         self.last_reversed = False
+        #: the heart window (y0, y1, x0, x1 of the padded network grid) of the last network
+        #: call, None when it saw the whole image
+        self.last_window = None
 
     @classmethod
     def load(cls, model: str = "cine", device: str | None = "cpu", tta: bool | None = None) -> "Segmenter":
@@ -120,7 +123,8 @@ class Segmenter:
                           for i in range(0, x.shape[0], self.CPU_CHUNK)])
 
     def predict_frame(self, arr: np.ndarray, spacing_xy, post: bool = True,
-                      prior: np.ndarray | None = None, reverse: bool | None = None) -> np.ndarray:
+                      prior: np.ndarray | None = None, reverse: bool | None = None,
+                      window_from: np.ndarray | None = None) -> np.ndarray:
         """Segment one (Z, H, W) frame with in-plane spacing (x, y) mm -> (Z, H, W) uint8 labels.
 
         Slice order: the 2.5D network reads each slice with its neighbours and was trained on
@@ -130,23 +134,36 @@ class Segmenter:
         ``-SLICE_ORDER_MARGIN``; judged on ``prior`` when given, else on a first segmentation)
         and segmented reversed, the labels put back in the input's order; ``reverse=True`` /
         ``False`` forces the choice. ``self.last_reversed`` tells what was done.
+
+        Heart window: with ``window_from`` (labels of another frame of the same stack, same
+        shape) or else ``prior``, the network sees only :meth:`heart_window` around that heart
+        (:data:`HEART_WINDOW_MARGIN_MM`; ``self.last_window`` is the window used, None for the
+        whole image).
         """
         arr = np.asarray(arr)
+        if window_from is not None and np.shape(window_from) != arr.shape:
+            raise CMRRiskError(f"labels of shape {np.shape(window_from)} given to place the heart do not "
+                               f"match the frame's {arr.shape}; they must come from a frame of the "
+                               "same cine.")
+        window = prior if window_from is None else window_from
         if reverse is None:
             if prior is not None:
                 reverse = self.reads_reversed(prior)
             else:
-                seg = self._predict(arr, spacing_xy, post, None)
+                seg = self._predict(arr, spacing_xy, post, None, window)
                 if not self.reads_reversed(seg):
                     self.last_reversed = False
                     return seg
                 reverse = True
         self.last_reversed = bool(reverse)
         if not reverse:
-            return self._predict(arr, spacing_xy, post, prior)
-        rev_prior = None if prior is None else np.ascontiguousarray(np.asarray(prior)[::-1])
-        return np.ascontiguousarray(self._predict(np.ascontiguousarray(arr[::-1]), spacing_xy, post,
-                                                  rev_prior)[::-1])
+            return self._predict(arr, spacing_xy, post, prior, window)
+
+        def flipped(a):
+            return None if a is None else np.ascontiguousarray(np.asarray(a)[::-1])
+
+        return np.ascontiguousarray(self._predict(flipped(arr), spacing_xy, post, flipped(prior),
+                                                  flipped(window))[::-1])
 
     def reads_reversed(self, labels: np.ndarray) -> bool:
         """Whether a stack whose labels are ``labels`` runs the other way than the training
@@ -156,7 +173,7 @@ class Segmenter:
 
     @torch.inference_mode()
     def _predict(self, arr: np.ndarray, spacing_xy, post: bool = True,
-                 prior: np.ndarray | None = None) -> np.ndarray:
+                 prior: np.ndarray | None = None, window_labels: np.ndarray | None = None) -> np.ndarray:
         """One segmentation of the stack in the order given.
 
         With ``self.tta`` the softmax of the image and of its two in-plane flips is averaged
@@ -168,16 +185,34 @@ class Segmenter:
         :data:`ES_PRIOR_MARGIN_MM` in-plane (the ventricle contracts inward; both frames come
         from the same breath-hold), so a small systolic LV cannot be mistaken for the RV; and
         when more than :data:`ES_RV_CONFUSION_FRACTION` of the ES LV blood pool then lies on the
-        ED RV blood pool, the LV blood pool is refused there too (see :meth:`_apply_es_prior`)."""
+        ED RV blood pool, the LV blood pool is refused there too (see :meth:`_apply_es_prior`).
+        ``window_labels``: labels (same shape) of another frame of the same stack; the network
+        then sees only :meth:`heart_window` around them (``self.last_window``)."""
         z, h, w = arr.shape
         t = prepare_frame(arr, spacing_xy, self.target_spacing)
         x = stack_neighbours(t, self.context)
         x, (top, left, hh, ww) = pad_to_multiple(x, 16)
         x = x.to(self.device)
-        if self.tta:
-            logits = self._flip_average(x, (top, left, hh, ww))
+        valid = (top, left, hh, ww)
+        win = None
+        if window_labels is not None and np.shape(window_labels) == arr.shape:
+            win = self.heart_window(window_labels, valid, x.shape[-2:])
+        self.last_window = win
+        if win is None:
+            logits = self._scores(x, valid)
         else:
-            logits = self._forward(x)
+            y0, y1, x0, x1 = win
+            sub_valid = (max(top - y0, 0), max(left - x0, 0),
+                         min(top + hh, y1) - max(top, y0), min(left + ww, x1) - max(left, x0))
+            sub = self._scores(x[:, :, y0:y1, x0:x1], sub_valid)
+            # outside the window: background (probabilities 1 / 0 with flips; otherwise logits
+            # that no foreground class can win after interpolation)
+            logits = sub.new_zeros((x.shape[0], sub.shape[1]) + tuple(x.shape[-2:]))
+            if self.tta:
+                logits[:, 0] = 1.0
+            else:
+                logits[:, 1:] = -1e4
+            logits[:, :, y0:y1, x0:x1] = sub
         logits = logits[:, :, top:top + hh, left:left + ww]
         logits = resample_slices(logits, (h, w))
         if prior is not None:
@@ -210,7 +245,14 @@ class Segmenter:
             return None
         rows = torch.nonzero(fg.any(0).any(1)).flatten()
         cols = torch.nonzero(fg.any(0).any(0)).flatten()
-        m = int(np.ceil(self.TTA_WINDOW_MARGIN_MM / self.target_spacing))
+        return self._grow_window((top + int(rows[0]), top + int(rows[-1]) + 1,
+                                  left + int(cols[0]), left + int(cols[-1]) + 1),
+                                 (gh, gw), self.TTA_WINDOW_MARGIN_MM)
+
+    def _grow_window(self, box, grid, margin_mm: float):
+        """A box (y0, y1, x0, x1) of the network grid (size ``grid`` = (GH, GW), multiples of
+        16) widened by ``margin_mm`` on each side and grown to multiples of 16 inside the grid."""
+        m = int(np.ceil(margin_mm / self.target_spacing))
 
         def span(lo, hi, size):
             lo, hi = max(0, lo - m), min(size, hi + m)
@@ -224,9 +266,51 @@ class Segmenter:
                 lo, hi = size - need, size
             return lo, hi
 
-        y0, y1 = span(top + int(rows[0]), top + int(rows[-1]) + 1, gh)
-        x0, x1 = span(left + int(cols[0]), left + int(cols[-1]) + 1, gw)
+        y0, y1 = span(box[0], box[1], grid[0])
+        x0, x1 = span(box[2], box[3], grid[1])
         return y0, y1, x0, x1
+
+    #: a frame segmented after another frame of the same cine and slice stack (the ES frame
+    #: anchored to ED, every phase of a 4D cine after the first) is run through the network only
+    #: on that frame's heart (bounding box of its labels, union over slices) widened by this
+    #: margin (mm) on each side; outside it the frame is background. None: always the whole
+    #: image. Agreement with whole-image inference: bench/results/heart_window.json.
+    HEART_WINDOW_MARGIN_MM: float | None = 30.0
+
+    def heart_window(self, labels: np.ndarray, valid: tuple[int, int, int, int], grid):
+        """The window (y0, y1, x0, x1) of the padded network grid (size ``grid``) for a frame
+        whose heart is known from ``labels`` (Z, H, W) of another frame of the same stack (image
+        grid): their bounding box mapped to the resampled grid, widened by
+        :data:`HEART_WINDOW_MARGIN_MM`, with edges on multiples of 16 (the network's pooling
+        grid: a window that starts elsewhere changed 3 % of the heart's voxels on ACDC, this
+        one 0.5 %). None: the whole image (no labels, the margin is None, or the window would
+        cover the whole grid)."""
+        if self.HEART_WINDOW_MARGIN_MM is None:
+            return None
+        fg = np.asarray(labels) != 0
+        if fg.ndim != 3 or not fg.any():
+            return None
+        rows = np.flatnonzero(fg.any(axis=(0, 2)))
+        cols = np.flatnonzero(fg.any(axis=(0, 1)))
+        h, w = fg.shape[1:]
+        top, left, hh, ww = valid
+        fy, fx = hh / h, ww / w
+        box = (top + int(np.floor(rows[0] * fy)), top + int(np.ceil((rows[-1] + 1) * fy)),
+               left + int(np.floor(cols[0] * fx)), left + int(np.ceil((cols[-1] + 1) * fx)))
+        m = int(np.ceil(self.HEART_WINDOW_MARGIN_MM / self.target_spacing))
+        # the window starts and ends on the network's 16-pixel pooling grid, so that every
+        # pixel inside it is pooled with the same neighbours as in a whole-image pass
+        y0, y1 = max(0, (box[0] - m) // 16 * 16), min(grid[0], -(-(box[1] + m) // 16) * 16)
+        x0, x1 = max(0, (box[2] - m) // 16 * 16), min(grid[1], -(-(box[3] + m) // 16) * 16)
+        win = (y0, y1, x0, x1)
+        return None if win == (0, grid[0], 0, grid[1]) else win
+
+    def _scores(self, x: torch.Tensor, valid) -> torch.Tensor:
+        """Network scores of a padded grid: softmax averaged over flips with ``self.tta``,
+        logits otherwise."""
+        if self.tta:
+            return self._flip_average(x, valid)
+        return self._forward(x)
 
     def _flip_average(self, x: torch.Tensor, valid) -> torch.Tensor:
         """Softmax of the unflipped pass, averaged with the two in-plane flips inside
@@ -293,7 +377,8 @@ class Segmenter:
                        ed_es: tuple[int, int] | None = None):
         """Every phase of a cine (T, Z, H, W): ED is the phase of largest LV blood-pool volume,
         ES the smallest; the ES phase is then segmented again anchored to ED. With ``ed_es``
-        (known phase indices) ED is segmented first and ES directly anchored to it.
+        (known phase indices) ED is segmented first and ES directly anchored to it. Every phase
+        after the first is segmented on the first phase's heart window (:meth:`heart_window`).
         Returns (labels (T, Z, H, W), ED index, ES index)."""
         n = frames.shape[0]
         out = np.zeros(frames.shape, dtype=np.uint8)
@@ -305,7 +390,9 @@ class Segmenter:
             if cancel is not None and cancel():
                 raise Cancelled()
             prior = out[ed_es[0]] if ed_es is not None and t == ed_es[1] and t != ed_es[0] else None
-            out[t] = self.predict_frame(frames[t], spacing_xyz[:2], prior=prior, reverse=reverse)
+            first = out[order[0]] if k > 0 else None  # the heart of the first phase: its window
+            out[t] = self.predict_frame(frames[t], spacing_xyz[:2], prior=prior, reverse=reverse,
+                                        window_from=first)
             reverse = self.last_reversed
             if progress:
                 progress(k + 1, n)

@@ -120,6 +120,9 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
             # the flipped passes see the heart's bounding box widened by this margin (None: the
             # whole image); see Segmenter.tta_window
             "test_time_flips_window_margin_mm": m.TTA_WINDOW_MARGIN_MM if m.tta else None,
+            # later phases of a 4D cine (and its re-segmented ES phase) are run on the first
+            # phase's heart widened by this margin (None: whole image); Segmenter.heart_window
+            "heart_window_margin_mm": m.HEART_WINDOW_MARGIN_MM,
             "slice_order_trained": m.slice_order,
             "slice_order_checked": m.check_slice_order,
         }
