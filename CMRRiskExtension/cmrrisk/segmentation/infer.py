@@ -249,12 +249,15 @@ class Segmenter:
                                   left + int(cols[0]), left + int(cols[-1]) + 1),
                                  (gh, gw), self.TTA_WINDOW_MARGIN_MM)
 
-    def _grow_window(self, box, grid, margin_mm: float):
+    def _grow_window(self, box, grid, margin_mm: float, align: bool = False):
         """A box (y0, y1, x0, x1) of the network grid (size ``grid`` = (GH, GW), multiples of
-        16) widened by ``margin_mm`` on each side and grown to multiples of 16 inside the grid."""
+        16) widened by ``margin_mm`` on each side and grown to multiples of 16 inside the grid;
+        with ``align`` its edges lie on multiples of 16 (the network's pooling grid)."""
         m = int(np.ceil(margin_mm / self.target_spacing))
 
         def span(lo, hi, size):
+            if align:
+                return max(0, (lo - m) // 16 * 16), min(size, -(-(hi + m) // 16) * 16)
             lo, hi = max(0, lo - m), min(size, hi + m)
             need = -(-(hi - lo) // 16) * 16
             if need >= size:
@@ -297,12 +300,9 @@ class Segmenter:
         fy, fx = hh / h, ww / w
         box = (top + int(np.floor(rows[0] * fy)), top + int(np.ceil((rows[-1] + 1) * fy)),
                left + int(np.floor(cols[0] * fx)), left + int(np.ceil((cols[-1] + 1) * fx)))
-        m = int(np.ceil(self.HEART_WINDOW_MARGIN_MM / self.target_spacing))
         # the window starts and ends on the network's 16-pixel pooling grid, so that every
         # pixel inside it is pooled with the same neighbours as in a whole-image pass
-        y0, y1 = max(0, (box[0] - m) // 16 * 16), min(grid[0], -(-(box[1] + m) // 16) * 16)
-        x0, x1 = max(0, (box[2] - m) // 16 * 16), min(grid[1], -(-(box[3] + m) // 16) * 16)
-        win = (y0, y1, x0, x1)
+        win = self._grow_window(box, tuple(grid), self.HEART_WINDOW_MARGIN_MM, align=True)
         return None if win == (0, grid[0], 0, grid[1]) else win
 
     def _scores(self, x: torch.Tensor, valid) -> torch.Tensor:
