@@ -4,6 +4,7 @@ later phases of a 4D cine) is run through the network only around that frame's h
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import acdc_frame, needs_acdc, validation_subjects
 
@@ -43,17 +44,26 @@ def test_outside_the_window_is_background_and_the_window_is_recorded(monkeypatch
     rng = np.random.default_rng(0)
     frame = rng.random((3, 96, 96)).astype(np.float32)
     monkeypatch.setattr(s, "heart_window", lambda labels, valid, grid: (16, 64, 32, 80))
+    seen = []
+
+    def scores(x, valid):  # a network that calls every pixel it sees LV blood pool
+        seen.append(tuple(x.shape[-2:]))
+        out = torch.zeros((x.shape[0], 4) + tuple(x.shape[-2:]))
+        out[:, 1] = 10.0
+        return out
+    monkeypatch.setattr(s, "_scores", scores)
     prior = np.zeros(frame.shape, np.uint8)
     prior[:, 40:50, 40:50] = 1
     out = s.predict_frame(frame, (1.5, 1.5), post=False, window_from=prior, reverse=False)
-    assert s.last_window == (16, 64, 32, 80)
-    # the grid is the frame itself here (1.5 mm, 96 a multiple of 16): outside rows 16-63 and
-    # columns 32-79 everything is background
+    assert s.last_window == (16, 64, 32, 80) and seen == [(48, 48)]
+    # the grid is the frame itself here (1.5 mm, 96 a multiple of 16): inside rows 16-63 and
+    # columns 32-79 what the network said, outside everything is background
     inside = np.zeros(frame.shape[1:], bool)
     inside[16:64, 32:80] = True
     assert not out[:, ~inside].any()
+    assert (out[:, 17:63, 33:79] == 1).all()
     s.predict_frame(frame, (1.5, 1.5), post=False, reverse=False)
-    assert s.last_window is None
+    assert s.last_window is None and seen[-1] == (96, 96)
 
 
 def test_window_labels_of_another_shape_are_refused():
