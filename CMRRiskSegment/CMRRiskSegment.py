@@ -361,10 +361,11 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
         if ed is not None:
             # the ED frame, then the ES frame anchored to it (as `cmrrisk features` does)
             labels, ed_i, es_i = segmenter.segment_phases(cine.array, spacing, progress, cancel,
-                                                          ed_es=(0, 1))
+                                                          ed_es=(0, 1), geometry=cine.ijk_to_ras)
         else:
             # ED / ES = largest / smallest LV; the ES phase is segmented anchored to ED
-            labels, ed_i, es_i = segmenter.segment_phases(cine.array, spacing, progress, cancel)
+            labels, ed_i, es_i = segmenter.segment_phases(cine.array, spacing, progress, cancel,
+                                                          geometry=cine.ijk_to_ras)
         if ed is None:
             seq = scene.AddNewNodeByClass("vtkMRMLSequenceNode", f"{name} segmentation")
             seq.SetIndexName(sequenceNode.GetIndexName())

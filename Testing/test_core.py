@@ -166,11 +166,15 @@ def test_segment_phases_anchors_the_es_phase_to_ed():
 
     windows = []
 
-    def fake(frame, spacing_xy, post=True, prior=None, reverse=None, window_from=None):
+    geometries = []
+
+    def fake(frame, spacing_xy, post=True, prior=None, reverse=None, window_from=None, geometry=None):
         t = int(frame.flat[0])
         calls.append((t, None if prior is None else prior.copy()))
         windows.append(None if window_from is None else window_from.copy())
+        geometries.append(geometry)
         seg.last_reversed = bool(reverse)
+        seg.last_order_source = "caller" if reverse is not None else "labels"
         return _ring(shape=(2, 64, 64), r_in=radius[t], r_out=radius[t] + 3)
 
     seg.predict_frame = fake
@@ -186,8 +190,11 @@ def test_segment_phases_anchors_the_es_phase_to_ed():
     assert windows[4] is None
     calls.clear()
     windows.clear()
-    out, ed, es = seg.segment_phases(frames, (1.0, 1.0, 8.0), ed_es=(1, 3))
+    geometries.clear()
+    out, ed, es = seg.segment_phases(frames, (1.0, 1.0, 8.0), ed_es=(1, 3), geometry="G")
     assert (ed, es) == (1, 3)
+    # the geometry reaches every phase; the first phase's order decision is the one reported
+    assert geometries == ["G"] * 4 and seg.last_order_source == "labels"
     assert [t for t, _ in calls] == [1, 0, 2, 3]
     assert np.array_equal(calls[3][1], out[1]) and calls[0][1] is None
     assert windows[0] is None and all(np.array_equal(w, out[1]) for w in windows[1:])

@@ -156,8 +156,8 @@ def test_lge_model_segments_with_flips_by_default_and_features_know_it(tmp_path)
     assert Segmenter.load("lge").tta and not Segmenter.load("lge", tta=False).tta
     assert not Segmenter.load("cine").tta and Segmenter.load("cine", tta=True).tta
     sums = model_checksums()
-    assert sums["lge"].endswith("+flips-window30mm") and "heartwindow" not in sums["lge"]
-    assert sums["cine"].endswith("+heartwindow30mm") and "flips" not in sums["cine"]
+    assert sums["lge"].endswith("+flips-window30mm+geomorder") and "heartwindow" not in sums["lge"]
+    assert sums["cine"].endswith("+heartwindow30mm+geomorder") and "flips" not in sums["cine"]
     img = np.random.default_rng(0).normal(100, 10, (4, 64, 64)).astype(np.float32)
     write_image(Volume(img, np.eye(4)), str(tmp_path / "x_lge.nii.gz"))
     for flag, expected in (([], True), (["--no-tta"], False)):

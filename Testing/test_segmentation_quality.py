@@ -103,7 +103,8 @@ def test_segment_cli_reports_the_slice_order(tmp_path):
     img = read_image(base_first)
     apex_first = tmp_path / "apex_first.nii.gz"
     write_image(img.with_array(np.ascontiguousarray(img.array[::-1])), str(apex_first))
-    for extra, expect in (([], "reversed for the model (stack given apex first; the model was trained base first)"),
+    for extra, expect in (([], "reversed for the model (stack given apex first; the model was trained base first; "
+                                "order judged from the LV area along the stack)"),
                           (["--keep-slice-order"], "as given (not checked)")):
         out = tmp_path / ("keep" if extra else "auto")
         assert main(["segment", str(apex_first), base_first, "--out", str(out),
@@ -111,7 +112,8 @@ def test_segment_cli_reports_the_slice_order(tmp_path):
         rep = json.loads((out / "segment.json").read_text())
         assert rep["inputs"][0]["slice_order"] == expect
         assert rep["inputs"][1]["slice_order"] == ("as given (not checked)" if extra else
-                                                   "as given (base first, as in training)")
+                                                   "as given (base first, as in training; order judged "
+                                                   "from the LV area along the stack)")
         assert rep["model"]["slice_order_trained"] == "base_first"
         assert rep["model"]["slice_order_checked"] is not bool(extra)
     auto = read_image(str(tmp_path / "auto" / output_name(str(apex_first)))).array

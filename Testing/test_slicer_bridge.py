@@ -53,7 +53,7 @@ def test_acdc_frame_through_logic_into_segmentation_and_back(scene, segment_modu
     back = mrml.segmentation_to_labels(seg_node, node)
     assert back.shape == vol.array.shape
     assert np.array_equal(back, expected), "labels changed on the way through the segmentation node"
-    assert seg_node.GetAttribute("CMRRisk.sliceOrder") == "as given (base first, as in training)"
+    assert seg_node.GetAttribute("CMRRisk.sliceOrder") == "as given (base first, as in training; order judged from the LV area along the stack)"
 
 
 @needs_acdc
@@ -135,7 +135,7 @@ def test_cine_sequence_ed_es_gives_segmentations_and_indices_table(scene, segmen
         assert values[names.index(k)] == pytest.approx(v, abs=0.01)
     assert res["ed"].GetSegmentation().GetNumberOfSegments() == 3
     for key in ("ed", "es"):
-        assert res[key].GetAttribute("CMRRisk.sliceOrder") == "as given (base first, as in training)"
+        assert res[key].GetAttribute("CMRRisk.sliceOrder") == "as given (base first, as in training; order judged from the LV area along the stack)"
 
 
 @needs_acdc
@@ -155,7 +155,7 @@ def test_cine_sequence_given_apex_first_is_read_base_first_and_says_so(scene, se
     logic = segment_module.CMRRiskSegmentLogic()
     logic._segmenters[("cine", "cpu")] = segmenter
     res = logic.segmentSequence(seq)
-    note = "reversed for the model (stack given apex first; the model was trained base first)"
+    note = "reversed for the model (stack given apex first; the model was trained base first; order judged from the LV area along the stack)"
     for key in ("sequence", "ed", "es"):
         assert res[key].GetAttribute("CMRRisk.sliceOrder") == note
     ed = segmenter.segment(cine.frame(0)).array

@@ -151,7 +151,7 @@ def segment_subject(subject: str, images: dict, truths: dict, out_dir: str) -> d
             t0 = time.perf_counter()
             if role == "cine_es" and "cine_ed" in labels:
                 seg = vol.with_array(_segmenter("cine").predict_frame(
-                    vol.array, vol.spacing[:2], prior=labels["cine_ed"]))
+                    vol.array, vol.spacing[:2], prior=labels["cine_ed"], geometry=vol.ijk_to_ras))
             else:
                 seg = _segmenter("lge" if role == "lge" else "cine").segment(vol)
             labels[role] = np.asarray(seg.array)

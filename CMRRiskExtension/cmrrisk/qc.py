@@ -417,10 +417,10 @@ def _seg_for(row: dict, role: str, vol, checks: list):
     return False  # present but unusable
 
 
-def _model_seg(model: str, frame: np.ndarray, spacing_xy, prior=None):
+def _model_seg(model: str, vol, prior=None):
     from .features.cohort import _segmenter
 
-    return _segmenter(model).predict_frame(frame, spacing_xy, prior=prior)
+    return _segmenter(model).predict_frame(vol.array, vol.spacing[:2], prior=prior, geometry=vol.ijk_to_ras)
 
 
 def subject_qc(row: dict, segment: bool = True) -> dict:
@@ -472,7 +472,7 @@ def subject_qc(row: dict, segment: bool = True) -> dict:
                     s = _seg_for(row, role, vols[role], checks)
                     if s is None:  # ES anchored to the ED labels, as in cmrrisk features
                         prior = segs.get("cine_ed") if role == "cine_es" else None
-                        s = _model_seg("cine", vols[role].array, vols[role].spacing[:2], prior)
+                        s = _model_seg("cine", vols[role], prior)
                         src = "model cine"
                     else:
                         src = "reference"
@@ -490,7 +490,8 @@ def subject_qc(row: dict, segment: bool = True) -> dict:
                 if s is None:
                     from .features.cohort import _segmenter
 
-                    s, ed_t, es_t = _segmenter("cine").segment_phases(cine.array, cine.spacing)
+                    s, ed_t, es_t = _segmenter("cine").segment_phases(cine.array, cine.spacing,
+                                                                       geometry=cine.ijk_to_ras)
                     src = "model cine"
                 else:
                     src = "reference"
@@ -508,7 +509,7 @@ def subject_qc(row: dict, segment: bool = True) -> dict:
                 s = _seg_for(row, "lge", lge, checks)
                 src = "reference"
                 if s is None:
-                    s, src = _model_seg("lge", lge.array, lge.spacing[:2]), "model lge"
+                    s, src = _model_seg("lge", lge), "model lge"
                 if s is not False:
                     out["segmentation"]["lge"] = src
                     checks += segmentation_checks(s, lge.spacing, "lge", L.LGE_LABELS, src)

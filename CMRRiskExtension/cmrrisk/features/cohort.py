@@ -56,8 +56,10 @@ def _segmenter(name: str, device: str = "cpu"):
 def model_checksums(names=("cine", "lge")) -> dict:
     """Weights SHA-256 of the bundled models ("+flips", and the window margin of the flipped
     passes, when the model segments with test-time flips by default; for the cine model, whose
-    ES frame is segmented on the ED frame's heart window, "+heartwindow<margin>mm"), so that
-    features change identity when the segmentations would change."""
+    ES frame is segmented on the ED frame's heart window, "+heartwindow<margin>mm"; for both,
+    "+geomorder" since the slice order is read from the image geometry when it can be, see
+    ``slice_order_from_geometry``), so that features change identity when the segmentations
+    would change."""
     from ..segmentation.infer import Segmenter, default_tta
 
     out = {}
@@ -70,6 +72,7 @@ def model_checksums(names=("cine", "lge")) -> dict:
             out[n] += "+flips" + (f"-window{margin:g}mm" if margin is not None else "")
         if config.get("task") == "cine" and Segmenter.HEART_WINDOW_MARGIN_MM is not None:
             out[n] += f"+heartwindow{Segmenter.HEART_WINDOW_MARGIN_MM:g}mm"
+        out[n] += "+geomorder"
     return out
 
 
@@ -153,23 +156,24 @@ def _read_seg(path: str, like, convention: str):
 
 
 def _segment_and_embed(model: str, image: np.ndarray, spacing_xy, options: dict, timings: dict, tag: str,
-                       prior=None):
+                       prior=None, geometry=None):
     """Segment with the bundled model; the deep features come from the same pass. ``prior``:
-    the ED labels when ``image`` is the ES frame of the same cine (see ``predict_frame``)."""
+    the ED labels when ``image`` is the ES frame of the same cine; ``geometry``: the image's
+    ijk-to-RAS matrix (slice order, see ``predict_frame``)."""
     from . import deep
 
     seg_model = _segmenter(model, options["device"])
     t0 = time.perf_counter()
     if options["deep"] and seg_model.tta:  # flips average several passes: embed the plain image
-        seg = seg_model.predict_frame(image, spacing_xy, prior=prior)
+        seg = seg_model.predict_frame(image, spacing_xy, prior=prior, geometry=geometry)
         vec = deep.embedding(seg_model, image, seg, spacing_xy, reverse=seg_model.last_reversed)
     elif options["deep"]:
         with deep.capture_encoder(seg_model) as cap:
-            seg = seg_model.predict_frame(image, spacing_xy, prior=prior)
+            seg = seg_model.predict_frame(image, spacing_xy, prior=prior, geometry=geometry)
         box = deep.resampled_box(seg_model, image.shape, spacing_xy)
         vec = deep.pool(deep.captured_for_frame(seg_model, cap, image.shape[0], box), box, seg)
     else:
-        seg, vec = seg_model.predict_frame(image, spacing_xy, prior=prior), None
+        seg, vec = seg_model.predict_frame(image, spacing_xy, prior=prior, geometry=geometry), None
     timings[f"segment_{tag}"] = time.perf_counter() - t0
     return seg, vec
 
@@ -216,7 +220,8 @@ def image_features(ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg
             else:
                 # ES is anchored to the ED labels (computed above, or the reference)
                 prior = segs["ed"] if ph == "es" else None
-                segs[ph], vecs[ph] = _segment_and_embed("cine", vol.array, sp, opts, timings, ph, prior)
+                segs[ph], vecs[ph] = _segment_and_embed("cine", vol.array, sp, opts, timings, ph, prior,
+                                                        vol.ijk_to_ras)
                 info["segmentation"][ph] = "model cine" + (" (anchored to ED)" if ph == "es" else "")
         t0 = time.perf_counter()
         feats.update(I.cine_indices(segs["ed"], segs["es"], ed.spacing, bsa_m2))
@@ -240,7 +245,8 @@ def image_features(ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg
             info["segmentation"].setdefault("lge", "reference")
             vec = _embed("lge", lge.array, lge_seg, sp, opts, timings, "lge") if opts["deep"] else None
         else:
-            lge_seg, vec = _segment_and_embed("lge", lge.array, sp, opts, timings, "lge")
+            lge_seg, vec = _segment_and_embed("lge", lge.array, sp, opts, timings, "lge",
+                                              geometry=lge.ijk_to_ras)
             info["segmentation"]["lge"] = "model lge"
         feats.update(I.lge_indices(lge_seg, lge.spacing))
         if opts["radiomics"]:
@@ -284,7 +290,8 @@ def subject_features(row: dict, options: dict | None = None) -> tuple[dict, dict
             all_seg, src = _read_seg(row["cine_seg"], cine, conv), "reference"
         else:
             t1 = time.perf_counter()
-            all_seg, ed_t, es_t = _segmenter("cine", opts["device"]).segment_phases(cine.array, cine.spacing)
+            all_seg, ed_t, es_t = _segmenter("cine", opts["device"]).segment_phases(
+                cine.array, cine.spacing, geometry=cine.ijk_to_ras)
             timings["segment_cine"] = time.perf_counter() - t1
             src = "model cine"
         if src == "reference":

@@ -46,7 +46,8 @@ def load_cine_pair(row: dict):
                 segs[ph], src[ph] = _read_seg(row[f"cine_{ph}_seg"], vol, conv), "reference"
             else:  # ES anchored to the ED labels, as in cmrrisk features
                 segs[ph] = _segmenter("cine").predict_frame(vol.array, vol.spacing[:2],
-                                                            prior=segs["ed"] if ph == "es" else None)
+                                                            prior=segs["ed"] if ph == "es" else None,
+                                                            geometry=vol.ijk_to_ras)
                 src[ph] = "model cine"
         return ed, es, segs["ed"], segs["es"], src
     if row.get("cine"):
@@ -56,7 +57,8 @@ def load_cine_pair(row: dict):
         if row.get("cine_seg"):
             all_seg, s = _read_seg(row["cine_seg"], cine, conv), "reference"
         else:
-            all_seg, t_ed, t_es = _segmenter("cine").segment_phases(cine.array, cine.spacing)
+            all_seg, t_ed, t_es = _segmenter("cine").segment_phases(cine.array, cine.spacing,
+                                                                    geometry=cine.ijk_to_ras)
             s = "model cine"
         if s == "reference":
             from ..metrics import ed_es_phases
@@ -165,7 +167,7 @@ def load_lge(row: dict):
     vol = read_image(row["lge"], allow_4d=False)
     if row.get("lge_seg"):
         return vol, _read_seg(row["lge_seg"], vol, row.get("seg_labels", "")), "reference"
-    return vol, _segmenter("lge").predict_frame(vol.array, vol.spacing[:2]), "model lge"
+    return vol, _segmenter("lge").predict_frame(vol.array, vol.spacing[:2], geometry=vol.ijk_to_ras), "model lge"
 
 
 def lge_tensor(vol, seg, grid: dict = GRID):

@@ -47,6 +47,41 @@ TRAINING_SLICE_ORDER = {"cine": "base_first", "lge": "apex_first"}
 SLICE_ORDER_MARGIN = 0.2
 
 
+#: the direction of the LV long axis from base to apex in RAS coordinates, roughly: the apex
+#: points to the patient's left (-R), anterior (+A) and inferior (-S)
+LONG_AXIS_RAS = np.array([-1.0, 1.0, -1.0]) / np.sqrt(3.0)
+#: a slice normal within this cosine of a scanner axis carries no usable orientation: a true
+#: short-axis plane is double-oblique, while headers written without the scanner's orientation
+#: (ACDC's NIfTI, the synthetic cohort: diag(-s, -s, dz)) have axis-aligned slices
+AXIS_ALIGNED_COS = 0.99
+#: |cosine| between the slice normal and :data:`LONG_AXIS_RAS` needed to read the slice order
+#: from the geometry (the two Sunnybrook GE cines: 0.96 and 0.98)
+GEOMETRY_MIN_COS = 0.5
+
+
+def slice_order_from_geometry(ijk_to_ras) -> str | None:
+    """The slice order of a short-axis stack read from its geometry: ``"base_first"`` when the
+    slice index runs toward the apex (:data:`LONG_AXIS_RAS`), ``"apex_first"`` when it runs
+    toward the base, None when the geometry cannot tell (no matrix, a slice normal along a
+    scanner axis - see :data:`AXIS_ALIGNED_COS` - or one too far from the long axis)."""
+    if ijk_to_ras is None:
+        return None
+    m = np.asarray(ijk_to_ras, dtype=float)
+    if m.shape[0] < 3 or m.shape[1] < 3:
+        return None
+    k = m[:3, 2]
+    n = float(np.linalg.norm(k))
+    if not np.isfinite(n) or n == 0:
+        return None
+    k = k / n
+    if float(np.abs(k).max()) >= AXIS_ALIGNED_COS:
+        return None
+    c = float(k @ LONG_AXIS_RAS)
+    if abs(c) < GEOMETRY_MIN_COS:
+        return None
+    return "base_first" if c > 0 else "apex_first"
+
+
 def slice_order_score(labels: np.ndarray, slice_order: str) -> float:
     """How strongly the LV of a (Z, H, W) label map follows ``slice_order``: the Spearman
     correlation between slice index and LV area (blood pool + myocardium + scar + MVO),
@@ -90,6 +125,10 @@ class Segmenter:
         self.check_slice_order = self.slice_order is not None
         #: whether the last :meth:`predict_frame` / :meth:`segment` call reversed the stack
         self.last_reversed = False
+        #: what decided it: "geometry" (the image's slice direction, see
+        #: :func:`slice_order_from_geometry`), "labels" (the LV area along the stack), "caller"
+        #: (``reverse`` given) or "unchecked"
+        self.last_order_source = "unchecked"
         #: the heart window (y0, y1, x0, x1 of the padded network grid) of the last network
         #: call, None when it saw the whole image
         self.last_window = None
@@ -124,16 +163,18 @@ class Segmenter:
 
     def predict_frame(self, arr: np.ndarray, spacing_xy, post: bool = True,
                       prior: np.ndarray | None = None, reverse: bool | None = None,
-                      window_from: np.ndarray | None = None) -> np.ndarray:
+                      window_from: np.ndarray | None = None, geometry=None) -> np.ndarray:
         """Segment one (Z, H, W) frame with in-plane spacing (x, y) mm -> (Z, H, W) uint8 labels.
 
         Slice order: the 2.5D network reads each slice with its neighbours and was trained on
         stacks in one order (``self.slice_order``: cine base first, LGE apex first). With
         ``reverse=None`` (and ``self.check_slice_order``) a stack given the other way round is
-        detected from the LV area along the stack (:func:`slice_order_score` below
-        ``-SLICE_ORDER_MARGIN``; judged on ``prior`` when given, else on a first segmentation)
-        and segmented reversed, the labels put back in the input's order; ``reverse=True`` /
-        ``False`` forces the choice. ``self.last_reversed`` tells what was done.
+        detected and segmented reversed, the labels put back in the input's order. The order is
+        read from ``geometry`` (the frame's 4x4 ijk-to-RAS matrix) when that carries a real
+        short-axis orientation (:func:`slice_order_from_geometry`), else from the LV area along
+        the stack (:func:`slice_order_score` below ``-SLICE_ORDER_MARGIN``; judged on ``prior``
+        when given, else on a first segmentation); ``reverse=True`` / ``False`` forces the
+        choice. ``self.last_reversed`` tells what was done, ``self.last_order_source`` why.
 
         Heart window: with ``window_from`` (labels of another frame of the same stack, same
         shape) or else ``prior``, the network sees only :meth:`heart_window` around that heart
@@ -146,6 +187,12 @@ class Segmenter:
                                f"match the frame's {arr.shape}; they must come from a frame of the "
                                "same cine.")
         window = prior if window_from is None else window_from
+        if reverse is None and self.check_slice_order:
+            reverse = self.geometry_reverse(geometry)
+            source = "labels" if reverse is None else "geometry"
+        else:
+            source = "caller" if reverse is not None else "unchecked"
+        self.last_order_source = source
         if reverse is None:
             if prior is not None:
                 reverse = self.reads_reversed(prior)
@@ -164,6 +211,13 @@ class Segmenter:
 
         return np.ascontiguousarray(self._predict(flipped(arr), spacing_xy, post, flipped(prior),
                                                   flipped(window))[::-1])
+
+    def geometry_reverse(self, ijk_to_ras) -> bool | None:
+        """Whether a stack with this geometry must be reversed for the network (its slice order,
+        :func:`slice_order_from_geometry`, is not the training order); None when the geometry
+        cannot tell or the check is off."""
+        order = slice_order_from_geometry(ijk_to_ras) if self.check_slice_order else None
+        return None if order is None else order != self.slice_order
 
     def reads_reversed(self, labels: np.ndarray) -> bool:
         """Whether a stack whose labels are ``labels`` runs the other way than the training
@@ -374,35 +428,40 @@ class Segmenter:
         return out
 
     def segment_phases(self, frames: np.ndarray, spacing_xyz, progress=None, cancel=None,
-                       ed_es: tuple[int, int] | None = None):
+                       ed_es: tuple[int, int] | None = None, geometry=None):
         """Every phase of a cine (T, Z, H, W): ED is the phase of largest LV blood-pool volume,
         ES the smallest; the ES phase is then segmented again anchored to ED. With ``ed_es``
         (known phase indices) ED is segmented first and ES directly anchored to it. Every phase
         after the first is segmented on the first phase's heart window (:meth:`heart_window`).
+        One slice-order decision holds for every phase: from ``geometry`` (ijk-to-RAS) when it
+        tells, else judged on the first phase (see :meth:`predict_frame`).
         Returns (labels (T, Z, H, W), ED index, ES index)."""
         n = frames.shape[0]
         out = np.zeros(frames.shape, dtype=np.uint8)
         order = list(range(n))
         if ed_es is not None:
             order = [ed_es[0]] + [t for t in order if t != ed_es[0]]
-        reverse = None  # slice order: judged on the first phase (ED when known), kept for all
+        reverse = None
+        source = "unchecked"
         for k, t in enumerate(order):
             if cancel is not None and cancel():
                 raise Cancelled()
             prior = out[ed_es[0]] if ed_es is not None and t == ed_es[1] and t != ed_es[0] else None
             first = out[order[0]] if k > 0 else None  # the heart of the first phase: its window
             out[t] = self.predict_frame(frames[t], spacing_xyz[:2], prior=prior, reverse=reverse,
-                                        window_from=first)
-            reverse = self.last_reversed
+                                        window_from=first, geometry=geometry)
+            if k == 0:
+                reverse, source = self.last_reversed, self.last_order_source
             if progress:
                 progress(k + 1, n)
-        if ed_es is not None:
-            return out, int(ed_es[0]), int(ed_es[1])
-        ed_t, es_t = ed_es_phases(out, spacing_xyz)
-        if ed_t != es_t:
-            out[es_t] = self.predict_frame(frames[es_t], spacing_xyz[:2], prior=out[ed_t], reverse=reverse)
-        self.last_reversed = bool(reverse)
-        return out, ed_t, es_t
+        if ed_es is None:
+            ed_t, es_t = ed_es_phases(out, spacing_xyz)
+            if ed_t != es_t:
+                out[es_t] = self.predict_frame(frames[es_t], spacing_xyz[:2], prior=out[ed_t], reverse=reverse)
+        else:
+            ed_t, es_t = ed_es
+        self.last_reversed, self.last_order_source = bool(reverse), source
+        return out, int(ed_t), int(es_t)
 
     def segment(self, vol: Volume, progress: Callable[[int, int], None] | None = None,
                 cancel: Callable[[], bool] | None = None) -> Volume:
@@ -410,11 +469,11 @@ class Segmenter:
         :meth:`segment_phases`); the result has the input's geometry."""
         sx, sy, _ = vol.spacing
         if vol.is_cine:
-            out = self.segment_phases(vol.array, vol.spacing, progress, cancel)[0]
+            out = self.segment_phases(vol.array, vol.spacing, progress, cancel, geometry=vol.ijk_to_ras)[0]
         else:
             if cancel is not None and cancel():
                 raise Cancelled()
-            out = self.predict_frame(vol.array, (sx, sy))
+            out = self.predict_frame(vol.array, (sx, sy), geometry=vol.ijk_to_ras)
             if progress:
                 progress(1, 1)
         return vol.with_array(out)
