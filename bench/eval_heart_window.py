@@ -11,7 +11,8 @@ that changes and what it saves, each frame segmented both ways in turn (same mac
   structure against the reference, LVEF error, share of ES voxels whose label differs;
 - synthetic: ``--n`` subjects of the synthetic cohort (``--seed``), the same with the bundled model;
 - Sunnybrook: the two GE cine series (20 phases) through ``Segmenter.segment_phases`` (the 4D
-  path of ``cmrrisk segment`` and CMRRisk Segment) with the bundled model, whole vs window:
+  path of ``cmrrisk segment`` and CMRRisk Segment, slice order from the DICOM geometry) with
+  the bundled model, whole vs window:
   Dice against the expert contours (as bench/eval_sunnybrook.py), voxels that differ, seconds
   per series.
 
@@ -153,10 +154,12 @@ def _sunnybrook() -> dict | None:
         labels, secs = {}, {}
         for v in VARIANTS:
             t0 = time.perf_counter()
-            labels[v], ed_t, es_t = segs[v].segment_phases(vol.array, vol.spacing)
+            labels[v], ed_t, es_t = segs[v].segment_phases(vol.array, vol.spacing, geometry=vol.ijk_to_ras)
             secs[v] = time.perf_counter() - t0
         diff = labels["whole"] != labels["window"]
         series_rows.append({"series": link["patient_id"], "phases": int(vol.array.shape[0]),
+                            "reversed": segs["window"].last_reversed,
+                            "order_source": segs["window"].last_order_source,
                             "seconds_whole": round(secs["whole"], 2), "seconds_window": round(secs["window"], 2),
                             "voxels_differing_pct": 100.0 * float(diff.mean()),
                             "phases_with_any_difference": int(diff.reshape(diff.shape[0], -1).any(1).sum())})

@@ -3,7 +3,10 @@ series with expert endocardial (i) and epicardial (o) contours.
 
 For every contoured image: Dice of the predicted LV blood pool vs the endocardial contour,
 of LV blood pool + myocardium vs the epicardial contour, and of the myocardium vs the ring
-between them (images with both contours). Writes bench/results/sunnybrook_eval.json.
+between them (images with both contours). Each phase is segmented on its own, twice: as the
+segmenter does by default (slice order read from the DICOM geometry, ``summary``) and with the
+slice order judged from the LV area along the stack only, as before 2026-11-29's fifth session
+(``summary_order_from_labels``). Writes bench/results/sunnybrook_eval.json.
 
     .venv/bin/python bench/eval_sunnybrook.py [--model cine|MODEL_DIR] [--out PATH]
 """
@@ -35,6 +38,9 @@ def dice(a, b):
     return float(2 * (a & b).sum() / s) if s else 1.0
 
 
+VARIANTS = {"": True, "order_from_labels_": False}  # key prefix -> geometry used
+
+
 def evaluate(seg_model, series: str, contour_dir: Path) -> list:
     from cmrrisk.image import read_image
 
@@ -53,18 +59,23 @@ def evaluate(seg_model, series: str, contour_dir: Path) -> list:
         if len(hit) != 1:
             continue
         z, t = (int(v) for v in hit[0])
-        if t not in cache:
-            cache[t] = seg_model.predict_frame(vol.array[t], (sx, sy))
-        pred = cache[t][z]
         row = {"series": series, "image": number, "phase": t, "slice": z}
-        endo = contour_mask(kinds["i"], pred.shape) if "i" in kinds else None
-        epi = contour_mask(kinds["o"], pred.shape) if "o" in kinds else None
-        if endo is not None:
-            row["dice_lv_blood_pool"] = dice(pred == 1, endo)
-        if epi is not None:
-            row["dice_lv_epicardium"] = dice((pred == 1) | (pred == 2), epi)
-        if endo is not None and epi is not None:
-            row["dice_myocardium"] = dice(pred == 2, epi & ~endo)
+        for prefix, use_geometry in VARIANTS.items():
+            if (t, prefix) not in cache:
+                lab = seg_model.predict_frame(vol.array[t], (sx, sy),
+                                              geometry=vol.ijk_to_ras if use_geometry else None)
+                cache[t, prefix] = lab, seg_model.last_reversed, seg_model.last_order_source
+            lab, reversed_, source = cache[t, prefix]
+            pred = lab[z]
+            row[f"{prefix}reversed"], row[f"{prefix}order_source"] = reversed_, source
+            endo = contour_mask(kinds["i"], pred.shape) if "i" in kinds else None
+            epi = contour_mask(kinds["o"], pred.shape) if "o" in kinds else None
+            if endo is not None:
+                row[f"{prefix}dice_lv_blood_pool"] = dice(pred == 1, endo)
+            if epi is not None:
+                row[f"{prefix}dice_lv_epicardium"] = dice((pred == 1) | (pred == 2), epi)
+            if endo is not None and epi is not None:
+                row[f"{prefix}dice_myocardium"] = dice(pred == 2, epi & ~endo)
         rows.append(row)
     return rows
 
@@ -90,18 +101,22 @@ def main():
     with open(DATA / "link.csv") as f:
         for r in csv.DictReader(f):
             rows += evaluate(seg, r["patient_id"], DATA / "contourfiles" / r["original_id"])
-    summary = {}
-    for key in ("dice_lv_blood_pool", "dice_lv_epicardium", "dice_myocardium"):
-        vals = [r[key] for r in rows if key in r]
-        summary[key] = {"mean": float(np.mean(vals)), "median": float(np.median(vals)), "n_images": len(vals)}
+    summaries = {}
+    for prefix in VARIANTS:
+        summary = summaries[f"summary_{prefix}".rstrip("_")] = {}
+        for key in ("dice_lv_blood_pool", "dice_lv_epicardium", "dice_myocardium"):
+            vals = [r[prefix + key] for r in rows if prefix + key in r]
+            summary[key] = {"mean": float(np.mean(vals)), "median": float(np.median(vals)), "n_images": len(vals)}
+        phases = {(r["series"], r["phase"]): r[f"{prefix}reversed"] for r in rows}
+        summary["phases_reversed"] = f"{sum(phases.values())} of {len(phases)}"
     res = {"benchmark": "cine model vs Sunnybrook expert contours (GE 1.5 T, external)",
            "model": args.model,
            "model_sha256": json.load(open(os.path.join(seg.model_dir, "checksums.json")))["model.safetensors"],
-           "summary": summary, "images": rows, "seconds": round(time.perf_counter() - t0, 1)}
+           **summaries, "images": rows, "seconds": round(time.perf_counter() - t0, 1)}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json(str(out), res)
-    print(json.dumps(summary, indent=2))
+    print(json.dumps(summaries, indent=2))
     return 0
 
 
