@@ -118,3 +118,24 @@ def test_sunnybrook_apex_found_with_the_geometry(segmenter):
     again = segmenter.segment(flipped).array
     assert not segmenter.last_reversed and segmenter.last_order_source == "geometry"
     assert np.array_equal(again[::-1], by_geometry)
+
+
+def test_segment_a_volume_passes_its_geometry_and_prior(segmenter):
+    """``Segmenter.segment(vol, prior=...)``, the call every volume path uses, is
+    ``predict_frame`` with the volume's spacing, geometry and the ED prior; a 4D cine refuses an
+    outside prior."""
+    from cmrrisk.errors import CMRRiskError
+    from cmrrisk.image import Volume
+
+    rng = np.random.default_rng(1)
+    arr = rng.normal(100, 20, (4, 64, 64)).astype(np.float32)
+    prior = np.zeros((4, 64, 64), np.uint8)
+    prior[:, 20:40, 20:40] = 1
+    m = _matrix([0.672, -0.666, 0.323], spacing=1.5)
+    vol = Volume(arr, m, "frame")
+    got = segmenter.segment(vol, prior=prior).array
+    assert segmenter.last_order_source == "geometry" and segmenter.last_reversed
+    want = segmenter.predict_frame(arr, vol.spacing[:2], prior=prior, geometry=m)
+    assert np.array_equal(got, want)
+    with pytest.raises(CMRRiskError, match="4D cine"):
+        segmenter.segment(Volume(np.stack([arr, arr]), m, "cine"), prior=prior)

@@ -149,11 +149,8 @@ def segment_subject(subject: str, images: dict, truths: dict, out_dir: str) -> d
             path = images[role]
             vol = read_image(path, allow_4d=False)
             t0 = time.perf_counter()
-            if role == "cine_es" and "cine_ed" in labels:
-                seg = vol.with_array(_segmenter("cine").predict_frame(
-                    vol.array, vol.spacing[:2], prior=labels["cine_ed"], geometry=vol.ijk_to_ras))
-            else:
-                seg = _segmenter("lge" if role == "lge" else "cine").segment(vol)
+            seg = _segmenter("lge" if role == "lge" else "cine").segment(
+                vol, prior=labels.get("cine_ed") if role == "cine_es" else None)
             labels[role] = np.asarray(seg.array)
             res["seconds"][role] = round(time.perf_counter() - t0, 3)
             out = os.path.join(out_dir, f"{role}_seg.nii.gz")

@@ -420,7 +420,7 @@ def _seg_for(row: dict, role: str, vol, checks: list):
 def _model_seg(model: str, vol, prior=None):
     from .features.cohort import _segmenter
 
-    return _segmenter(model).predict_frame(vol.array, vol.spacing[:2], prior=prior, geometry=vol.ijk_to_ras)
+    return _segmenter(model).segment(vol, prior=prior).array
 
 
 def subject_qc(row: dict, segment: bool = True) -> dict:

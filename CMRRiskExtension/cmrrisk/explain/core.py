@@ -277,8 +277,7 @@ def explain_volumes(pipe, ed, es, ed_seg=None, es_seg=None, covariates: dict | N
         segs = {}
         for key, vol, seg in (("cine_ed", ed, ed_seg), ("cine_es", es, es_seg)):
             prior = segs["cine_ed"] if key == "cine_es" else None  # ES anchored to ED
-            segs[key] = seg if seg is not None else _segmenter("cine").predict_frame(
-                vol.array, vol.spacing[:2], prior=prior, geometry=vol.ijk_to_ras)
+            segs[key] = seg if seg is not None else _segmenter("cine").segment(vol, prior=prior).array
         tensor, geom = subject_tensor(ed, es, segs["cine_ed"], segs["cine_es"], pipe.model.grid)
         e = _explain(pipe, subject, x, values, method, tensor, geom, {"cine_ed": ed, "cine_es": es}, segs,
                      reference, k, **kw)

@@ -45,9 +45,7 @@ def load_cine_pair(row: dict):
             if row.get(f"cine_{ph}_seg"):
                 segs[ph], src[ph] = _read_seg(row[f"cine_{ph}_seg"], vol, conv), "reference"
             else:  # ES anchored to the ED labels, as in cmrrisk features
-                segs[ph] = _segmenter("cine").predict_frame(vol.array, vol.spacing[:2],
-                                                            prior=segs["ed"] if ph == "es" else None,
-                                                            geometry=vol.ijk_to_ras)
+                segs[ph] = _segmenter("cine").segment(vol, prior=segs["ed"] if ph == "es" else None).array
                 src[ph] = "model cine"
         return ed, es, segs["ed"], segs["es"], src
     if row.get("cine"):
@@ -167,7 +165,7 @@ def load_lge(row: dict):
     vol = read_image(row["lge"], allow_4d=False)
     if row.get("lge_seg"):
         return vol, _read_seg(row["lge_seg"], vol, row.get("seg_labels", "")), "reference"
-    return vol, _segmenter("lge").predict_frame(vol.array, vol.spacing[:2], geometry=vol.ijk_to_ras), "model lge"
+    return vol, _segmenter("lge").segment(vol).array, "model lge"
 
 
 def lge_tensor(vol, seg, grid: dict = GRID):

@@ -464,16 +464,21 @@ class Segmenter:
         return out, int(ed_t), int(es_t)
 
     def segment(self, vol: Volume, progress: Callable[[int, int], None] | None = None,
-                cancel: Callable[[], bool] | None = None) -> Volume:
+                cancel: Callable[[], bool] | None = None, prior: np.ndarray | None = None) -> Volume:
         """Segment a 3D frame or every phase of a 4D cine (its ES phase anchored to ED, see
-        :meth:`segment_phases`); the result has the input's geometry."""
+        :meth:`segment_phases`), the slice order read from the volume's geometry when it tells;
+        ``prior``: for the ES frame of a cine given as a 3D frame, the labels of its ED frame
+        (see :meth:`predict_frame`). The result has the input's geometry."""
         sx, sy, _ = vol.spacing
         if vol.is_cine:
+            if prior is not None:
+                raise CMRRiskError("a 4D cine is segmented with its own ED frame as the prior; "
+                                   "give ED labels only with a 3D ES frame.")
             out = self.segment_phases(vol.array, vol.spacing, progress, cancel, geometry=vol.ijk_to_ras)[0]
         else:
             if cancel is not None and cancel():
                 raise Cancelled()
-            out = self.predict_frame(vol.array, (sx, sy), geometry=vol.ijk_to_ras)
+            out = self.predict_frame(vol.array, (sx, sy), prior=prior, geometry=vol.ijk_to_ras)
             if progress:
                 progress(1, 1)
         return vol.with_array(out)
