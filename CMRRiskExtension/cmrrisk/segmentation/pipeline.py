@@ -53,23 +53,23 @@ def summarize_result(vol: Volume, seg: Volume, structures=CINE_LABELS) -> dict:
     return info
 
 
+#: how ``Segmenter.last_order_source`` reads in :func:`slice_order_note`
+ORDER_SOURCES = {"geometry": "order read from the image geometry",
+                 "labels": "order judged from the LV area along the stack",
+                 "caller": "order chosen by the caller"}
+
+
 def slice_order_note(seg_model: Segmenter) -> str:
     """What the last segmentation did with the slice order, for reports."""
     if not seg_model.check_slice_order:
         return "as given (not checked)"
     trained = seg_model.slice_order.replace("_", " ")
-    how = ORDER_SOURCES.get(getattr(seg_model, "last_order_source", ""), "")
+    how = ORDER_SOURCES.get(seg_model.last_order_source, "")
     how = f"; {how}" if how else ""
     if seg_model.last_reversed:
         other = "base first" if seg_model.slice_order == "apex_first" else "apex first"
         return f"reversed for the model (stack given {other}; the model was trained {trained}{how})"
     return f"as given ({trained}, as in training{how})"
-
-
-#: how ``Segmenter.last_order_source`` reads in :func:`slice_order_note`
-ORDER_SOURCES = {"geometry": "order read from the image geometry",
-                 "labels": "order judged from the LV area along the stack",
-                 "caller": "order chosen by the caller"}
 
 
 #: ``--model auto``: the series kind (see :func:`cmrrisk.dicom.classify_volume`) -> bundled model
