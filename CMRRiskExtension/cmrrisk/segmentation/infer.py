@@ -15,7 +15,7 @@ from ..image import Volume
 from ..metrics import ed_es_phases
 from .network import build_network, fuse_for_inference
 from .postprocess import postprocess
-from .preprocess import pad_to_multiple, prepare_frame, resample_slices, stack_neighbours
+from .preprocess import channel_argmax, pad_to_multiple, prepare_frame, resample_slices, stack_neighbours
 
 
 class Cancelled(Exception):
@@ -271,7 +271,7 @@ class Segmenter:
         logits = resample_slices(logits, (h, w))
         if prior is not None:
             logits = self._apply_es_prior(logits, prior, spacing_xy)
-        idx = logits.argmax(1).cpu().numpy()
+        idx = channel_argmax(logits).cpu().numpy()
         seg = self.label_values[idx]
         if post:
             seg = postprocess(seg, self.structures)
@@ -370,7 +370,7 @@ class Segmenter:
         """Softmax of the unflipped pass, averaged with the two in-plane flips inside
         :meth:`tta_window` (outside it the unflipped pass stands)."""
         prob = self._forward(x).softmax(1)
-        win = self.tta_window(prob.argmax(1), valid)
+        win = self.tta_window(channel_argmax(prob), valid)
         if win is None:
             return prob
         y0, y1, x0, x1 = win
@@ -421,7 +421,7 @@ class Segmenter:
         rv = torch.from_numpy(prior == L.RV_BLOOD_POOL).to(out.device)
         bp = [i for i, v in enumerate(self.label_values) if v == L.LV_BLOOD_POOL]
         if bp and bool(rv.any()):
-            es_lv = out.argmax(1) == bp[0]
+            es_lv = channel_argmax(out) == bp[0]
             n_lv = int(es_lv.sum())
             if n_lv and int((es_lv & rv).sum()) > self.ES_RV_CONFUSION_FRACTION * n_lv:
                 out[:, bp[0]][rv] = low
