@@ -383,3 +383,22 @@ def test_predict_logic_segments_when_no_segmentation_is_given(scene, predict_mod
     assert "lv_ef_pct" in names and "deep_es_255" in names
     ef = float(table.GetCellText(names.index("lv_ef_pct"), 4))
     assert 10 < ef < 85
+
+
+def test_radiomics_without_provenance_gives_the_same_features():
+    """The extractor skips pyradiomics' diagnostics (a speed-up); the features must be exactly
+    those computed with the diagnostics on (which are then dropped)."""
+    from cmrrisk.features import radiomics as R
+
+    img, lab = phantom(12.0, noise=10.0)
+    ex = R.extractor()
+    assert ex.settings["additionalInfo"] is False
+    fast = R.region_features(img, lab, AFFINE, R.CINE_REGIONS, "ed")
+    try:
+        ex.addProvenance(True)
+        slow = R.region_features(img, lab, AFFINE, R.CINE_REGIONS, "ed")
+    finally:
+        ex.addProvenance(False)
+    assert len(fast) > 100 and not any("diagnostics" in k for k in fast)
+    assert fast.keys() == slow.keys()
+    assert all(fast[k] == slow[k] or (np.isnan(fast[k]) and np.isnan(slow[k])) for k in fast)
