@@ -151,3 +151,44 @@ def test_multiinput_lge_branch(tmp_path):
     write_manifest(tmp_path / "no_lge.csv", rows)
     with pytest.raises(Exception, match="LGE"):
         again.predict_proba(load_table(str(tmp_path / "no_lge.csv"), "diagnosis", image_features=False))
+
+
+def test_prepared_tensors_are_reused_until_a_file_changes(tmp_path, monkeypatch):
+    """Cross-validation prepares the same subjects once per fold: the second time comes from
+    the in-process cache, equal to a fresh preparation; a rewritten file, another grid or a
+    row without segmentation files is prepared again."""
+    from cmrrisk.image import Volume, write_image
+    from cmrrisk.predict import images as I
+
+    I.clear_cache()
+    rows = []
+    for i in range(3):
+        sub = write_subject(str(tmp_path), f"c{i}", seed=i)
+        rows.append({"subject": f"c{i}", **{k: str(tmp_path / v) for k, v in sub.items()}})
+    calls = []
+    real = I.load_cine_pair
+    monkeypatch.setattr(I, "load_cine_pair", lambda row: calls.append(row["subject"]) or real(row))
+    x1, g1 = I.prepare(rows)
+    assert calls == ["c0", "c1", "c2"]
+    x2, g2 = I.prepare(rows[1:])
+    assert calls == ["c0", "c1", "c2"]  # nothing loaded again
+    np.testing.assert_array_equal(x2, x1[1:])
+    assert g2 == g1[1:]
+    g2[0]["slices"].append(99)  # callers get their own geometry
+    assert I.prepare(rows[1:2])[1][0] == g1[1]
+    # a changed file is read again, and the tensor follows it
+    img, lab = phantom(14.0, noise=5.0, seed=7)
+    write_image(Volume(img, AFFINE), rows[0]["cine_ed"])
+    st = os.stat(rows[0]["cine_ed"])
+    os.utime(rows[0]["cine_ed"], ns=(st.st_atime_ns, st.st_mtime_ns + 10 ** 9))
+    x3, _ = I.prepare(rows[:1])
+    assert calls[-1] == "c0" and not np.array_equal(x3[0], x1[0])
+    I.clear_cache()
+    np.testing.assert_array_equal(I.prepare(rows[:1])[0], x3)
+    # another grid, and rows whose labels would come from the model, are not taken from the cache
+    n = len(calls)
+    I.prepare(rows[:1], dict(I.GRID, size=64))
+    assert len(calls) == n + 1
+    assert I.cache_key({k: v for k, v in rows[0].items() if not k.endswith("_seg")}, "cine", I.GRID) is None
+    assert I.cache_key(dict(rows[0], cine_es_seg=str(tmp_path / "missing.nii.gz")), "cine", I.GRID) is None
+    I.clear_cache()

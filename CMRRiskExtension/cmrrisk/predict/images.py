@@ -12,6 +12,10 @@ when absent, from the bundled cine model.
 
 from __future__ import annotations
 
+import copy
+import os
+from collections import OrderedDict
+
 import numpy as np
 from scipy import ndimage
 
@@ -127,8 +131,56 @@ def subject_tensor(ed, es, ed_seg, es_seg, grid: dict = GRID):
     return np.stack(chans, axis=1).astype(np.float32), geom
 
 
-def _prepare(inputs: list, one, desc: str, progress: bool):
-    """Stack ``one(row) -> (tensor, geometry)`` over rows; errors name the subject."""
+#: subject tensors already prepared in this process, reused while their files are unchanged:
+#: cross-validation prepares the same training subjects once per fold and again for the final
+#: fit (the demo: 4 times). Only rows whose segmentations come from files are kept (their
+#: tensor depends on nothing else); key: the kind, every input file's path, modification time
+#: and size, ``seg_labels`` and the grid. Least recently used entries go beyond CACHE_BYTES.
+_CACHE: OrderedDict = OrderedDict()
+CACHE_BYTES = 512 * 2 ** 20
+#: columns that make up a cine row's tensor, by how the row gives its cine
+CINE_KEY_COLUMNS = (("cine_ed", "cine_es", "cine_ed_seg", "cine_es_seg"), ("cine", "cine_seg"))
+LGE_KEY_COLUMNS = (("lge", "lge_seg"),)
+
+
+def cache_key(row: dict, kind: str, grid: dict):
+    """The cache key of a row (None: not cacheable, e.g. a segmentation left to the model or
+    a file that cannot be read, whose error the normal path then reports)."""
+    choices = CINE_KEY_COLUMNS if kind == "cine" else LGE_KEY_COLUMNS
+    cols = next((c for c in choices if row.get(c[0])), None)
+    if cols is None or not all(row.get(c) for c in cols):
+        return None
+    files = []
+    for c in cols:
+        try:
+            st = os.stat(row[c])
+        except OSError:
+            return None
+        files.append((os.path.abspath(row[c]), st.st_mtime_ns, st.st_size))
+    return kind, tuple(files), str(row.get("seg_labels") or ""), tuple(sorted(grid.items()))
+
+
+def clear_cache():
+    _CACHE.clear()
+
+
+def _cached(row: dict, kind: str, grid: dict, one):
+    key = cache_key(row, kind, grid)
+    if key is not None and key in _CACHE:
+        _CACHE.move_to_end(key)
+        x, g = _CACHE[key]
+        return x, copy.deepcopy(g)
+    x, g = one(row)
+    if key is not None and x.nbytes <= CACHE_BYTES:
+        _CACHE[key] = (x, copy.deepcopy(g))
+        while sum(v[0].nbytes for v in _CACHE.values()) > CACHE_BYTES:
+            _CACHE.popitem(last=False)
+    return x, g
+
+
+def _prepare(inputs: list, one, desc: str, progress: bool, kind: str, grid: dict):
+    """Stack ``one(row) -> (tensor, geometry)`` over rows (through the cache); errors name the
+    subject."""
     it = inputs
     if progress:
         from tqdm import tqdm
@@ -137,7 +189,7 @@ def _prepare(inputs: list, one, desc: str, progress: bool):
     xs, geoms = [], []
     for row in it:
         try:
-            x, g = one(row)
+            x, g = _cached(row, kind, grid, one)
         except CMRRiskError as exc:
             raise CMRRiskError(f"subject {row.get('subject')!r}: {exc}") from exc
         xs.append(x)
@@ -151,7 +203,7 @@ def prepare(inputs: list, grid: dict = GRID, progress: bool = False):
         ed, es, s_ed, s_es, _ = load_cine_pair(row)
         return subject_tensor(ed, es, s_ed, s_es, grid)
 
-    return _prepare(inputs, one, "images", progress)
+    return _prepare(inputs, one, "images", progress, "cine", grid)
 
 
 def load_lge(row: dict):
@@ -185,4 +237,4 @@ def prepare_lge(inputs: list, grid: dict = GRID, progress: bool = False):
         vol, seg, _ = load_lge(row)
         return lge_tensor(vol, seg, grid)
 
-    return _prepare(inputs, one, "LGE images", progress)
+    return _prepare(inputs, one, "LGE images", progress, "lge", grid)
