@@ -1,6 +1,6 @@
 """Inference-time speed-ups that must not change results: batch normalisation folded into the
-convolutions (network.fuse_for_inference) and hole filling on the mask's bounding box
-(postprocess.fill_holes)."""
+convolutions (network.fuse_for_inference), hole filling on the mask's bounding box
+(postprocess.fill_holes) and the slices split over threads (Segmenter.PARALLEL_SLICES)."""
 
 import numpy as np
 import pytest
@@ -74,3 +74,41 @@ def test_fill_holes_on_the_bounding_box_equals_scipy():
         assert got.dtype == bool and got.shape == m.shape
         np.testing.assert_array_equal(got, ndimage.binary_fill_holes(m))
     assert fill_holes(masks[1]).sum() > masks[1].sum()
+
+
+@pytest.mark.parametrize("name", ["cine", "lge"])
+def test_parallel_slices_give_the_one_thread_scores(name, monkeypatch):
+    """With 2 intra-op threads the segmenter splits the slices over 2 Python threads of one
+    intra-op thread each: scores equal to a one-thread run bit for bit; with a forward hook it
+    stays sequential (hooks see the chunks in order) and the hook gets every slice."""
+    import cmrrisk.segmentation.infer as infer
+
+    seg = infer.Segmenter.load(name, tta=False)
+    g = torch.Generator().manual_seed(1)
+    x = torch.nn.functional.avg_pool2d(torch.rand(7, 3, 96, 112, generator=g), 9, 1, 4)
+    calls = []
+    real = infer._parallel_forward
+    monkeypatch.setattr(infer, "_parallel_forward", lambda *a: calls.append(a[2]) or real(*a))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with torch.inference_mode():
+            one = seg._forward(x)
+        assert calls == []
+        torch.set_num_threads(2)
+        with torch.inference_mode():
+            two = seg._forward(x)
+        assert calls == [2]  # the parallel path ran
+        assert torch.get_num_threads() == 2  # and gave the threads back
+        assert torch.equal(one, two)
+        seen = []
+        handle = seg.net.down_4.register_forward_hook(lambda m, i, o: seen.append(o.shape[0]))
+        try:
+            with torch.inference_mode():
+                hooked = seg._forward(x)
+        finally:
+            handle.remove()
+        assert calls == [2] and sum(seen) == 7  # sequential, every slice through the hook
+        assert float((hooked - one).abs().max()) < 1e-3
+    finally:
+        torch.set_num_threads(threads)

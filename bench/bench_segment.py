@@ -5,7 +5,10 @@ Pre- and post-processing are included (Segmenter.segment on a Volume), model loa
 separately; the model's default inference is timed, and the other setting of test-time flips
 too (flips run on a window around the heart, `Segmenter.tta_window`), and plain inference with
 the network as trained (batch normalisation not folded into the convolutions, i.e. without
-`network.fuse_for_inference`), alternating run by run so that all three see the same machine. One warm-up run each, then --repeats timed runs; medians.
+`network.fuse_for_inference`), and plain inference with the slices run one chunk after the
+other with all intra-op threads (``Segmenter.PARALLEL_SLICES`` off, as before 2026-11-29's
+sixth session), alternating run by run so that all four see the same machine. One warm-up
+run each, then --repeats timed runs; medians.
 Writes bench/results/segment_speed_<model>.json.
 
     .venv/bin/python bench/bench_segment.py [--model cine|lge] [--repeats 7] [--threads N] [--device cpu]
@@ -105,11 +108,14 @@ def main():
     out = args.out or str(ROOT / "bench" / "results" / f"segment_speed_{args.model}.json")
     other = Segmenter.load(args.model, device=args.device, tta=not seg.tta)
     unfused = unfused_plain(args.model, args.device)
-    times, other_times, unfused_times = [], [], []
-    for model in (seg, other, unfused):  # warm-up
+    sequential = Segmenter.load(args.model, device=args.device, tta=False)
+    sequential.PARALLEL_SLICES = False
+    times, other_times, unfused_times, seq_times = [], [], [], []
+    for model in (seg, other, unfused, sequential):  # warm-up
         model.segment(vol)
     for _ in range(args.repeats):
-        for model, dst in ((seg, times), (other, other_times), (unfused, unfused_times)):
+        for model, dst in ((seg, times), (other, other_times), (unfused, unfused_times),
+                           (sequential, seq_times)):
             t0 = time.perf_counter()
             model.segment(vol)
             dst.append(time.perf_counter() - t0)
@@ -131,6 +137,8 @@ def main():
         "seconds_per_frame_median_with_flips": statistics.median(flips),
         "seconds_per_frame_median_without_flips_unfused_network": statistics.median(unfused_times),
         "fused_over_unfused_plain": round(statistics.median(plain) / statistics.median(unfused_times), 3),
+        "seconds_per_frame_median_without_flips_sequential_slices": statistics.median(seq_times),
+        "parallel_over_sequential_slices_plain": round(statistics.median(plain) / statistics.median(seq_times), 3),
         "flips_window_margin_mm": Segmenter.TTA_WINDOW_MARGIN_MM,
         "model_load_seconds_median": statistics.median(loads),
         "goal_seconds_per_frame": 1.0 if args.model == "cine" else None,
