@@ -33,11 +33,21 @@ if os.path.isdir(os.path.join(_SOURCE_PACKAGE_DIR, "cmrrisk")) and _SOURCE_PACKA
 
 #: import name -> pip requirement, installed on first use after the user agrees
 #: (radiomics comes from the SlicerRadiomics extension; torch from the PyTorch extension)
+#: (numpy, SimpleITK, pydicom and vtk come with Slicer; the model-defining packages pinned as in
+#: pyproject.toml, general-purpose ones left to pip so that they suit Slicer's numpy)
 REQUIRED_PACKAGES = {
     "monai": "monai==1.6.1",
     "captum": "captum==0.9.0",
     "pandas": "pandas<3",
     "sklearn": "scikit-learn==1.9.1",
+    "sksurv": "scikit-survival==0.28.0",
+    "lifelines": "lifelines==0.30.3",
+    "pycox": "pycox==0.3.0",
+    "torchtuples": "torchtuples==0.2.2",
+    "h5py": "h5py",
+    "matplotlib": "matplotlib",
+    "scipy": "scipy",
+    "PIL": "pillow",
     "safetensors": "safetensors",
     "nibabel": "nibabel==5.4.2",
     "tqdm": "tqdm",

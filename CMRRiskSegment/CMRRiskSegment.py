@@ -30,9 +30,12 @@ if os.path.isdir(os.path.join(_SOURCE_PACKAGE_DIR, "cmrrisk")) and _SOURCE_PACKA
     sys.path.append(_SOURCE_PACKAGE_DIR)
 
 #: import name -> pip requirement, installed on first use after the user agrees
+#: (numpy, SimpleITK, pydicom and vtk come with Slicer; the model-defining packages pinned as in
+#: pyproject.toml, general-purpose ones left to pip so that they suit Slicer's numpy)
 REQUIRED_PACKAGES = {
     "monai": "monai==1.6.1",
     "nibabel": "nibabel==5.4.2",
+    "scipy": "scipy",
     "safetensors": "safetensors",
     "tqdm": "tqdm",
 }
@@ -65,7 +68,8 @@ class CMRRiskSegment(ScriptedLoadableModule):
             "cine or lge from the series' DICOM headers or name. Research use only.")
         self.parent.acknowledgementText = (
             "The bundled cine model was trained on the ACDC dataset (Bernard et al., IEEE TMI "
-            "37(11):2514-2525, 2018).")
+            "37(11):2514-2525, 2018), the bundled lge model on the EMIDEC dataset (Lalande et al., "
+            "Data 5(4):89, 2020).")
 
 
 #

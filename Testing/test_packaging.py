@@ -92,3 +92,53 @@ def test_widget_uses_only_widgets_its_ui_file_defines(module):
     tree = ET.parse(ROOT / module / "Resources" / "UI" / f"{module}.ui")
     defined = {w.get("name") for w in tree.iter("widget")}
     assert used and not sorted(used - defined)
+
+
+#: third-party import names that Slicer itself (or an extension named in ``also``) provides
+SLICER_PROVIDED = {"numpy", "SimpleITK", "pydicom", "vtk", "slicer", "qt", "ctk", "PyTorchUtils"}
+
+
+def _third_party_imports(paths) -> set:
+    import ast
+    import sys
+
+    names = set()
+    for p in paths:
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Import):
+                names |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names.add(node.module.split(".")[0])
+    return {n for n in names if n not in sys.stdlib_module_names and n != "cmrrisk"}
+
+
+def _module_packages(module: str):
+    """REQUIRED_PACKAGES and the ``also`` names of a Slicer module, read from its source (the
+    module itself imports slicer's GUI classes and cannot be imported here)."""
+    import ast
+
+    tree = ast.parse((ROOT / module / f"{module}.py").read_text())
+    required = next(ast.literal_eval(n.value) for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                    and any(getattr(t, "id", None) == "REQUIRED_PACKAGES" for t in n.targets))
+    also = next(ast.literal_eval(k.value) for n in ast.walk(tree) if isinstance(n, ast.Call)
+                and getattr(n.func, "id", None) == "missing" for k in n.keywords if k.arg == "also")
+    return required, set(also)
+
+
+def test_slicer_modules_install_every_package_the_core_imports():
+    """A fresh Slicer gets the install prompt for every third-party package the core imports:
+    CMRRisk Predict runs the whole pipeline, CMRRisk Segment the segmentation core."""
+    core = ROOT / "CMRRiskExtension" / "cmrrisk"
+    required, also = _module_packages("CMRRiskPredict")
+    missing = _third_party_imports(core.rglob("*.py")) - set(required) - also - SLICER_PROVIDED
+    assert not missing, f"CMRRiskPredict.REQUIRED_PACKAGES lacks {sorted(missing)}"
+    seg_files = [*(core / "segmentation").glob("*.py"), *(core / "mrml").glob("*.py"),
+                 *(core / f"{m}.py" for m in ("image", "dicom", "modeldir", "metrics", "scar", "labels", "errors"))]
+    required, also = _module_packages("CMRRiskSegment")
+    missing = _third_party_imports(seg_files) - set(required) - also - SLICER_PROVIDED
+    assert not missing, f"CMRRiskSegment.REQUIRED_PACKAGES lacks {sorted(missing)}"
+    # a pinned install request asks for the version that pyproject.toml pins
+    text = (ROOT / "pyproject.toml").read_text()
+    for module in ("CMRRiskSegment", "CMRRiskPredict"):
+        for req in _module_packages(module)[0].values():
+            assert "==" not in req or f'"{req}"' in text, f"{module}: {req} differs from pyproject.toml"
