@@ -16,6 +16,8 @@ from .errors import CMRRiskError
 
 
 def _fmt(x, nd=3):
+    if isinstance(x, int) and not isinstance(x, bool):
+        return str(x)
     return "nan" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
 
 
@@ -39,11 +41,17 @@ def cmd_evaluate_segmentation(args) -> int:
     from .segmentation.evaluate import evaluate_folders
 
     res = evaluate_folders(args.pred, args.ref, args.ref_labels)
-    print(f"{'frame':28s} {'Dice LV':>8s} {'Dice Myo':>8s} {'Dice RV':>8s} {'HD95 LV':>8s} {'HD95 Myo':>8s} {'HD95 RV':>8s}")
+    short = {"LV blood pool": "LV", "LV myocardium": "Myo", "RV blood pool": "RV", "Myocardium (all)": "Myo",
+             "Scar + MVO": "Scar", "Microvascular obstruction": "MVO"}
+    print("frame: Dice / HD95 mm per structure (LGE frames: Myo = all myocardial labels, Scar = "
+          "scar + MVO, scored where the reference has them; scar burden % pred / ref)")
     for f in res["frames"]:
         m = f["metrics"]
-        print(f"{f['name']:28s} " + " ".join(f"{_fmt(m[k]['dice']):>8s}" for k in m)
-              + " " + " ".join(f"{_fmt(m[k]['hd95_mm'], 1):>8s}" for k in m))
+        parts = [f"{short.get(k, k)} {_fmt(v['dice'])} / {_fmt(v['hd95_mm'], 1)}" for k, v in m.items()
+                 if "dice" in v]
+        if "scar_burden_pct" in m:
+            parts.append(f"burden {_fmt(m['scar_burden_pct']['pred'], 1)} / {_fmt(m['scar_burden_pct']['ref'], 1)}")
+        print(f"{f['name']:28s} " + ", ".join(parts))
     if res["subjects"]:
         print(f"\n{'subject':14s} {'LVEDV':>14s} {'LVESV':>14s} {'LVEF %':>14s} {'LV mass g':>14s} {'RVEF %':>14s}   (pred / ref)")
         for s in res["subjects"]:

@@ -91,6 +91,43 @@ def _find_reference(index: dict, name: str) -> str | None:
     return None
 
 
+#: structures of an LGE comparison: name -> labels counted together
+LGE_STRUCTURES = {"LV blood pool": (L.LV_BLOOD_POOL,), "Myocardium (all)": tuple(L.MYOCARDIAL),
+                  "Scar + MVO": tuple(L.SCAR_WITH_MVO), "Microvascular obstruction": (L.MVO,)}
+
+
+def is_lge_pair(pred: np.ndarray, ref: np.ndarray) -> bool:
+    """An LGE comparison when scar or MVO labels appear in the prediction or the reference."""
+    return bool(np.isin(pred, L.SCAR_WITH_MVO).any() or np.isin(ref, L.SCAR_WITH_MVO).any())
+
+
+def compare_lge(pred: np.ndarray, ref: np.ndarray, spacing_xyz) -> dict:
+    """Dice, HD95 and volumes of LGE structures (:data:`LGE_STRUCTURES`) and the scar burden of
+    both. Scar + MVO is scored only when the reference has scar, MVO only when it has MVO (an
+    empty reference would give Dice 1.0 to an empty prediction and inflate the means)."""
+    from ..metrics import hd95, voxel_ml
+
+    sz = (spacing_xyz[2], spacing_xyz[1], spacing_xyz[0])
+    v = voxel_ml(spacing_xyz)
+    out = {}
+    for name, labs in LGE_STRUCTURES.items():
+        p, r = np.isin(pred, labs), np.isin(ref, labs)
+        if name in ("Scar + MVO", "Microvascular obstruction") and not r.any():
+            continue
+        out[name] = {"dice": dice(p, r), "hd95_mm": hd95(p, r, sz),
+                     "volume_pred_ml": float(p.sum() * v), "volume_ref_ml": float(r.sum() * v)}
+    out["scar_burden_pct"] = {"pred": scar_burden_pct(pred), "ref": scar_burden_pct(ref)}
+    return out
+
+
+def _frames_of(pred, ref, name: str) -> list:
+    """(name, pred array, ref array, phase) per frame to compare: the frame itself, or each
+    phase of a 4D cine that the reference labels (phases without reference labels are skipped)."""
+    if pred.ndim == 3:
+        return [(name, pred, ref, None)]
+    return [(f"{name}_phase{t:02d}", pred[t], ref[t], t) for t in range(pred.shape[0]) if ref[t].any()]
+
+
 def evaluate_folders(pred_dir: str, ref_dir: str, ref_labels: str = "cmrrisk") -> dict:
     """Compare every ``<name>_seg.nii.gz`` in ``pred_dir`` with the reference ``<name>_gt``,
     ``<name>_seg`` or ``<name>`` found (recursively) in ``ref_dir``.
@@ -98,6 +135,11 @@ def evaluate_folders(pred_dir: str, ref_dir: str, ref_labels: str = "cmrrisk") -
     Frames named ``<subject>_frameNN`` are grouped by subject; a subject with two frames gets
     clinical indices from both segmentations. ED and ES come from an ACDC ``Info.cfg`` beside the
     reference when there is one, else ED is the frame with the larger reference LV volume.
+    A 4D prediction (a cine, as ``cmrrisk segment`` writes it) is compared phase by phase
+    wherever its 4D reference has labels (frames ``<name>_phaseTT``); two such phases make an
+    ED/ES pair. A frame with scar or MVO labels (prediction or reference) is an LGE frame:
+    LV blood pool, all myocardial labels together, scar + MVO, MVO and the scar burden
+    (:func:`compare_lge`).
     """
     import os
     import re
@@ -128,18 +170,27 @@ def evaluate_folders(pred_dir: str, ref_dir: str, ref_labels: str = "cmrrisk") -
         if pred.array.shape != ref.array.shape:
             raise CMRRiskError(f"{os.path.join(pred_dir, f)}: shape {pred.array.shape} differs from "
                                f"reference {ref_path} {ref.array.shape}.")
-        if pred.is_cine:
-            raise CMRRiskError(f"{os.path.join(pred_dir, f)}: 4D; evaluate 3D frames.")
         ref_arr = L.map_labels(ref.array, L.ACDC_TO_PROJECT) if ref_labels == "acdc" else ref.array
-        frames.append({"name": name, "pred": pred.array, "ref": ref_arr, "spacing": ref.spacing,
-                       "ref_path": ref_path,
-                       "metrics": compare(pred.array, ref_arr, ref.spacing)})
+        if pred.array.ndim == 4 and not ref_arr.any():
+            raise CMRRiskError(f"{ref_path}: the 4D reference has no labels in any phase.")
+        for fname, p_arr, r_arr, phase in _frames_of(pred.array, ref_arr, name):
+            lge = is_lge_pair(p_arr, r_arr)
+            frames.append({"name": fname, "pred": p_arr, "ref": r_arr, "spacing": ref.spacing,
+                           "ref_path": ref_path, "kind": "lge" if lge else "cine", "phase": phase,
+                           "source": name,
+                           "metrics": compare_lge(p_arr, r_arr, ref.spacing) if lge
+                           else compare(p_arr, r_arr, ref.spacing)})
     if not frames:
         raise CMRRiskError(f"{ref_dir}: no reference found for any prediction (looked for "
                            f"<name>_gt.nii.gz, <name>_seg.nii.gz, <name>.nii.gz).")
 
     subjects = {}
     for fr in frames:
+        if fr["kind"] != "cine":
+            continue
+        if fr["phase"] is not None:  # phases of one 4D cine
+            subjects.setdefault(fr["source"], []).append((fr["phase"], fr))
+            continue
         m = re.match(r"(.+)_frame(\d+)$", fr["name"])
         if m:
             subjects.setdefault(m.group(1), []).append((int(m.group(2)), fr))
@@ -147,10 +198,10 @@ def evaluate_folders(pred_dir: str, ref_dir: str, ref_labels: str = "cmrrisk") -
     for subj, items in sorted(subjects.items()):
         if len(items) != 2:
             continue
-        items.sort()
+        items.sort(key=lambda it: it[0])
         cfg = os.path.join(os.path.dirname(items[0][1]["ref_path"]), "Info.cfg")
         ed_fr = es_fr = None
-        if os.path.isfile(cfg):
+        if os.path.isfile(cfg) and items[0][1]["phase"] is None:
             info = read_info_cfg(cfg)
             by_num = {n: fr for n, fr in items}
             ed_fr, es_fr = by_num.get(int(info.get("ED", -1))), by_num.get(int(info.get("ES", -1)))
@@ -165,10 +216,25 @@ def evaluate_folders(pred_dir: str, ref_dir: str, ref_labels: str = "cmrrisk") -
                       "indices_ref": clinical_indices(ed_fr["ref"], es_fr["ref"], sp)})
 
     summary = {}
-    for lab in L.CINE_LABELS:
+    cine = [f for f in frames if f["kind"] == "cine"]
+    lge = [f for f in frames if f["kind"] == "lge"]
+    for lab in L.CINE_LABELS if cine else ():
         name = L.SEGMENTS[lab][0]
-        summary[name] = {"dice_mean": _nanmean([f["metrics"][name]["dice"] for f in frames]),
-                         "hd95_mm_mean": _nanmean([f["metrics"][name]["hd95_mm"] for f in frames])}
+        summary[name] = {"dice_mean": _nanmean([f["metrics"][name]["dice"] for f in cine]),
+                         "hd95_mm_mean": _nanmean([f["metrics"][name]["hd95_mm"] for f in cine]),
+                         "n_frames": len(cine)}
+    for name in LGE_STRUCTURES if lge else ():
+        scored = [f["metrics"][name] for f in lge if name in f["metrics"]]
+        summary[f"LGE {name}"] = {"dice_mean": _nanmean([m["dice"] for m in scored]),
+                                  "hd95_mm_mean": _nanmean([m["hd95_mm"] for m in scored]),
+                                  "n_frames": len(scored)}
+    if lge:
+        err = np.array([f["metrics"]["scar_burden_pct"]["pred"] - f["metrics"]["scar_burden_pct"]["ref"]
+                        for f in lge], float)
+        err = err[np.isfinite(err)]
+        summary["scar_burden_pct_error"] = {
+            "median_abs": float(np.median(np.abs(err))) if len(err) else float("nan"),
+            "bias": float(np.mean(err)) if len(err) else float("nan")}
     if pairs:
         for key in ("lv_edv_ml", "lv_esv_ml", "lv_ef_pct", "lv_mass_g", "rv_edv_ml", "rv_esv_ml", "rv_ef_pct"):
             err = np.array([p["indices_pred"][key] - p["indices_ref"][key] for p in pairs], float)
@@ -176,7 +242,9 @@ def evaluate_folders(pred_dir: str, ref_dir: str, ref_labels: str = "cmrrisk") -
             summary[key + "_error"] = {"mae": float(np.mean(np.abs(err))) if len(err) else float("nan"),
                                        "bias": float(np.mean(err)) if len(err) else float("nan")}
     return {
-        "frames": [{"name": f["name"], "reference": f["ref_path"], **{"metrics": f["metrics"]}} for f in frames],
+        "frames": [{"name": f["name"], "reference": f["ref_path"], "kind": f["kind"],
+                    **({"phase": f["phase"]} if f["phase"] is not None else {}), "metrics": f["metrics"]}
+                   for f in frames],
         "subjects": pairs,
         "missing_reference": missing,
         "summary": summary,
