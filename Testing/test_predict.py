@@ -459,6 +459,18 @@ def test_cli_train_predict_evaluate(tmp_path):
     for k in ("n", "c_index_harrell", "c_index_harrell_ci", "c_index_uno", "integrated_brier"):
         assert k in res
     assert res["n"] == 120 and res["c_index_harrell"] > 0.6
+    trained_h = json.loads((out / "config.json").read_text())["training"]["horizons"]
+    assert res["horizons"] and set(res["horizons"]) <= set(trained_h)  # default: the model's
+    # chosen horizons: the time-dependent AUC and Brier scores at those times; one beyond the
+    # follow-up is dropped with a message
+    js2 = tmp_path / "eval2.json"
+    assert _run(["evaluate", str(out), ext, "--json", str(js2), "--bootstrap", "10",
+                 "--horizons", "0.5,1,999"]) == 0
+    res2 = json.loads(js2.read_text())
+    assert res2["horizons"] == [0.5, 1.0]
+    assert set(res2["td_auc"]) == {"0.5", "1"} and set(res2["brier"]) == {"0.5", "1"}
+    assert res2["c_index_harrell"] == res["c_index_harrell"]
+    assert _run(["evaluate", str(out), ext, "--horizons", "soon"]) == 2
     # a manifest without the model's columns: exit 2 and a message naming them
     bad = _write(tmp_path / "bad.csv", "subject,age,time,event\na,1,2,1\n")
     assert _run(["predict", str(out), bad, "--out", str(tmp_path / "p2.csv")]) == 2

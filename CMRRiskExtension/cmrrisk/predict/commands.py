@@ -7,6 +7,9 @@
 from __future__ import annotations
 
 import math
+import sys
+
+import numpy as np
 
 from ..errors import CMRRiskError
 
@@ -46,16 +49,23 @@ def cmd_predict(args) -> int:
     pipe = load_pipeline(args.model_dir)
     table = load_table(args.manifest, pipe.endpoint, need_outcome=False, cache_dir=args.cache_dir,
                        image_features=needs_image_features(pipe))
-    horizons = None
-    if args.horizons:
-        try:
-            horizons = [float(h) for h in args.horizons.split(",") if h.strip()]
-        except ValueError as exc:
-            raise CMRRiskError(f"--horizons {args.horizons!r}: give numbers separated by commas.") from exc
-    df = pipe.predict_frame(table, horizons)
+    df = pipe.predict_frame(table, _parse_horizons(args.horizons))
     write_text_atomic(args.out, df.to_csv(float_format="%.6g"))
     print(f"{args.out}: predictions for {len(df)} subjects ({', '.join(df.columns)})")
     return 0
+
+
+def _parse_horizons(text):
+    """'1,2.5,5' -> [1.0, 2.5, 5.0]; None or '' -> None (the model's default horizons)."""
+    if not text:
+        return None
+    try:
+        hs = [float(h) for h in str(text).split(",") if h.strip()]
+    except ValueError as exc:
+        raise CMRRiskError(f"--horizons {text!r}: give numbers separated by commas.") from exc
+    if not hs or any(not np.isfinite(h) or h <= 0 for h in hs):
+        raise CMRRiskError(f"--horizons {text!r}: give positive times separated by commas.")
+    return hs
 
 
 def cmd_evaluate(args) -> int:
@@ -63,8 +73,15 @@ def cmd_evaluate(args) -> int:
     from .validation import external_validation
 
     _threads(args.threads)
+    horizons = _parse_horizons(args.horizons)
     res = external_validation(args.model_dir, args.manifest, n_boot=args.bootstrap, seed=args.seed,
-                              cache_dir=args.cache_dir)
+                              cache_dir=args.cache_dir, horizons=horizons)
+    if horizons and "horizons" in res:
+        dropped = [h for h in horizons if h not in res["horizons"]]
+        if dropped:
+            print(f"--horizons {', '.join(f'{h:g}' for h in dropped)}: outside the manifest's follow-up "
+                  f"(times {min(res['time_range']):g} to {max(res['time_range']):g}); not evaluated there.",
+                  file=sys.stderr)
     if "c_index_harrell" in res:
         print(f"n {res['n']} ({res['n_events']} events)")
         print(f"Harrell C-index   {_fmt(res['c_index_harrell'])} {_ci(res.get('c_index_harrell_ci'))}")
@@ -134,6 +151,9 @@ def add_commands(subparsers) -> None:
     e.add_argument("manifest", metavar="MANIFEST")
     e.add_argument("--json", default=None, help="write all metrics to this JSON file")
     e.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples (default 200)")
+    e.add_argument("--horizons", default=None, help="survival: times for the time-dependent AUC, "
+                   "Brier scores and calibration (the middle one), comma-separated, within the "
+                   "manifest's follow-up (default: quartiles of the training event times)")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--cache-dir", default=None)
     e.add_argument("--threads", type=int, default=None)

@@ -79,15 +79,18 @@ def needs_image_features(pipe) -> bool:
 
 
 def external_validation(model_dir: str, manifest: str, n_boot: int = 200, seed: int = 0,
-                        cache_dir: str | None = None) -> dict:
-    """Load a saved model (checksums verified), check the manifest matches its inputs, evaluate."""
+                        cache_dir: str | None = None, horizons=None) -> dict:
+    """Load a saved model (checksums verified), check the manifest matches its inputs, evaluate
+    (survival: at ``horizons``, default the model's, see :meth:`Pipeline.horizons`)."""
     from .store import load_pipeline
     from .tabular import load_table
 
     pipe = load_pipeline(model_dir)
     table = load_table(manifest, pipe.endpoint, need_outcome=True, cache_dir=cache_dir,
                        image_features=needs_image_features(pipe))
-    res = evaluate_pipeline(pipe, table, n_boot=n_boot, seed=seed)
+    res = evaluate_pipeline(pipe, table, n_boot=n_boot, seed=seed, horizons=horizons)
+    if pipe.endpoint == "survival":
+        res["time_range"] = [float(np.min(table.time)), float(np.max(table.time))]
     res["model_dir"] = model_dir
     res["manifest"] = manifest
     res["model"] = pipe.model_name
