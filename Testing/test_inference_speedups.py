@@ -110,5 +110,20 @@ def test_parallel_slices_give_the_one_thread_scores(name, monkeypatch):
             handle.remove()
         assert calls == [2] and sum(seen) == 7  # sequential, every slice through the hook
         assert float((hooked - one).abs().max()) < 1e-3
+        # a network replaced after a call: its hooks are seen too
+        seg.net = infer.Segmenter.load(name, tta=False).net
+        handle = seg.net.down_4.register_forward_hook(lambda m, i, o: seen.append(o.shape[0]))
+        try:
+            with torch.inference_mode():
+                seg._forward(x)
+        finally:
+            handle.remove()
+        assert calls == [2] and sum(seen) == 14
+        # the worker threads run in the caller's autograd mode (gradients kept when wanted)
+        with torch.enable_grad():
+            g = seg._forward(x[:2])
+        assert calls == [2, 2] and g.requires_grad
+        with torch.no_grad():
+            assert not seg._forward(x[:2]).requires_grad
     finally:
         torch.set_num_threads(threads)

@@ -19,8 +19,7 @@ from .preprocess import channel_argmax, pad_to_multiple, prepare_frame, resample
 
 
 def _chunked_forward(net, x: torch.Tensor, chunk: int) -> list:
-    with torch.inference_mode():
-        return [net(x[i:i + chunk]).float() for i in range(0, x.shape[0], chunk)]
+    return [net(x[i:i + chunk]).float() for i in range(0, x.shape[0], chunk)]
 
 
 _POOL: dict = {}
@@ -35,10 +34,17 @@ def _parallel_forward(net, x: torch.Tensor, n: int, chunk: int) -> torch.Tensor:
     if pool is None:
         pool = _POOL[n] = ThreadPoolExecutor(n, thread_name_prefix="cmrrisk-slices")
     parts = torch.tensor_split(x, n)
+    # autograd modes are per thread: the workers run in the caller's
+    inference, grad = torch.is_inference_mode_enabled(), torch.is_grad_enabled()
+
+    def run(part):
+        with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+            return _chunked_forward(net, part, chunk)
+
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        outs = list(pool.map(lambda part: _chunked_forward(net, part, chunk), parts))
+        outs = list(pool.map(run, parts))
     finally:
         torch.set_num_threads(threads)
     return torch.cat([o for part in outs for o in part])
@@ -199,10 +205,10 @@ class Segmenter:
         return torch.cat(_chunked_forward(self.net, x, self.CPU_CHUNK))
 
     def _hooked(self) -> bool:
-        mods = getattr(self, "_modules_list", None)
-        if mods is None:
-            mods = self._modules_list = list(self.net.modules())
-        return any(m._forward_hooks or m._forward_pre_hooks for m in mods)
+        cached = getattr(self, "_modules_of", None)
+        if cached is None or cached[0] is not self.net:  # (re)built when the network is replaced
+            cached = self._modules_of = (self.net, list(self.net.modules()))
+        return any(m._forward_hooks or m._forward_pre_hooks for m in cached[1])
 
     def predict_frame(self, arr: np.ndarray, spacing_xy, post: bool = True,
                       prior: np.ndarray | None = None, reverse: bool | None = None,
