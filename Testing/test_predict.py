@@ -536,3 +536,41 @@ def test_simulation_truth_columns_are_never_covariates(tmp_path):
     m = _write(tmp_path / "syn.csv", text)
     assert list(load_table(m, "survival").covariates.columns) == ["age"]
     assert read_manifest(m, check_paths=False).covariate_columns() == ["age"]
+
+
+def test_oracle_c_index_beside_the_models_on_simulated_data(tmp_path, capsys):
+    """A manifest with the simulation truth ``true_log_hazard`` (as cmrrisk synth writes it):
+    evaluate and report give its Harrell C on the same subjects beside the model's; it is never
+    a predictor; real data (no such column) get none."""
+    from cmrrisk.predict.evaluation import harrell
+    from cmrrisk.report import write_report
+
+    def manifest(path, n, seed):
+        x, t, e, lp = synthetic_survival(n, seed=seed)
+        lines = ["subject,age,score,time,event,true_log_hazard"]
+        lines += [f"s{seed}_{i},{x[i, 0]:.4f},{x[i, 1]:.4f},{t[i]:.5f},{e[i]},{lp[i]:.6f}" for i in range(n)]
+        path.write_text("\n".join(lines) + "\n")
+        return str(path), t, e, lp
+
+    train, *_ = manifest(tmp_path / "train.csv", 150, 3)
+    test, t, e, lp = manifest(tmp_path / "test.csv", 80, 4)
+    out = tmp_path / "cox"
+    assert _run(["train", train, "--endpoint", "survival", "--model", "cox", "--out", str(out), "--cv", "0"]) == 0
+    names = (out / "feature_names.json").read_text()
+    assert "score" in names and "true_log_hazard" not in names
+    js = tmp_path / "e.json"
+    capsys.readouterr()
+    assert _run(["evaluate", str(out), test, "--json", str(js), "--bootstrap", "10"]) == 0
+    res = json.loads(js.read_text())
+    assert res["c_index_oracle"] == pytest.approx(harrell(t, e, lp))
+    assert res["c_index_oracle"] > res["c_index_harrell"] - 0.05  # the model sees 2 of 3 terms
+    assert "oracle C-index" in capsys.readouterr().out
+    html = tmp_path / "r.html"
+    write_report(str(html), [str(out)], test_manifest=test, n_boot=10)
+    text = html.read_text(encoding="utf-8")
+    assert "oracle (simulation" in text and f"{res['c_index_oracle']:.3f}" in text
+    # real data: no oracle
+    plain = tmp_path / "plain.csv"
+    plain.write_text("\n".join(",".join(line.split(",")[:5]) for line in open(test).read().splitlines()) + "\n")
+    assert _run(["evaluate", str(out), str(plain), "--json", str(js), "--bootstrap", "10"]) == 0
+    assert "c_index_oracle" not in json.loads(js.read_text())

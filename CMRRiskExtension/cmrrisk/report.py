@@ -621,6 +621,12 @@ def evaluate_model(info: dict, manifest: str, n_boot: int, seed: int, cache_dir=
         res["model_dir"] = info["model_dir"]
         res["manifest"] = manifest
         res["model"] = pipe.model_name
+        if pipe.endpoint == "survival":
+            from .predict.validation import oracle_c_index_on
+
+            oracle = oracle_c_index_on(table, manifest)
+            if oracle is not None:
+                res["c_index_oracle"] = oracle
         pred = {"subjects": list(table.subjects)}
         if pipe.endpoint == "survival":
             risk = pipe.predict_risk(table)
@@ -1471,6 +1477,11 @@ def _section_performance(H, endpoint, infos, test_res, app_res, figs, has_test):
                 td = ", ".join(f"t={k}: {_f(v)}" for k, v in (r.get("td_auc") or {}).items()) or "n/a"
                 rows.append((lab, r["n"], r["n_events"], _with_ci(r, "c_index_harrell"), _with_ci(r, "c_index_uno"),
                              _with_ci(r, "td_auc_mean"), td, _with_ci(r, "integrated_brier")))
+            # simulated data: the true log-hazard's C on the same subjects, the ceiling for every model
+            oracle = {(r["n"], r["n_events"], round(r["c_index_oracle"], 6)) for r in results.values()
+                      if r.get("c_index_oracle") is not None}
+            for n_, ev_, c_ in sorted(oracle):
+                rows.append(("oracle (simulation's true log-hazard)", n_, ev_, _f(c_), "-", "-", "-", "-"))
             H.table(["model", "subjects", "events", "Harrell's C (95% CI)", "Uno's C (95% CI)",
                      "mean time-dependent AUC (95% CI)", "time-dependent AUC per horizon",
                      "integrated Brier score (95% CI)"], rows)

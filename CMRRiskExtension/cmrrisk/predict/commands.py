@@ -85,6 +85,9 @@ def cmd_evaluate(args) -> int:
     if "c_index_harrell" in res:
         print(f"n {res['n']} ({res['n_events']} events)")
         print(f"Harrell C-index   {_fmt(res['c_index_harrell'])} {_ci(res.get('c_index_harrell_ci'))}")
+        if "c_index_oracle" in res:
+            print(f"oracle C-index    {_fmt(res['c_index_oracle'])} (the simulation's true log-hazard "
+                  "on the same subjects: the best any model could reach)")
         print(f"Uno C-index       {_fmt(res['c_index_uno'])} {_ci(res.get('c_index_uno_ci'))} "
               f"(tau {res['uno_tau']:g})")
         print(f"integrated Brier  {_fmt(res.get('integrated_brier'))} {_ci(res.get('integrated_brier_ci'))}")

@@ -78,6 +78,31 @@ def needs_image_features(pipe) -> bool:
     return bool(pipe.preprocessor.params.get("image_columns"))
 
 
+def oracle_c_index_on(table, manifest: str):
+    """Harrell's C of the simulation truth ``true_log_hazard`` (a synthetic cohort's manifest,
+    ``cmrrisk synth``) on the table's subjects: the best C-index any model could reach on them,
+    reported beside each model's. None when the manifest has no such column (real data) or a
+    subject lacks a value."""
+    import csv
+
+    from .evaluation import harrell
+
+    if table.time is None:
+        return None
+    with open(manifest, newline="") as fh:
+        rows = {r.get("subject"): r.get("true_log_hazard") for r in csv.DictReader(fh)}
+    try:
+        lh = np.array([float(rows[s]) for s in table.subjects])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not np.isfinite(lh).all() or not np.any(table.event):
+        return None
+    try:
+        return float(harrell(table.time, table.event, lh))
+    except Exception:  # no comparable pair
+        return None
+
+
 def external_validation(model_dir: str, manifest: str, n_boot: int = 200, seed: int = 0,
                         cache_dir: str | None = None, horizons=None) -> dict:
     """Load a saved model (checksums verified), check the manifest matches its inputs, evaluate
@@ -91,6 +116,9 @@ def external_validation(model_dir: str, manifest: str, n_boot: int = 200, seed: 
     res = evaluate_pipeline(pipe, table, n_boot=n_boot, seed=seed, horizons=horizons)
     if pipe.endpoint == "survival":
         res["time_range"] = [float(np.min(table.time)), float(np.max(table.time))]
+        oracle = oracle_c_index_on(table, manifest)
+        if oracle is not None:
+            res["c_index_oracle"] = oracle
     res["model_dir"] = model_dir
     res["manifest"] = manifest
     res["model"] = pipe.model_name
