@@ -93,6 +93,7 @@ class CMRRiskSegmentWidget(ScriptedLoadableModuleWidget):
         self.ui.phaseComboBox.addItems(["All phases", "ED and ES"])
         self.ui.applyButton.connect("clicked(bool)", self.onApply)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
+        self.ui.qcButton.connect("clicked(bool)", self.onQC)
         self.ui.inputSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateGUI)
         self.ui.phaseComboBox.connect("currentIndexChanged(int)", self.updateGUI)
         self.ui.cancelButton.enabled = False
@@ -110,6 +111,17 @@ class CMRRiskSegmentWidget(ScriptedLoadableModuleWidget):
             self.ui.edSpinBox.maximum = n - 1
             self.ui.esSpinBox.maximum = n - 1
         self.ui.applyButton.enabled = node is not None
+        self.ui.qcButton.enabled = node is not None
+
+    def onQC(self):
+        node = self.ui.inputSelector.currentNode()
+        if node is None or not self.ensureDependencies():
+            return
+        with slicer.util.tryWithErrorDisplay("CMRRisk quality check failed.", waitCursor=True):
+            table = self.logic.qcVolume(node)
+            self.ui.statusLabel.text = f"Quality check: {table.GetAttribute('CMRRisk.qcStatus')} (table '{table.GetName()}')."
+            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
+            slicer.app.applicationLogic().PropagateTableSelection()
 
     def ensureDependencies(self):
         from cmrrisk.mrml.dependencies import ensure
@@ -268,20 +280,36 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
         return {"measures": measures, "table": table, "segmentsTable": segmentsTable}
 
     @staticmethod
-    def qcVolume(volumeNode, segmentationNode=None, role="image", name=None):
+    def qcVolume(volumeNode, segmentationNode=None, role="image", name=None, esVolumeNode=None):
         """Quality checks of a loaded volume (and optionally its segmentation), the same as
         ``cmrrisk qc`` runs per image (``cmrrisk.qc.volume_qc``): a table node with columns
         check, severity (exclude / flag), message - one row "ok" when nothing was found. The
         overall status (ok / flag / exclude) is the table's attribute ``CMRRisk.qcStatus``.
-        ``role="lge"`` checks the segmentation as an LGE one (no RV expected)."""
+        ``role="lge"`` checks the segmentation as an LGE one (no RV expected).
+        A sequence node (a cine over its phases) is checked as a 4D cine (phase count, blank
+        phases, geometry; segment a phase's volume node to check its labels). ``esVolumeNode``:
+        the ES frame when ``volumeNode`` is the ED frame; its own checks and the ED/ES pair checks
+        (same grid: shape, spacing, direction, origin) are added."""
         from cmrrisk import mrml
-        from cmrrisk.qc import volume_qc
+        from cmrrisk.qc import pair_checks, status_of, volume_checks, volume_qc
 
-        vol = mrml.volume_from_node(volumeNode)
+        if volumeNode.IsA("vtkMRMLSequenceNode"):
+            if segmentationNode is not None:
+                raise ValueError("QC of a sequence checks the images only; pass one phase's volume node "
+                                 "with its segmentation to check the labels.")
+            vol = mrml.volume_from_sequence(volumeNode)
+            role = "cine" if role == "image" else role
+        else:
+            vol = mrml.volume_from_node(volumeNode)
         labels = None
         if segmentationNode is not None:
             labels = mrml.segmentation_to_labels(segmentationNode, volumeNode)
         result = volume_qc(vol, labels, role)
+        if esVolumeNode is not None:
+            es = mrml.volume_from_node(esVolumeNode)
+            extra = volume_checks(es, "cine_es")[1] + pair_checks(vol, es)
+            result["checks"] = result["checks"] + extra
+            result["status"] = status_of(result["checks"])
         checks = result["checks"] or [{"code": "ok", "severity": "ok", "message": "no problem found"}]
         table = mrml.add_table(volumeNode.GetScene(), name or f"{volumeNode.GetName()} QC",
                                {"check": [c["code"] for c in checks],

@@ -356,3 +356,42 @@ def test_sunnybrook_variety_from_dicom_headers(tmp_path):
     cine = var["per_role"]["cine"]
     assert cine["n_phases"]["min"] >= 2 and cine["slice_thickness_mm"] is not None
     assert rep["volume"]["status"]["exclude"] == 0
+
+
+def test_slicer_logic_qc_of_a_cine_sequence_and_an_ed_es_pair(scene, segment_module):
+    from cmrrisk import mrml
+
+    img, lab = phantom(noise=5.0)
+    logic = segment_module.CMRRiskSegmentLogic()
+
+    def rows(table):
+        t = table.GetTable()
+        return [t.GetColumnByName("check").GetValue(i) for i in range(t.GetNumberOfRows())]
+
+    # a cine sequence with a blank phase: checked as a 4D cine
+    seq = scene.AddNewNodeByClass("vtkMRMLSequenceNode", "cine")
+    seq.SetIndexName("phase")
+    for t in range(4):
+        frame = img * (0.0 if t == 2 else 1.0 + 0.05 * t)
+        tmp = mrml.volume_to_node(scene, Volume(frame.astype(np.float32), AFFINE, f"p{t}"), f"p{t}")
+        seq.SetDataNodeAtValue(tmp, str(t))
+        scene.RemoveNode(tmp)
+    table = logic.qcVolume(seq)
+    codes = rows(table)
+    assert table.GetAttribute("CMRRisk.qcStatus") in ("flag", "exclude") and codes != ["ok"]
+    direct = qc.volume_qc(mrml.volume_from_sequence(seq), None, "cine")
+    assert codes == [c["code"] for c in direct["checks"]]  # the same checks as cmrrisk qc
+    with pytest.raises(ValueError, match="one phase"):
+        logic.qcVolume(seq, mrml.labels_to_segmentation(scene, lab, mrml.volume_to_node(
+            scene, Volume(img, AFFINE, "f"), "f"), "s"))
+
+    # ED / ES pair: same grid is fine; another spacing is excluded
+    ed = mrml.volume_to_node(scene, Volume(img, AFFINE, "ed"), "ed")
+    es = mrml.volume_to_node(scene, Volume(img * 0.9, AFFINE, "es"), "es")
+    assert logic.qcVolume(ed, esVolumeNode=es).GetAttribute("CMRRisk.qcStatus") == "ok"
+    other = AFFINE.copy()
+    other[0, 0] *= 1.3
+    es2 = mrml.volume_to_node(scene, Volume(img, other, "es2"), "es2")
+    table = logic.qcVolume(ed, esVolumeNode=es2)
+    assert table.GetAttribute("CMRRisk.qcStatus") == "exclude"
+    assert "ed_es_spacing_mismatch" in rows(table)
