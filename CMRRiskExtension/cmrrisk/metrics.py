@@ -106,21 +106,20 @@ def clinical_indices(seg_ed: np.ndarray, seg_es: np.ndarray, spacing_xyz) -> dic
     }
 
 
+def mask_metrics(p: np.ndarray, r: np.ndarray, spacing_xyz) -> dict:
+    """Dice, HD95 (mm) and volumes (mL) of a predicted and a reference mask."""
+    v = voxel_ml(spacing_xyz)
+    return {
+        "dice": dice(p, r),
+        "hd95_mm": hd95(p, r, (spacing_xyz[2], spacing_xyz[1], spacing_xyz[0])),
+        "volume_pred_ml": float(p.sum() * v),
+        "volume_ref_ml": float(r.sum() * v),
+    }
+
+
 def compare(pred: np.ndarray, ref: np.ndarray, spacing_xyz, structures=L.CINE_LABELS) -> dict:
     """Per-structure Dice, HD95 (mm) and volumes (mL) of prediction and reference."""
-    sz = (spacing_xyz[2], spacing_xyz[1], spacing_xyz[0])
-    v = voxel_ml(spacing_xyz)
-    out = {}
-    for lab in structures:
-        name = L.SEGMENTS[lab][0]
-        p, r = pred == lab, ref == lab
-        out[name] = {
-            "dice": dice(p, r),
-            "hd95_mm": hd95(p, r, sz),
-            "volume_pred_ml": float(p.sum() * v),
-            "volume_ref_ml": float(r.sum() * v),
-        }
-    return out
+    return {L.SEGMENTS[lab][0]: mask_metrics(pred == lab, ref == lab, spacing_xyz) for lab in structures}
 
 
 def ed_es_phases(labels: np.ndarray, spacing_xyz) -> tuple[int, int]:

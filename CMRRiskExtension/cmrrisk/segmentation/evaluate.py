@@ -105,17 +105,14 @@ def compare_lge(pred: np.ndarray, ref: np.ndarray, spacing_xyz) -> dict:
     """Dice, HD95 and volumes of LGE structures (:data:`LGE_STRUCTURES`) and the scar burden of
     both. Scar + MVO is scored only when the reference has scar, MVO only when it has MVO (an
     empty reference would give Dice 1.0 to an empty prediction and inflate the means)."""
-    from ..metrics import hd95, voxel_ml
+    from ..metrics import mask_metrics
 
-    sz = (spacing_xyz[2], spacing_xyz[1], spacing_xyz[0])
-    v = voxel_ml(spacing_xyz)
     out = {}
     for name, labs in LGE_STRUCTURES.items():
         p, r = np.isin(pred, labs), np.isin(ref, labs)
         if name in ("Scar + MVO", "Microvascular obstruction") and not r.any():
             continue
-        out[name] = {"dice": dice(p, r), "hd95_mm": hd95(p, r, sz),
-                     "volume_pred_ml": float(p.sum() * v), "volume_ref_ml": float(r.sum() * v)}
+        out[name] = mask_metrics(p, r, spacing_xyz)
     out["scar_burden_pct"] = {"pred": scar_burden_pct(pred), "ref": scar_burden_pct(ref)}
     return out
 
