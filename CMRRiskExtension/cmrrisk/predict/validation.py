@@ -85,7 +85,7 @@ def oracle_c_index_on(table, manifest: str):
     subject lacks a value."""
     import csv
 
-    from .evaluation import harrell
+    from ..synthetic import oracle_c_index
 
     if table.time is None:
         return None
@@ -95,12 +95,9 @@ def oracle_c_index_on(table, manifest: str):
         lh = np.array([float(rows[s]) for s in table.subjects])
     except (KeyError, TypeError, ValueError):
         return None
-    if not np.isfinite(lh).all() or not np.any(table.event):
-        return None
-    try:
-        return float(harrell(table.time, table.event, lh))
-    except Exception:  # no comparable pair
-        return None
+    c = oracle_c_index((np.asarray(table.time, float), np.asarray(table.event), lh)) \
+        if np.isfinite(lh).all() else float("nan")
+    return None if np.isnan(c) else float(c)
 
 
 def external_validation(model_dir: str, manifest: str, n_boot: int = 200, seed: int = 0,

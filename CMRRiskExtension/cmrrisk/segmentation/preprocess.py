@@ -68,8 +68,8 @@ def channel_argmax(scores: torch.Tensor) -> torch.Tensor:
     """Index of the highest score along dim 1 of an (N, C, H, W) tensor, the first on ties,
     exactly as ``scores.argmax(1)``, which is several times slower on a tensor in the default
     (channels-first) layout, as the scores of a heart-window or flipped pass are: one thread,
-    9 x 5 x 432 x 352 scores 0.39 s vs 0.03 s. Interleaved on 2 CPU cores, a synthetic LGE stack
-    (flips, window) then took 0.90 times as long; a plain cine frame, whose scores stay in the
+    9 x 5 x 432 x 352 scores 0.39 s vs 0.03 s. Interleaved, a synthetic LGE stack (flips,
+    window) then took 0.90 times as long on 2 threads, 0.93 and 0.97 on one (three A/B runs); a plain cine frame, whose scores stay in the
     network's channels-last layout, is unchanged (one-off interleaved A/B, 7 runs each,
     2026-11-29). Identical results: Testing/test_fast_argmax.py."""
     return scores.max(1).indices
