@@ -10,6 +10,7 @@ results back, so everything the GUI does can be done from the Python console, e.
     model = logic.modelForVolume(volumeNode)                      # "cine" or "lge" from DICOM headers
     scar = logic.scarAnalysis(lgeSegmentationNode, lgeVolumeNode)  # scar, AHA segments, n-SD, FWHM
     qc = logic.qcVolume(volumeNode, segmentationNode)             # quality checks as a table node
+    result = logic.process(volumeNode, model="auto")              # what Apply does, in one call
 """
 
 import os
@@ -58,7 +59,7 @@ class CMRRiskSegment(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = "CMRRisk Segment"
         self.parent.categories = ["Cardiac"]
-        self.parent.dependencies = []
+        self.parent.dependencies = ["Sequences", "Segmentations"]
         self.parent.contributors = ["CMRRisk developers"]
         self.parent.helpText = (
             "Deep-learning segmentation of short-axis cine MRI (LV blood pool, LV myocardium, "
@@ -113,23 +114,55 @@ class CMRRiskSegmentWidget(ScriptedLoadableModuleWidget):
         self.ui.applyButton.enabled = node is not None
         self.ui.qcButton.enabled = node is not None
 
+    def _controls(self):
+        """Everything the user could change or start while a run is going (Cancel excepted)."""
+        return (self.ui.inputSelector, self.ui.phaseComboBox, self.ui.edSpinBox, self.ui.esSpinBox,
+                self.ui.modelComboBox, self.ui.deviceComboBox, self.ui.qcSegmentationSelector,
+                self.ui.applyButton, self.ui.qcButton)
+
+    def _setRunning(self, running):
+        for w in self._controls():
+            w.enabled = not running
+        self.ui.cancelButton.enabled = running
+        if not running:
+            self.updateGUI()
+
+    def _cancel(self):
+        slicer.app.processEvents()  # deliver a click on Cancel made since the last check
+        return self._cancelRequested
+
+    def _status(self, text):
+        self.ui.statusLabel.text = text
+
     def onQC(self):
         node = self.ui.inputSelector.currentNode()
-        if node is None or not self.ensureDependencies():
+        # the checks need numpy and scipy only, not the networks' packages
+        if node is None or not self.ensureDependencies({"scipy": REQUIRED_PACKAGES["scipy"]}, also=()):
             return
+        segNode = self.ui.qcSegmentationSelector.currentNode() if not node.IsA("vtkMRMLSequenceNode") else None
         with slicer.util.tryWithErrorDisplay("CMRRisk quality check failed.", waitCursor=True):
-            table = self.logic.qcVolume(node)
-            self.ui.statusLabel.text = f"Quality check: {table.GetAttribute('CMRRisk.qcStatus')} (table '{table.GetName()}')."
-            slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
-            slicer.app.applicationLogic().PropagateTableSelection()
+            table = self.logic.checkQuality(node, segNode, model=self.ui.modelComboBox.currentText)
+            self._status(f"Quality check: {table.GetAttribute('CMRRisk.qcStatus')} (table '{table.GetName()}').")
+            self._showTable(table)
 
-    def ensureDependencies(self):
+    @staticmethod
+    def _showTable(table):
+        slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
+        slicer.app.applicationLogic().PropagateTableSelection()
+
+    def ensureDependencies(self, required=None, also=("torch",)):
         from cmrrisk.mrml.dependencies import ensure
 
-        return ensure(REQUIRED_PACKAGES, also=("torch",))
+        try:
+            return ensure(REQUIRED_PACKAGES if required is None else required, also=also, status=self._status)
+        except Exception as exc:  # ensure() reports pip failures itself; anything else is shown too
+            slicer.util.errorDisplay(f"Installing CMRRisk's Python packages failed: {exc}")
+            self._status(f"Not run: installing the Python packages failed ({exc}).")
+            return False
 
     def onCancel(self):
         self._cancelRequested = True
+        self._status("Cancelling...")
 
     def _progress(self, done, total):
         self.ui.progressBar.maximum = max(1, total)
@@ -140,40 +173,31 @@ class CMRRiskSegmentWidget(ScriptedLoadableModuleWidget):
         node = self.ui.inputSelector.currentNode()
         if node is None or not self.ensureDependencies():
             return
+        from cmrrisk.segmentation.infer import Cancelled
+
         self._cancelRequested = False
-        self.ui.applyButton.enabled = False
-        self.ui.cancelButton.enabled = True
-        self.ui.statusLabel.text = "Segmenting..."
-        model = self.ui.modelComboBox.currentText
-        device = self.ui.deviceComboBox.currentText
+        self._setRunning(True)
+        self._status("Segmenting...")
+        edes = node.IsA("vtkMRMLSequenceNode") and self.ui.phaseComboBox.currentIndex == 1
         try:
             with slicer.util.tryWithErrorDisplay("CMRRisk segmentation failed.", waitCursor=True):
-                if model == "auto":
-                    model = self.logic.modelForVolume(node)
-                if node.IsA("vtkMRMLSequenceNode"):
-                    edes = self.ui.phaseComboBox.currentIndex == 1
-                    result = self.logic.segmentSequence(
-                        node, model=model, device=device,
-                        ed=self.ui.edSpinBox.value if edes else None,
-                        es=self.ui.esSpinBox.value if edes else None,
-                        progress=self._progress, cancel=lambda: self._cancelRequested)
-                    if result.get("table") is not None:
-                        slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(result["table"].GetID())
-                        slicer.app.applicationLogic().PropagateTableSelection()
-                else:
-                    segNode = self.logic.segmentVolume(node, model=model, device=device,
-                                                       progress=self._progress,
-                                                       cancel=lambda: self._cancelRequested)
-                    if model == "lge":
-                        table = self.logic.scarAnalysis(segNode, node)["table"]
-                        slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
-                        slicer.app.applicationLogic().PropagateTableSelection()
-                self.ui.statusLabel.text = "Done."
+                try:
+                    result = self.logic.process(
+                        node, model=self.ui.modelComboBox.currentText, device=self.ui.deviceComboBox.currentText,
+                        ed=self.ui.edSpinBox.value if edes else None, es=self.ui.esSpinBox.value if edes else None,
+                        progress=self._progress, cancel=self._cancel)
+                except Cancelled:  # not an error: no dialog
+                    self._status("Cancelled; nothing was added to the scene.")
+                    return
+                if result.get("table") is not None:
+                    self._showTable(result["table"])
+                if result.get("segmentation") is not None:  # "Check quality" then checks it too
+                    self.ui.qcSegmentationSelector.setCurrentNode(result["segmentation"])
+                self._status(result["status"])
         except Exception as exc:  # already displayed by tryWithErrorDisplay
-            self.ui.statusLabel.text = f"Stopped: {exc}"
+            self._status(f"Failed: {exc}")
         finally:
-            self.ui.applyButton.enabled = True
-            self.ui.cancelButton.enabled = False
+            self._setRunning(False)
 
 
 #
@@ -197,6 +221,42 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
         from cmrrisk.modeldir import BUNDLED_DIR
 
         return sorted(d for d in os.listdir(BUNDLED_DIR) if os.path.isdir(os.path.join(BUNDLED_DIR, d)))
+
+    def process(self, inputNode, model="auto", device="cpu", ed=None, es=None, progress=None, cancel=None):
+        """What the module's Apply button does, in one call.
+
+        ``model``: a bundled model name or "auto" (:meth:`modelForVolume`). A sequence node is
+        segmented as a cine (:meth:`segmentSequence`, all phases or the ``ed``/``es`` phase
+        indices); a volume node with :meth:`segmentVolume`, followed by :meth:`scarAnalysis`
+        when the model segments scar. Returns ``{"model", "segmentation" (volume input) or
+        "sequence"/"ed"/"es" (sequence input), "table" (clinical indices or scar burden; None
+        for a single cine frame), "segmentsTable" (AHA segments, LGE), "status" (one line for
+        the user)}``."""
+        from cmrrisk import labels as L
+
+        if inputNode is None:
+            raise ValueError("choose an input volume or cine sequence first.")
+        if model == "auto":
+            model = self.modelForVolume(inputNode)
+        name = inputNode.GetName()
+        if inputNode.IsA("vtkMRMLSequenceNode"):
+            result = self.segmentSequence(inputNode, model=model, device=device, ed=ed, es=es,
+                                          progress=progress, cancel=cancel)
+            result.update(model=model, segmentsTable=None)
+            which = "every phase" if "sequence" in result else "ED and ES"
+            result["status"] = f"Segmented {which} of '{name}' with the {model} model; clinical indices in '{result['table'].GetName()}'."
+            return result
+        segNode = self.segmentVolume(inputNode, model=model, device=device, progress=progress, cancel=cancel)
+        result = {"model": model, "segmentation": segNode, "table": None, "segmentsTable": None}
+        if L.SCAR in self.segmenter(model, device).structures:
+            scar = self.scarAnalysis(segNode, inputNode)
+            result.update(table=scar["table"], segmentsTable=scar["segmentsTable"], scar=scar["measures"])
+            result["status"] = (f"Segmented '{name}' with the {model} model: scar burden "
+                                f"{scar['measures']['scar_burden_pct']:.1f} % of the LV myocardium "
+                                f"(table '{scar['table'].GetName()}').")
+        else:
+            result["status"] = f"Segmented '{name}' with the {model} model into '{segNode.GetName()}'."
+        return result
 
     def segmenter(self, model="cine", device="cpu"):
         """The loaded model (cached; checksums verified on first load)."""
@@ -319,6 +379,23 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
         return table
 
     @staticmethod
+    def checkQuality(volumeNode, segmentationNode=None, model="auto"):
+        """What the module's "Check quality" button does: :meth:`qcVolume` of the selected image
+        and, when given, its segmentation, checked as LGE labels (no RV expected) when the
+        segmentation has scar or MVO segments, the chosen model is lge, or (model "auto") the
+        series is recognised as LGE (:meth:`seriesKind`); as cine labels otherwise."""
+        from cmrrisk import labels as L
+
+        lge = model == "lge"
+        if model == "auto" and not volumeNode.IsA("vtkMRMLSequenceNode"):
+            lge = CMRRiskSegmentLogic.seriesKind(volumeNode)["kind"] == "lge"
+        if segmentationNode is not None:
+            seg = segmentationNode.GetSegmentation()
+            names = {seg.GetNthSegment(i).GetName() for i in range(seg.GetNumberOfSegments())}
+            lge = lge or bool(names & {L.SEGMENTS[L.SCAR][0], L.SEGMENTS[L.MVO][0]})
+        return CMRRiskSegmentLogic.qcVolume(volumeNode, segmentationNode, role="lge" if lge else "image")
+
+    @staticmethod
     def seriesKind(volumeNode):
         """``{"kind": "cine" | "lge" | "unknown", "reason": ...}`` of a volume or sequence node:
         a sequence is a cine; otherwise the DICOM headers of the node's instances (Slicer's DICOM
@@ -380,10 +457,18 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
         from cmrrisk import mrml
         from cmrrisk.metrics import clinical_indices
 
+        from cmrrisk import labels as L
+        from cmrrisk.errors import CMRRiskError
+
         scene = sequenceNode.GetScene()
         name = sequenceNode.GetName()
-        frames = mrml.sequence_volume_nodes(sequenceNode)
         segmenter = self.segmenter(model, device)
+        if set(segmenter.structures) != set(L.CINE_LABELS):
+            raise CMRRiskError(f"'{name}' is a sequence, which this module reads as a cine; the {model} model "
+                               "does not segment cines (its structures would be lost). Choose the cine model, "
+                               "or segment a single LGE volume node.")
+        frames = mrml.sequence_volume_nodes(sequenceNode)
+        studyNode = self._studyNodeOfSequence(scene, sequenceNode)
         if (ed is None) != (es is None):
             raise ValueError("give both ed and es phase indices, or neither")
         phases = [int(ed), int(es)] if ed is not None else list(range(len(frames)))
@@ -402,26 +487,31 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
             seq = scene.AddNewNodeByClass("vtkMRMLSequenceNode", f"{name} segmentation")
             seq.SetIndexName(sequenceNode.GetIndexName())
             seq.SetIndexUnit(sequenceNode.GetIndexUnit())
+            seq.SetIndexType(sequenceNode.GetIndexType())
             for t in range(labels.shape[0]):
                 tmp = mrml.labels_to_segmentation(scene, labels[t], frames[t], f"{name} phase {t}",
-                                                  study_node=sequenceNode)
+                                                  study_node=studyNode)
                 seq.SetDataNodeAtValue(tmp, sequenceNode.GetNthIndexValue(t))
                 scene.RemoveNode(tmp)
-            mrml.place_in_study(scene, seq, sequenceNode)
+            mrml.place_in_study(scene, seq, studyNode)
             self._synchronizeWithBrowser(scene, sequenceNode, seq)
             result["sequence"] = seq
         ed_phase, es_phase = phases[ed_i], phases[es_i]
         result["ed"] = mrml.labels_to_segmentation(scene, labels[ed_i], frames[ed_phase],
                                                    f"{name} ED (phase {ed_phase}) segmentation",
-                                                   study_node=sequenceNode)
+                                                   study_node=studyNode)
         result["es"] = mrml.labels_to_segmentation(scene, labels[es_i], frames[es_phase],
                                                    f"{name} ES (phase {es_phase}) segmentation",
-                                                   study_node=sequenceNode)
+                                                   study_node=studyNode)
+        proxy = self._proxyNode(scene, sequenceNode)
+        if proxy is not None and proxy.GetTransformNodeID():  # shown where the cine is shown
+            for key in ("ed", "es"):
+                result[key].SetAndObserveTransformNodeID(proxy.GetTransformNodeID())
         # segment_phases takes one slice-order decision for every phase
         self._markSliceOrder(segmenter, *(result[k] for k in ("sequence", "ed", "es") if k in result))
         indices = clinical_indices(labels[ed_i], labels[es_i], spacing)
         result["indices"] = indices
-        result["table"] = self.indicesTable(scene, indices, f"{name} clinical indices", sequenceNode,
+        result["table"] = self.indicesTable(scene, indices, f"{name} clinical indices", studyNode,
                                             ed_phase, es_phase)
         return result
 
@@ -442,13 +532,52 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
         return mrml.add_table(scene, name, rows, studyNode)
 
     @staticmethod
-    def _synchronizeWithBrowser(scene, inputSequence, newSequence):
+    def _browsersOf(scene, sequenceNode):
+        """The sequence browser nodes that play ``sequenceNode``."""
         browsers = scene.GetNodesByClass("vtkMRMLSequenceBrowserNode")
         browsers.UnRegister(None)
+        out = []
         for i in range(browsers.GetNumberOfItems()):
             browser = browsers.GetItemAsObject(i)
-            if browser.IsSynchronizedSequenceNode(inputSequence.GetID(), True):
-                browser.AddSynchronizedSequenceNode(newSequence)
+            if browser.IsSynchronizedSequenceNode(sequenceNode, True):
+                out.append(browser)
+        return out
+
+    @staticmethod
+    def _proxyNode(scene, sequenceNode):
+        """The proxy volume node that shows ``sequenceNode`` in the views (None without a browser)."""
+        for browser in CMRRiskSegmentLogic._browsersOf(scene, sequenceNode):
+            proxy = browser.GetProxyNode(sequenceNode)
+            if proxy is not None:
+                return proxy
+        return None
+
+    @staticmethod
+    def _studyNodeOfSequence(scene, sequenceNode):
+        """The node whose subject-hierarchy study the outputs of a sequence go to: the sequence
+        itself when it has an item under a study or folder, otherwise its browser's proxy node
+        (a cine loaded from DICOM is in the study through its proxy)."""
+        sh = slicer.vtkMRMLSubjectHierarchyNode.GetSubjectHierarchyNode(scene)
+        if sh is not None:
+            item = sh.GetItemByDataNode(sequenceNode)
+            if item and sh.GetItemParent(item) and sh.GetItemParent(item) != sh.GetSceneItemID():
+                return sequenceNode
+        proxy = CMRRiskSegmentLogic._proxyNode(scene, sequenceNode)
+        return proxy if proxy is not None else sequenceNode
+
+    @staticmethod
+    def _synchronizeWithBrowser(scene, inputSequence, newSequence):
+        """Play ``newSequence`` with every browser that plays ``inputSequence``; the browser's
+        proxy of the new sequence follows the input's transform."""
+        modules = getattr(slicer, "modules", None)
+        sequencesLogic = modules.sequences.logic() if modules is not None and hasattr(modules, "sequences") else None
+        for browser in CMRRiskSegmentLogic._browsersOf(scene, inputSequence):
+            browser.AddSynchronizedSequenceNode(newSequence)
+            if sequencesLogic is not None:  # inside Slicer: make the proxy node now
+                sequencesLogic.UpdateProxyNodesFromSequences(browser)
+            proxy, newProxy = browser.GetProxyNode(inputSequence), browser.GetProxyNode(newSequence)
+            if proxy is not None and newProxy is not None and proxy.GetTransformNodeID():
+                newProxy.SetAndObserveTransformNodeID(proxy.GetTransformNodeID())
 
 
 #
@@ -465,6 +594,10 @@ class CMRRiskSegmentTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear(0)
 
     def runTest(self):
+        absent = missing_packages()
+        if absent:  # a fresh Slicer: say what to do instead of failing on an ImportError
+            self.skipTest("CMRRisk Segment's self-test needs the Python packages " + ", ".join(absent)
+                          + "; open the module and press Apply once to install them.")
         self.setUp()
         self.test_segment_volume_round_trip()
         self.setUp()

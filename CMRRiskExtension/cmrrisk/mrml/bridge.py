@@ -184,7 +184,16 @@ def labels_to_segmentation(scene, labels: np.ndarray, reference_node, name: str,
             segment = seg.GetSegment(sid)
         _style_segment(segment, label)
     place_in_study(scene, seg_node, study_node or reference_node)
+    follow_transform(seg_node, reference_node)
     return seg_node
+
+
+def follow_transform(node, reference_node) -> None:
+    """Put ``node`` under the parent transform of ``reference_node`` (if any), so that an output
+    made on the reference's voxel grid is shown where the reference is."""
+    tid = reference_node.GetTransformNodeID() if reference_node is not None else None
+    if tid and node.GetTransformNodeID() != tid:
+        node.SetAndObserveTransformNodeID(tid)
 
 
 def segmentation_to_labels(segmentation_node, reference_node) -> np.ndarray:

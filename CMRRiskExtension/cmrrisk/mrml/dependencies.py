@@ -5,45 +5,76 @@ SlicerRadiomics) are named, not pip-installed."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 
 #: import name -> the Slicer extension that provides it
 FROM_EXTENSIONS = {"radiomics": "SlicerRadiomics"}
 
+#: torch versions the pinned monai accepts (monai 1.6.1 requires torch>=2.8.0); asked of
+#: PyTorchUtils so that installing monai afterwards does not replace its torch
+TORCH_REQUIREMENT = ">=2.8.0"
+
 
 def missing(required: dict, also=("torch",)) -> list:
     """Import names of ``also`` + ``required`` (import name -> pip requirement) that are absent."""
+    importlib.invalidate_caches()  # see packages installed since the last look
     return [name for name in list(also) + list(required) if importlib.util.find_spec(name) is None]
 
 
-def ensure(required: dict, also=("torch",)) -> bool:
-    """Ask, then install what is missing; True when everything is importable afterwards."""
+def ensure(required: dict, also=("torch",), status=None) -> bool:
+    """Ask once, then install what is missing; True when everything is importable afterwards.
+
+    ``status(message)`` (optional) receives a line for the module's status label whenever the
+    answer is False (declined, an extension to install first, or an installation that failed),
+    so that nothing fails silently. Errors of pip or PyTorchUtils are shown and reported, not
+    raised."""
     import slicer
+
+    def refuse(message):
+        if status is not None:
+            status(message)
+        return False
 
     absent = missing(required, also)
     if not absent:
         return True
     from_ext = [n for n in absent if n in FROM_EXTENSIONS]
     if from_ext:
-        slicer.util.errorDisplay("Install the " + ", ".join(sorted({FROM_EXTENSIONS[n] for n in from_ext}))
-                                 + " extension(s) from the Extensions Manager and restart Slicer.")
-        return False
+        message = ("Install the " + ", ".join(sorted({FROM_EXTENSIONS[n] for n in from_ext}))
+                   + " extension(s) from the Extensions Manager and restart Slicer.")
+        slicer.util.errorDisplay(message)
+        return refuse(message)
     if not slicer.util.confirmOkCancelDisplay(
             "CMRRisk needs these Python packages, which are not installed in this Slicer: "
             + ", ".join(absent) + ".\n\nInstall them now (internet connection needed)?",
             "CMRRisk: install dependencies"):
-        return False
-    if "torch" in absent:
-        try:
-            import PyTorchUtils  # from the PyTorch extension
-        except ImportError:
-            slicer.util.errorDisplay("Install the PyTorch extension from the Extensions Manager "
-                                     "first, then restart Slicer.")
-            return False
-        if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True) is None:
-            return False
-    with slicer.util.WaitCursor():
-        for name in absent:
-            if name in required:
-                slicer.util.pip_install(required[name])
-    return not missing(required, also)
+        return refuse("Not run: the Python packages " + ", ".join(absent) + " are missing "
+                      "(installation declined).")
+    try:
+        if "torch" in absent:
+            try:
+                import PyTorchUtils  # from the PyTorch extension
+            except ImportError:
+                message = "Install the PyTorch extension from the Extensions Manager first, then restart Slicer."
+                slicer.util.errorDisplay(message)
+                return refuse(message)
+            # the user has agreed above: no second question
+            if PyTorchUtils.PyTorchUtilsLogic().installTorch(
+                    askConfirmation=False, torchVersionRequirement=TORCH_REQUIREMENT) is None:
+                return refuse("PyTorch was not installed (see the Python console); nothing was run.")
+        with slicer.util.WaitCursor():
+            for name in absent:
+                if name in required:
+                    slicer.util.pip_install(required[name])
+    except Exception as exc:  # pip or network failure: shown, not lost in the console
+        message = f"Installing {', '.join(absent)} failed: {exc}"
+        slicer.util.errorDisplay(message)
+        return refuse(message)
+    still = missing(required, also)
+    if still:
+        message = ("Still missing after installation: " + ", ".join(still)
+                   + ". Restart Slicer and try again; see the Python console for pip's messages.")
+        slicer.util.errorDisplay(message)
+        return refuse(message)
+    return True

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..errors import CMRRiskError
 from ..image import Volume
-from .bridge import place_in_study, volume_to_node
+from .bridge import follow_transform, place_in_study, volume_to_node
 
 COLOR_NODE_NAME = "CMRRisk heat"
 #: (position in [0, 1], r, g, b): black - dark red - red - orange - yellow - white
@@ -24,6 +24,7 @@ def heat_color_node(scene, vmax: float = 1.0, name: str = COLOR_NODE_NAME):
         vmax = 1.0
     node = None
     nodes = scene.GetNodesByClassByName("vtkMRMLProceduralColorNode", name)
+    nodes.UnRegister(None)  # a new collection is returned (Slicer's idiom: release it)
     if nodes.GetNumberOfItems():
         node = nodes.GetItemAsObject(0)
     if node is None:
@@ -68,6 +69,7 @@ def heatmap_to_node(scene, heat: Volume, name: str, reference_node=None, node=No
     node.SetAttribute("CMRRisk.heatmap", "1")
     if reference_node is not None:
         place_in_study(scene, node, reference_node)
+        follow_transform(node, reference_node)
     return node
 
 
@@ -77,6 +79,7 @@ def show_overlay(scene, heat_node, background_node=None, opacity: float = 0.5) -
     when the scene has no views)."""
     n = 0
     nodes = scene.GetNodesByClass("vtkMRMLSliceCompositeNode")
+    nodes.UnRegister(None)
     for i in range(nodes.GetNumberOfItems()):
         comp = nodes.GetItemAsObject(i)
         if background_node is not None:

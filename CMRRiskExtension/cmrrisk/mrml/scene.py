@@ -15,8 +15,8 @@ _FACTORY_READY = False
 
 def new_scene():
     """A ``vtkMRMLScene`` that can read and write MRB files and hold segmentations: cache and
-    data-IO managers, application logic with the default colour nodes, segmentation converter
-    rules (registered once per process)."""
+    data-IO managers, application logic with the default colour nodes, sequence browser nodes,
+    segmentation converter rules (registered once per process)."""
     global _FACTORY_READY
     import slicer
 
@@ -31,6 +31,10 @@ def new_scene():
     app.SetMRMLScene(scene)
     app.GetColorLogic().SetMRMLScene(scene)
     app.GetColorLogic().AddDefaultColorNodes()
+    # sequence browsers (registered by the Sequences module inside Slicer): play a cine and the
+    # segmentation sequence made from it together
+    if not scene.IsNodeClassRegistered("vtkMRMLSequenceBrowserNode"):
+        scene.RegisterNodeClass(slicer.vtkMRMLSequenceBrowserNode())
     if not _FACTORY_READY:
         f = slicer.vtkSegmentationConverterFactory.GetInstance()
         f.RegisterConverterRule(slicer.vtkBinaryLabelmapToClosedSurfaceConversionRule())
