@@ -117,11 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     s.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     s.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
-                   help="average over in-plane flips (3 network passes per frame; slower); default: "
-                   "the model's own setting (on for lge, off for cine)")
+                   help="average the image and its two in-plane flips; the flipped passes see only the "
+                   "heart's bounding box from the unflipped pass widened by 30 mm (slower than a plain "
+                   "pass; see the README); default: the model's own setting (on for lge, off for cine)")
     s.add_argument("--keep-slice-order", action="store_true",
                    help="do not reverse a stack that runs the other way than the model's training data "
-                   "(cine base to apex, LGE apex to base; judged from the LV area along the stack); "
+                   "(cine base to apex, LGE apex to base; read from the image geometry when it holds a real "
+                   "short-axis orientation, else judged from the LV area along the stack); "
                    "segment.json's slice_order says what was done")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_segment)
