@@ -290,3 +290,11 @@ def test_check_quality_reads_an_lge_segmentation_as_lge(scene, segment_module):
     first = codes(logic.checkQuality(node, seg, model="auto"))
     assert "seg_rv_empty" not in first
     assert "seg_rv_empty" in codes(logic.qcVolume(node, seg))  # as cine labels
+
+
+def test_terminology_codes_are_standard_or_private_99_schemes():
+    """Segment terminology: SNOMED CT or DICOM codes, or a private scheme as DICOM requires
+    ("99" prefix), in the serialised entry that Slicer stores on each segment."""
+    for label, (_, _, (value, scheme, meaning)) in L.SEGMENTS.items():
+        assert scheme in ("SCT", "DCM") or scheme.startswith("99"), (label, scheme)
+        assert f"{scheme}^{value}^{meaning}" in L.terminology_string(label)

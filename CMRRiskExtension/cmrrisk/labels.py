@@ -10,7 +10,8 @@ MVO = 5
 #: label value -> (segment name, RGB colour 0..1, terminology type (code value, scheme, meaning)).
 #: Codes: SNOMED CT (SCT) body structures as in DICOM CID 7152 (Left/Right Ventricle) and
 #: "Myocardium structure"; DICOM DCM 122113 "Scarred Myocardium" (CID 3704). MVO has no standard
-#: code that we could verify, so it carries a private CMRRisk code.
+#: code that we could verify, so it carries a private code; DICOM reserves coding-scheme
+#: designators that begin with "99" for private schemes (PS3.16 section 8), hence 99CMRRISK.
 SEGMENTS = {
     LV_BLOOD_POOL: ("LV blood pool", (0.863, 0.294, 0.294),
                     ("87878005", "SCT", "Left ventricle")),
@@ -21,7 +22,7 @@ SEGMENTS = {
     SCAR: ("Myocardial scar", (0.95, 0.95, 0.95),
            ("122113", "DCM", "Scarred Myocardium")),
     MVO: ("Microvascular obstruction", (0.35, 0.10, 0.45),
-          ("mvo", "CMRRisk", "Microvascular obstruction")),
+          ("mvo", "99CMRRISK", "Microvascular obstruction")),
 }
 
 #: terminology category per label: DICOM CID 7150 "Anatomical Structure" (SCT 91723000) for the
