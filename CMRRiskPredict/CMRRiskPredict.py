@@ -8,10 +8,16 @@ nodes -> arrays through ``cmrrisk.mrml``, features from ``cmrrisk.features.cohor
 
     logic = slicer.util.getModuleLogic("CMRRiskPredict")
     table = logic.computeFeatures(edVolumeNode=ed, esVolumeNode=es,
-                                  edSegmentationNode=edSeg, esSegmentationNode=esSeg)
+                                  edSegmentationNode=edSeg, esSegmentationNode=esSeg, device="cuda")
     out = logic.predictStudy("my_model", ed, es, covariates={"age": 61, "sex": "F"})
     out["table"], out["chart"]        # table node, vtkMRMLPlotChartNode of the survival curve
+    ex = logic.explainStudy("my_model", ed, es, covariates="age=61, sex=F", method="ig", k=5)
+    ex["heatmaps"]["cine_ed"], ex["attributions"], ex["text"]   # heatmap over ED in the views
     logic.trainModel("cohort.csv", "survival", "my_model", progress=print)
+
+Every button of the module is one of these calls. The long ones take ``progress(fraction,
+message)`` and ``cancel()`` (returns True to stop: ``cmrrisk.predict.study.Cancelled`` is raised
+and nothing is added to the scene); ``trainModel`` reports ``progress(done, total, message)``.
 """
 
 import os
@@ -71,16 +77,19 @@ class CMRRiskPredict(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = "CMRRisk Predict"
         self.parent.categories = ["Cardiac"]
-        self.parent.dependencies = []
+        # survival curves are shown with the Plots module; results are table and segmentation nodes
+        self.parent.dependencies = ["Plots", "Tables", "Segmentations"]
         self.parent.contributors = ["CMRRisk developers"]
         self.parent.helpText = (
             "Image-derived features of a cardiac MRI study: clinical indices (volumes, ejection "
             "fraction, mass, wall thickness, scar burden), radiomic features (pyradiomics, bundled "
             "parameter file) and deep features (encoder of the bundled segmentation network), "
             "for ED/ES cine frames and LGE. Missing segmentations are computed with the bundled "
-            "models. Prediction: a model trained with 'cmrrisk train' (or the Training section) "
-            "gives the study's risk score, risk group and survival curve, or class probabilities. "
-            "Research use only.")
+            "models (on the CPU or a CUDA GPU). Prediction: a model trained with 'cmrrisk train' "
+            "(or the Training section) gives the study's risk score, risk group and survival curve, "
+            "or class probabilities. Explanation: heatmap volumes over the images, covariate "
+            "attributions and a short text for the prediction. Long runs show their progress and "
+            "can be cancelled. Research use only.")
         self.parent.acknowledgementText = (
             "Radiomics: van Griethuysen et al., Cancer Research 77(21):e104-e107, 2017. "
             "Bundled models trained on ACDC (Bernard et al., IEEE TMI 2018) and EMIDEC "
@@ -91,9 +100,20 @@ class CMRRiskPredict(ScriptedLoadableModule):
 # Widget
 #
 
+#: buttons that start a long run (all disabled while one runs)
+ACTION_BUTTONS = ("applyButton", "predictButton", "trainButton", "reportButton", "explainButton")
+#: inputs that must not change during a run
+INPUT_WIDGETS = ("edSelector", "edSegmentationSelector", "esSelector", "esSegmentationSelector",
+                 "lgeSelector", "lgeSegmentationSelector", "deviceComboBox", "bsaSpinBox",
+                 "radiomicsCheckBox", "deepCheckBox", "modelDirPathLineEdit", "covariatesLineEdit",
+                 "horizonsLineEdit", "manifestPathLineEdit", "endpointComboBox", "modelNameComboBox",
+                 "outputDirPathLineEdit", "cvSpinBox", "testManifestPathLineEdit",
+                 "explainMethodComboBox", "referenceManifestPathLineEdit", "kSpinBox")
+
 
 class CMRRiskPredictWidget(ScriptedLoadableModuleWidget):
-    """Thin GUI: every action is one Logic call."""
+    """Thin GUI: every action is one Logic call, run by ``_run`` with the shared progress bar and
+    Cancel button, the other actions and the inputs disabled until it ends."""
 
     def setup(self):
         ScriptedLoadableModuleWidget.setup(self)
@@ -106,14 +126,22 @@ class CMRRiskPredictWidget(ScriptedLoadableModuleWidget):
 
         self.ui.modelDirPathLineEdit.filters = ctk.ctkPathLineEdit.Dirs
         self.ui.outputDirPathLineEdit.filters = ctk.ctkPathLineEdit.Dirs
-        self.ui.manifestPathLineEdit.nameFilters = ["Cohort manifest (*.csv)"]
-        self.ui.testManifestPathLineEdit.nameFilters = ["Cohort manifest (*.csv)"]
+        for name in ("manifestPathLineEdit", "testManifestPathLineEdit", "referenceManifestPathLineEdit"):
+            getattr(self.ui, name).nameFilters = ["Cohort manifest (*.csv)"]
+        self.ui.explainMethodComboBox.clear()
+        self.ui.explainMethodComboBox.addItems(self.logic.explanationMethods())
+        self.ui.explainMethodComboBox.currentText = "ig"  # the default of 'cmrrisk explain'
+        self._busy = False
         self._cancelRequested = False
+        self.ui.cancelButton.enabled = False
         self.ui.applyButton.connect("clicked(bool)", self.onApply)
         self.ui.predictButton.connect("clicked(bool)", self.onPredict)
         self.ui.trainButton.connect("clicked(bool)", self.onTrain)
         self.ui.reportButton.connect("clicked(bool)", self.onReport)
+        self.ui.explainButton.connect("clicked(bool)", self.onExplain)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
+        self.ui.endpointComboBox.connect("currentIndexChanged(int)", self.fillModelNames)
+        self.ui.trainCollapsibleButton.connect("contentsCollapsed(bool)", self.fillModelNames)
         for name in ("edSelector", "esSelector", "lgeSelector"):
             getattr(self.ui, name).connect("currentNodeChanged(vtkMRMLNode*)", self.updateGUI)
         for name in ("modelDirPathLineEdit", "manifestPathLineEdit", "outputDirPathLineEdit",
@@ -122,23 +150,39 @@ class CMRRiskPredictWidget(ScriptedLoadableModuleWidget):
         self.updateGUI()
 
     def updateGUI(self, *_):
+        if self._busy:
+            return
         ed, es, lge = (self.ui.edSelector.currentNode(), self.ui.esSelector.currentNode(),
                        self.ui.lgeSelector.currentNode())
+        modelDir = bool(self.ui.modelDirPathLineEdit.currentPath)
         self.ui.applyButton.enabled = bool((ed and es) or lge)
-        self.ui.predictButton.enabled = bool(self.ui.modelDirPathLineEdit.currentPath)
+        self.ui.predictButton.enabled = modelDir
+        self.ui.explainButton.enabled = bool(modelDir and ed)
         self.ui.trainButton.enabled = bool(self.ui.manifestPathLineEdit.currentPath
                                            and self.ui.outputDirPathLineEdit.currentPath)
-        self.ui.reportButton.enabled = bool(self.ui.modelDirPathLineEdit.currentPath
-                                            and (self.ui.manifestPathLineEdit.currentPath
-                                                 or self.ui.testManifestPathLineEdit.currentPath))
+        self.ui.reportButton.enabled = bool(modelDir and (self.ui.manifestPathLineEdit.currentPath
+                                                          or self.ui.testManifestPathLineEdit.currentPath))
+
+    def fillModelNames(self, *_):
+        """The registered model names of the chosen endpoint (the combo stays editable for a
+        model registered later from the Python console)."""
+        current = self.ui.modelNameComboBox.currentText
+        try:
+            names = self.logic.modelNames(self.ui.endpointComboBox.currentText)
+        except Exception:  # dependencies not installed yet: the endpoint's default only
+            names = ["auto"]
+        self.ui.modelNameComboBox.clear()
+        self.ui.modelNameComboBox.addItems(names)
+        self.ui.modelNameComboBox.currentText = current if current in names else "auto"
 
     def ensureDependencies(self):
         from cmrrisk.mrml.dependencies import ensure
 
-        return ensure(REQUIRED_PACKAGES, also=("torch", "radiomics"))
+        return ensure(REQUIRED_PACKAGES, also=("torch", "radiomics"),
+                      status=lambda message: setattr(self.ui.statusLabel, "text", message))
 
     def _studyNodes(self):
-        """The study's volume and segmentation nodes chosen in the Inputs section."""
+        """The study's volume and segmentation nodes chosen in the Study section."""
         return {"edVolumeNode": self.ui.edSelector.currentNode(),
                 "esVolumeNode": self.ui.esSelector.currentNode(),
                 "edSegmentationNode": self.ui.edSegmentationSelector.currentNode(),
@@ -146,104 +190,134 @@ class CMRRiskPredictWidget(ScriptedLoadableModuleWidget):
                 "lgeVolumeNode": self.ui.lgeSelector.currentNode(),
                 "lgeSegmentationNode": self.ui.lgeSegmentationSelector.currentNode()}
 
-    def onApply(self):
-        if not self.ensureDependencies():
-            return
-        self.ui.statusLabel.text = "Computing features..."
-        slicer.app.processEvents()
-        try:
-            with slicer.util.tryWithErrorDisplay("CMRRisk features failed.", waitCursor=True):
-                table = self.logic.computeFeatures(
-                    **self._studyNodes(),
-                    bsa=self.ui.bsaSpinBox.value or None,
-                    radiomics=self.ui.radiomicsCheckBox.checked,
-                    deep=self.ui.deepCheckBox.checked)
-                self.ui.tableView.setMRMLTableNode(table)
-                slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
-                slicer.app.applicationLogic().PropagateTableSelection()
-                self.ui.statusLabel.text = f"{table.GetNumberOfRows()} features."
-        except Exception as exc:  # already displayed by tryWithErrorDisplay
-            self.ui.statusLabel.text = f"Stopped: {exc}"
+    # ---- the shared run: busy state, progress, cancel, errors
 
-    def onPredict(self):
-        if not self.ensureDependencies():
+    def _setBusy(self, busy):
+        self._busy = busy
+        for name in ACTION_BUTTONS + INPUT_WIDGETS:  # buttons: re-enabled as updateGUI decides
+            getattr(self.ui, name).enabled = not busy
+        self.ui.cancelButton.enabled = busy
+        if not busy:
+            self.updateGUI()
+
+    def _cancelled(self):
+        """The cancel callback: let Qt deliver a pending Cancel click, then read the flag."""
+        slicer.app.processEvents()
+        return self._cancelRequested
+
+    def _progress(self, fraction, message):
+        self.ui.progressBar.maximum = 1000
+        self.ui.progressBar.value = int(round(1000 * min(1.0, max(0.0, float(fraction)))))
+        self.ui.statusLabel.text = str(message)
+        slicer.app.processEvents()
+
+    def _run(self, failureMessage, startMessage, action):
+        """Run ``action`` (one Logic call and the display of its result) with the other actions
+        and the inputs disabled, the progress bar and Cancel live; a cancel says "Cancelled."
+        without an error dialog, another error is shown and summarised in the status label."""
+        from cmrrisk.errors import Cancelled
+
+        if self._busy:
             return
-        self.ui.statusLabel.text = "Predicting..."
+        self._cancelRequested = False
+        self._setBusy(True)
+        self.ui.progressBar.maximum, self.ui.progressBar.value = 1000, 0
+        self.ui.statusLabel.text = startMessage
         slicer.app.processEvents()
         try:
-            with slicer.util.tryWithErrorDisplay("CMRRisk prediction failed.", waitCursor=True):
-                out = self.logic.predictStudy(
-                    self.ui.modelDirPathLineEdit.currentPath,
-                    **self._studyNodes(),
-                    covariates=self.logic.parseCovariates(self.ui.covariatesLineEdit.text),
-                    horizons=self.logic.parseHorizons(self.ui.horizonsLineEdit.text),
-                    bsa=self.ui.bsaSpinBox.value or None)
-                self.ui.tableView.setMRMLTableNode(out["table"])
-                if out["chart"] is not None:
-                    slicer.modules.plots.logic().ShowChartInLayout(out["chart"])
-                res = out["result"]
-                summary = (f"risk {res['risk']:.3g} ({res.get('risk_group', 'no groups')})"
-                           if res["endpoint"] == "survival"
-                           else f"{res['predicted']} (p = {res['probability']:.2f})")
-                notes = f"; {'; '.join(res['notes'])}" if res["notes"] else ""
-                self.ui.statusLabel.text = f"{res['model']}: {summary}{notes}"
+            with slicer.util.tryWithErrorDisplay(failureMessage, waitCursor=True):
+                if not self.ensureDependencies():  # it says why in the status label
+                    return
+                try:
+                    action()
+                except Cancelled:
+                    self.ui.progressBar.value = 0
+                    self.ui.statusLabel.text = "Cancelled."
         except Exception as exc:  # already displayed by tryWithErrorDisplay
             self.ui.statusLabel.text = f"Stopped: {exc}"
+        finally:
+            self.ui.progressBar.maximum = max(1, self.ui.progressBar.maximum)
+            self._setBusy(False)
 
     def onCancel(self):
         self._cancelRequested = True
         self.ui.statusLabel.text = "Cancelling..."
 
-    def _progress(self, done, total, message):
-        self.ui.progressBar.maximum = max(1, total)
-        self.ui.progressBar.value = done
-        self.ui.statusLabel.text = message
-        slicer.app.processEvents()
+    def _showTable(self, table):
+        self.ui.tableView.setMRMLTableNode(table)
+        slicer.app.applicationLogic().GetSelectionNode().SetActiveTableID(table.GetID())
+        slicer.app.applicationLogic().PropagateTableSelection()
+
+    # ---- actions (one Logic call each)
+
+    def onApply(self):
+        def action():
+            table = self.logic.computeFeatures(
+                **self._studyNodes(), bsa=self.ui.bsaSpinBox.value or None,
+                radiomics=self.ui.radiomicsCheckBox.checked, deep=self.ui.deepCheckBox.checked,
+                device=self.ui.deviceComboBox.currentText, progress=self._progress, cancel=self._cancelled)
+            self._showTable(table)
+            self.ui.statusLabel.text = f"{table.GetNumberOfRows()} features."
+
+        self._run("CMRRisk features failed.", "Computing features...", action)
+
+    def onPredict(self):
+        def action():
+            out = self.logic.predictStudy(
+                self.ui.modelDirPathLineEdit.currentPath, **self._studyNodes(),
+                covariates=self.ui.covariatesLineEdit.text, horizons=self.ui.horizonsLineEdit.text,
+                bsa=self.ui.bsaSpinBox.value or None, device=self.ui.deviceComboBox.currentText,
+                progress=self._progress, cancel=self._cancelled)
+            self._showTable(out["table"])
+            if out["chart"] is not None:
+                slicer.modules.plots.logic().ShowChartInLayout(out["chart"])
+            self.ui.statusLabel.text = out["summary"]
+
+        self._run("CMRRisk prediction failed.", "Predicting...", action)
+
+    def onExplain(self):
+        def action():
+            out = self.logic.explainStudy(
+                self.ui.modelDirPathLineEdit.currentPath, **self._studyNodes(),
+                covariates=self.ui.covariatesLineEdit.text,
+                method=self.ui.explainMethodComboBox.currentText,
+                referenceManifest=self.ui.referenceManifestPathLineEdit.currentPath or None,
+                k=self.ui.kSpinBox.value, device=self.ui.deviceComboBox.currentText,
+                progress=self._progress, cancel=self._cancelled)  # shows the heatmap as foreground
+            self._showTable(out["attributions"])
+            self.ui.statusLabel.text = out["text"]
+
+        self._run("CMRRisk explanation failed.", "Explaining...", action)
 
     def onTrain(self):
-        from cmrrisk.predict.study import Cancelled
+        def action():
+            res = self.logic.trainModel(
+                self.ui.manifestPathLineEdit.currentPath, self.ui.endpointComboBox.currentText,
+                self.ui.outputDirPathLineEdit.currentPath, model=self.ui.modelNameComboBox.currentText.strip(),
+                cv=self.ui.cvSpinBox.value,
+                progress=lambda done, total, message: self._progress(done / max(1, total), message),
+                cancel=self._cancelled)
+            self.ui.modelDirPathLineEdit.currentPath = res["model_dir"]
+            self.ui.statusLabel.text = f"Model written: {res['model_dir']} ({res['seconds']:.0f} s)"
 
-        if not self.ensureDependencies():
-            return
-        self._cancelRequested = False
-        self.ui.trainButton.enabled = False
-        self.ui.cancelButton.enabled = True
-        self.ui.progressBar.value = 0
-        try:
-            with slicer.util.tryWithErrorDisplay("CMRRisk training failed.", waitCursor=True):
-                res = self.logic.trainModel(
-                    self.ui.manifestPathLineEdit.currentPath, self.ui.endpointComboBox.currentText,
-                    self.ui.outputDirPathLineEdit.currentPath, model=self.ui.modelNameLineEdit.text.strip(),
-                    cv=self.ui.cvSpinBox.value, progress=self._progress,
-                    cancel=lambda: self._cancelRequested)
-                self.ui.modelDirPathLineEdit.currentPath = res["model_dir"]
-                self.ui.statusLabel.text = f"Model written: {res['model_dir']} ({res['seconds']:.0f} s)"
-        except Cancelled:
-            self.ui.statusLabel.text = "Training cancelled; no model written."
-        except Exception as exc:  # already displayed by tryWithErrorDisplay
-            self.ui.statusLabel.text = f"Stopped: {exc}"
-        finally:
-            self.ui.cancelButton.enabled = False
-            self.updateGUI()
+        self._run("CMRRisk training failed.", "Training...", action)
 
     def onReport(self):
-        if not self.ensureDependencies():
-            return
-        try:
-            with slicer.util.tryWithErrorDisplay("CMRRisk report failed.", waitCursor=True):
-                res = self.logic.writeReport(
-                    self.ui.modelDirPathLineEdit.currentPath,
-                    trainManifest=self.ui.manifestPathLineEdit.currentPath,
-                    testManifest=self.ui.testManifestPathLineEdit.currentPath,
-                    progress=lambda msg: self._progress(0, 0, str(msg)))
-                self.ui.statusLabel.text = f"Report written: {res['html']}"
-                import qt
+        def action():
+            self.ui.progressBar.maximum = 0  # steps of unknown number: a busy indicator
+            res = self.logic.writeReport(
+                self.ui.modelDirPathLineEdit.currentPath, trainManifest=self.ui.manifestPathLineEdit.currentPath,
+                testManifest=self.ui.testManifestPathLineEdit.currentPath,
+                progress=lambda message: (setattr(self.ui.statusLabel, "text", str(message)),
+                                          slicer.app.processEvents()),
+                cancel=self._cancelled)
+            self.ui.progressBar.maximum, self.ui.progressBar.value = 1, 1
+            self.ui.statusLabel.text = f"Report written: {res['html']}"
+            import qt
 
-                qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(res["html"]))
-        except Exception as exc:  # already displayed by tryWithErrorDisplay
-            self.ui.statusLabel.text = f"Stopped: {exc}"
-        finally:
-            self.ui.progressBar.maximum = 1
+            qt.QDesktopServices.openUrl(qt.QUrl.fromLocalFile(res["html"]))
+
+        self._run("CMRRisk report failed.", "Writing the report...", action)
 
 
 #
@@ -254,8 +328,51 @@ class CMRRiskPredictWidget(ScriptedLoadableModuleWidget):
 class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
     """Features, predictions, training and explanations of the loaded study; usable without the GUI."""
 
+    #: where the segmentation network runs (the Study section's device combo)
+    DEVICES = ("cpu", "cuda")
+
     def __init__(self):
         ScriptedLoadableModuleLogic.__init__(self)
+
+    # ---- what the GUI offers, from the core
+
+    @staticmethod
+    def explanationMethods():
+        """Image saliency methods of ``cmrrisk explain`` (``cmrrisk.explain.saliency.METHODS``)."""
+        from cmrrisk.explain.saliency import METHODS
+
+        return list(METHODS)
+
+    @staticmethod
+    def modelNames(endpoint):
+        """Registered model names of ``endpoint`` ("survival" or "diagnosis"; "auto" included)."""
+        from cmrrisk.predict import model_names
+
+        return list(model_names(endpoint))
+
+    # ---- progress and cancel of long calls
+
+    @staticmethod
+    def _steps(progress, cancel):
+        """``step(fraction, message)``: raise ``Cancelled`` (the class of the training path,
+        ``cmrrisk.predict.study.Cancelled``) when ``cancel()`` returns True, else report
+        ``progress(fraction, message)``."""
+        from cmrrisk.errors import Cancelled
+
+        def step(fraction, message):
+            if cancel is not None and cancel():
+                raise Cancelled(f"cancelled before {message}")
+            if progress is not None:
+                progress(float(fraction), message)
+
+        return step
+
+    @staticmethod
+    def _within(progress, low, high):
+        """The core's ``progress(fraction, message)`` mapped into [low, high] of the caller's."""
+        if progress is None:
+            return None
+        return lambda fraction, message: progress(low + (high - low) * float(fraction), message)
 
     @staticmethod
     def _labels(segmentationNode, volumeNode):
@@ -267,13 +384,20 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
 
     def computeFeatures(self, edVolumeNode=None, esVolumeNode=None, edSegmentationNode=None,
                         esSegmentationNode=None, lgeVolumeNode=None, lgeSegmentationNode=None,
-                        bsa=None, radiomics=True, deep=True, name=None, addSegmentations=True):
+                        bsa=None, radiomics=True, deep=True, name=None, addSegmentations=True,
+                        device="cpu", progress=None, cancel=None):
         """Compute the study's features; returns a ``vtkMRMLTableNode`` with columns feature,
         region, phase, class, value (one row per feature, the names of ``cmrrisk features``).
 
         Segmentation nodes are optional (segments named as CMRRisk names them, or any segment
-        whose terminology/name matches); a missing one is computed with the bundled model and,
-        with ``addSegmentations``, added to the scene as a segmentation node."""
+        whose terminology/name matches); a missing one is computed with the bundled model on
+        ``device`` ("cpu" or "cuda") and, with ``addSegmentations``, added to the scene as a
+        segmentation node.
+
+        ``progress(fraction, message)`` is called before each step (segmentation and deep
+        features per image, clinical indices, radiomics, adding the results) and with 1.0 at
+        the end; ``cancel()`` is checked before each step and raises
+        ``cmrrisk.predict.study.Cancelled``; no node is added to the scene then."""
         from cmrrisk import labels as L
         from cmrrisk import mrml
         from cmrrisk.features.cohort import image_features
@@ -283,6 +407,8 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
             raise ValueError("Give both the ED and the ES volume (or neither, with an LGE volume).")
         if edVolumeNode is None and lgeVolumeNode is None:
             raise ValueError("Give ED and ES volumes, an LGE volume, or both.")
+        step = self._steps(progress, cancel)
+        step(0.0, "reading the study")
         ed = mrml.volume_from_node(edVolumeNode) if edVolumeNode is not None else None
         es = mrml.volume_from_node(esVolumeNode) if esVolumeNode is not None else None
         lge = mrml.volume_from_node(lgeVolumeNode) if lgeVolumeNode is not None else None
@@ -290,7 +416,9 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         feats = image_features(
             ed, es, self._labels(edSegmentationNode, edVolumeNode), self._labels(esSegmentationNode, esVolumeNode),
             lge, self._labels(lgeSegmentationNode, lgeVolumeNode), bsa_m2=bsa,
-            options={"radiomics": radiomics, "deep": deep}, info=info)
+            options={"radiomics": radiomics, "deep": deep, "device": device or "cpu"}, info=info,
+            progress=self._within(progress, 0.02, 0.95), cancel=cancel)
+        step(0.96, "adding the results to the scene")  # the last chance to cancel: nothing added yet
         reference = edVolumeNode or lgeVolumeNode
         scene = reference.GetScene()
         if addSegmentations:
@@ -302,7 +430,10 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
                     mrml.labels_to_segmentation(scene, made[key], node, f"{node.GetName()} segmentation",
                                                 structures=L.LGE_LABELS if key == "lge" else L.CINE_LABELS)
         columns = feature_rows(feats)
-        return mrml.add_table(scene, name or f"{reference.GetName()} features", columns, reference)
+        table = mrml.add_table(scene, name or f"{reference.GetName()} features", columns, reference)
+        if progress is not None:
+            progress(1.0, "features done")
+        return table
 
     # ---- explanations (cmrrisk.explain; the same core as `cmrrisk explain`)
 
@@ -324,19 +455,24 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         return None if table is None else reference_latents(pipe, table)
 
     def showHeatmap(self, heatVolume, referenceNode, name=None, opacity=0.5):
-        """Add a heatmap (a ``cmrrisk.image.Volume`` with the reference node's geometry) as a
-        volume node with the heat colour map and show it over ``referenceNode`` in the slice views."""
+        """Show a heatmap over ``referenceNode`` in the slice views: the foreground (with
+        ``opacity``) of every slice composite node, ``referenceNode`` the background. ``heatVolume``
+        is a heatmap volume node, or a ``cmrrisk.image.Volume`` with the reference node's
+        geometry, added as a volume node with the heat colour map. Returns the heatmap node."""
         from cmrrisk.mrml.heatmap import heatmap_to_node, show_overlay
 
-        scene = referenceNode.GetScene()
-        node = heatmap_to_node(scene, heatVolume, name or f"{referenceNode.GetName()} heatmap", referenceNode)
+        if hasattr(heatVolume, "IsA") and heatVolume.IsA("vtkMRMLVolumeNode"):
+            node, scene = heatVolume, heatVolume.GetScene()
+        else:
+            scene = referenceNode.GetScene()
+            node = heatmap_to_node(scene, heatVolume, name or f"{referenceNode.GetName()} heatmap", referenceNode)
         show_overlay(scene, node, referenceNode, opacity)
         return node
 
     def _showExplanation(self, expl, referenceNodes, showOverlay=True):
         """Explanation -> heatmap volume nodes, an attribution table, a similar-cases table."""
         from cmrrisk import mrml
-        from cmrrisk.mrml.heatmap import heatmap_to_node, show_overlay
+        from cmrrisk.mrml.heatmap import heatmap_to_node
 
         first = next(iter(referenceNodes.values()))
         scene = first.GetScene()
@@ -346,7 +482,7 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
             heatNodes[col] = heatmap_to_node(scene, vol, f"{expl.subject} {col} {expl.method} heatmap", ref)
         if showOverlay and heatNodes:
             col = "cine_ed" if "cine_ed" in heatNodes else next(iter(heatNodes))
-            show_overlay(scene, heatNodes[col], referenceNodes.get(col))
+            self.showHeatmap(heatNodes[col], referenceNodes.get(col))
         rows = expl.attributions
         table = mrml.add_table(scene, f"{expl.subject} attributions", {
             "feature": [r["feature"] for r in rows],
@@ -364,27 +500,53 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
 
     def explainStudy(self, modelDir, edVolumeNode=None, esVolumeNode=None, edSegmentationNode=None,
                      esSegmentationNode=None, covariates=None, method="ig", referenceManifest=None,
-                     k=5, showOverlay=True, subject=None):
-        """Explain the model's prediction for the loaded study. Returns a dict: ``heatmaps``
-        ({"cine_ed"/"cine_es": heatmap volume node}), ``attributions`` and ``similar`` (table
-        nodes), ``text`` (the sentence), ``explanation`` (the core object).
+                     k=5, showOverlay=True, subject=None, lgeVolumeNode=None, lgeSegmentationNode=None,
+                     device="cpu", progress=None, cancel=None):
+        """Explain the model's prediction for the loaded study (the Explanation section's call).
+        Returns a dict: ``heatmaps`` ({"cine_ed"/"cine_es": heatmap volume node}, with the
+        geometry of its image), ``attributions`` and ``similar`` (table nodes), ``text`` (the
+        sentence), ``explanation`` (the core object). With ``showOverlay`` the ED heatmap becomes
+        the foreground of the slice views over the ED volume (:meth:`showHeatmap`).
 
-        ``covariates``: {column: value} of the model's covariate columns (missing ones are imputed
-        and listed in the explanation's notes); segmentations are optional (bundled model)."""
+        ``covariates``: {column: value} or the text "age=61, sex=F" of the model's covariate
+        columns (missing ones are imputed and listed in the explanation's notes); segmentations
+        are optional (bundled model on ``device``); ``method``: one of
+        :meth:`explanationMethods`; ``referenceManifest`` (optional): the cohort whose ``k`` most
+        similar subjects are listed (default: the model's training manifest where it still is;
+        ``k`` 0: none). ``progress(fraction, message)`` and ``cancel()`` as for
+        :meth:`computeFeatures` (a cancel raises ``Cancelled`` and adds no node)."""
         from cmrrisk import mrml
         from cmrrisk.explain.core import explain_volumes
 
-        pipe = self._loadModel(modelDir)
-        ed = mrml.volume_from_node(edVolumeNode) if edVolumeNode is not None else None
-        es = mrml.volume_from_node(esVolumeNode) if esVolumeNode is not None else None
-        expl = explain_volumes(pipe, ed, es, self._labels(edSegmentationNode, edVolumeNode),
-                               self._labels(esSegmentationNode, esVolumeNode), covariates,
-                               subject or (edVolumeNode.GetName() if edVolumeNode is not None else "study"),
-                               method, self._reference(pipe, referenceManifest, k), k)
+        if not modelDir:
+            raise ValueError("Choose a model directory (written by 'cmrrisk train' or the Training section).")
         refs = {c: n for c, n in (("cine_ed", edVolumeNode), ("cine_es", esVolumeNode)) if n is not None}
         if not refs:
             raise ValueError("Give the study's ED (and ES) volume node to place the results.")
-        return self._showExplanation(expl, refs, showOverlay)
+        methods = self.explanationMethods()
+        if method not in methods:
+            raise ValueError(f"Explanation method {method!r}: choose one of {', '.join(methods)}.")
+        covariates = self.parseCovariates(covariates) if isinstance(covariates, str) else covariates
+        step = self._steps(progress, cancel)
+        step(0.0, "loading the model")
+        pipe = self._loadModel(modelDir)
+        if k:
+            step(0.05, "reference subjects")
+        reference = self._reference(pipe, referenceManifest or None, int(k or 0))
+        ed = mrml.volume_from_node(edVolumeNode) if edVolumeNode is not None else None
+        es = mrml.volume_from_node(esVolumeNode) if esVolumeNode is not None else None
+        lge = mrml.volume_from_node(lgeVolumeNode) if lgeVolumeNode is not None else None
+        expl = explain_volumes(pipe, ed, es, self._labels(edSegmentationNode, edVolumeNode),
+                               self._labels(esSegmentationNode, esVolumeNode), covariates,
+                               subject or (edVolumeNode.GetName() if edVolumeNode is not None else "study"),
+                               method, reference, int(k or 0), lge=lge,
+                               lge_seg=self._labels(lgeSegmentationNode, lgeVolumeNode), device=device or "cpu",
+                               progress=self._within(progress, 0.1, 0.95), cancel=cancel)
+        step(0.96, "adding the results to the scene")
+        out = self._showExplanation(expl, refs, showOverlay)
+        if progress is not None:
+            progress(1.0, "explanation done")
+        return out
 
     def explainSubject(self, modelDir, manifestPath, subject, method="ig", referenceManifest=None,
                        k=5, outputDir=None, showOverlay=True):
@@ -449,21 +611,31 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
 
     def predictStudy(self, modelDir, edVolumeNode=None, esVolumeNode=None, edSegmentationNode=None,
                      esSegmentationNode=None, lgeVolumeNode=None, lgeSegmentationNode=None,
-                     covariates=None, horizons=None, bsa=None, name=None, chart=True):
+                     covariates=None, horizons=None, bsa=None, name=None, chart=True,
+                     device="cpu", progress=None, cancel=None):
         """Predict with a model directory (``cmrrisk train``) for the loaded study.
 
         Returns a dict: ``table`` (a one-row table node: survival: risk, risk_group and
         survival_at_<t> per horizon; diagnosis: predicted and p_<class>), ``chart`` (survival:
         a ``vtkMRMLPlotChartNode`` of the predicted survival curve; else None), ``result`` (the
         core's dict, with ``notes`` such as imputed covariates). Image features and missing
-        segmentations are computed as for ``cmrrisk features``; a model trained on covariates only
-        needs no volume. ``covariates``: {column: value}."""
+        segmentations are computed as for ``cmrrisk features`` (the network on ``device``); a
+        model trained on covariates only needs no volume. ``covariates``: {column: value} or the
+        text "age=61, sex=F"; ``horizons``: a list of times or the text "365, 730". ``summary``:
+        the one-line result the module shows. ``progress(fraction, message)`` and ``cancel()`` as
+        for :meth:`computeFeatures` (a cancel raises ``Cancelled`` and adds no node)."""
         from cmrrisk import mrml
         from cmrrisk.mrml.plots import survival_chart
         from cmrrisk.predict.study import predict_study
 
+        if not modelDir:
+            raise ValueError("Choose a model directory (written by 'cmrrisk train' or the Training section).")
         if (edVolumeNode is None) != (esVolumeNode is None):
             raise ValueError("Give both the ED and the ES volume (or neither).")
+        covariates = self.parseCovariates(covariates) if isinstance(covariates, str) else covariates
+        horizons = self.parseHorizons(horizons) if isinstance(horizons, str) else horizons
+        step = self._steps(progress, cancel)
+        step(0.0, "loading the model")
         pipe = self._loadModel(modelDir)
         vol = {k: (mrml.volume_from_node(n) if n is not None else None)
                for k, n in (("ed", edVolumeNode), ("es", esVolumeNode), ("lge", lgeVolumeNode))}
@@ -472,7 +644,9 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         res = predict_study(pipe, vol["ed"], vol["es"], self._labels(edSegmentationNode, edVolumeNode),
                             self._labels(esSegmentationNode, esVolumeNode), vol["lge"],
                             self._labels(lgeSegmentationNode, lgeVolumeNode), covariates, horizons,
-                            subject=subject, bsa_m2=bsa)
+                            subject=subject, bsa_m2=bsa, device=device or "cpu",
+                            progress=self._within(progress, 0.05, 0.95), cancel=cancel)
+        step(0.96, "adding the results to the scene")  # the last chance to cancel: nothing added yet
         scene = reference.GetScene() if reference is not None else slicer.mrmlScene
         columns = {"subject": [subject], "model": [res["model"]]}
         if res["endpoint"] == "survival":
@@ -492,7 +666,12 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         if chart and res["endpoint"] == "survival":
             chartNode, _ = survival_chart(scene, {subject: (res["curve"]["time"], res["curve"]["survival"])},
                                           f"{subject} predicted survival", reference)
-        return {"table": table, "chart": chartNode, "result": res}
+        summary = (f"risk {res['risk']:.3g} ({res.get('risk_group', 'no groups')})"
+                   if res["endpoint"] == "survival" else f"{res['predicted']} (p = {res['probability']:.2f})")
+        notes = f"; {'; '.join(res['notes'])}" if res["notes"] else ""
+        if progress is not None:
+            progress(1.0, "prediction done")
+        return {"table": table, "chart": chartNode, "result": res, "summary": f"{res['model']}: {summary}{notes}"}
 
     def trainModel(self, manifestPath, endpoint, outputDir, model=None, seed=0, maxEpochs=None, cv=5,
                    maxFeatures=None, progress=None, cancel=None, log=None):
@@ -513,14 +692,16 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
                            progress=progress, cancel=cancel, log=log)
 
     def writeReport(self, modelDir, outputHtml=None, trainManifest=None, testManifest=None, qc=None,
-                    bootstrap=200, seed=0, progress=None):
+                    bootstrap=200, seed=0, progress=None, cancel=None):
         """Write the TRIPOD+AI-style HTML report of a model (what ``cmrrisk report`` does) and
         return the core's dict (``html``: the path written, ``models`` with their test or
         apparent metrics, ``limitations``, ...). ``outputHtml`` defaults to
         ``modelDir/report.html``; ``trainManifest`` is described (participants, outcomes),
         ``testManifest`` (optional, with outcomes) is where the model is evaluated; without it
         the figures are apparent (optimistic) ones on the training manifest and the report says
-        so. ``progress(message)`` receives each step's message."""
+        so. ``progress(message)`` receives each step's message; ``cancel()`` is checked at each
+        step and raises ``cmrrisk.predict.study.Cancelled`` (the HTML is written at the end only,
+        so nothing is written then)."""
         from cmrrisk.report import write_report
 
         if not modelDir:
@@ -533,9 +714,17 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
             raise ValueError("Choose the training manifest and/or a test manifest: the report describes "
                              "and evaluates the model on them.")
         outputHtml = outputHtml or os.path.join(modelDir, "report.html")
+        step = self._steps(None, cancel)
+
+        def report_progress(*message):
+            step(0.0, " ".join(str(m) for m in message))
+            if progress is not None:
+                progress(*message)
+
+        step(0.0, "the report")
         return write_report(outputHtml, modelDir, train_manifest=trainManifest or None,
                             test_manifest=testManifest or None, qc=qc or None, n_boot=int(bootstrap),
-                            seed=int(seed), progress=progress or (lambda *_: None))
+                            seed=int(seed), progress=report_progress)
 
 
 #
@@ -543,14 +732,41 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
 #
 
 
+def _skipMessage(absent):
+    return ("CMRRiskPredict self-test skipped: the Python packages " + ", ".join(absent)
+            + " are not installed in this Slicer. Press Compute features (or Predict) once and accept "
+            "the installation, or install the SlicerRadiomics and PyTorch extensions first, then "
+            "run the test again.")
+
+
 class CMRRiskPredictTest(ScriptedLoadableModuleTest):
-    """Features of a synthetic study with known volumes."""
+    """Features of a synthetic study with known volumes.
+
+    Needs the packages of ``REQUIRED_PACKAGES``: run by a test runner (CTest) without them, the
+    tests are skipped (``unittest.SkipTest``) with a message that names them; "Reload and Test"
+    offers to install them first (the same confirmation as the module's buttons)."""
 
     def setUp(self):
+        import unittest
+
+        absent = missing_packages()
+        if absent:
+            raise unittest.SkipTest(_skipMessage(absent))
         slicer.mrmlScene.Clear()
 
     def runTest(self):
-        self.setUp()
+        import unittest
+
+        app = getattr(slicer, "app", None)
+        if missing_packages() and app is not None and not app.testingEnabled():
+            from cmrrisk.mrml.dependencies import ensure
+
+            ensure(REQUIRED_PACKAGES, also=("torch", "radiomics"))  # asks before installing
+        try:
+            self.setUp()
+        except unittest.SkipTest as exc:
+            (getattr(self, "delayDisplay", None) or print)(str(exc))
+            return
         self.test_indices_from_given_segmentation()
 
     def test_indices_from_given_segmentation(self):

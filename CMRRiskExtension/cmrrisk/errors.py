@@ -6,3 +6,10 @@ class CMRRiskError(Exception):
 
     The command line prints the message without a traceback and exits with status 2.
     """
+
+
+class Cancelled(Exception):
+    """Raised when the caller's ``cancel()`` returned True; nothing was written.
+
+    (Not a :class:`CMRRiskError`: a cancellation is not a failure of one subject's input.)
+    ``cmrrisk.predict.study.Cancelled`` is this class."""

@@ -257,18 +257,34 @@ def explain_subject(pipe, table, subject: str, method: str = "ig", reference=Non
 
 def explain_volumes(pipe, ed, es, ed_seg=None, es_seg=None, covariates: dict | None = None,
                     subject: str = "study", method: str = "ig", reference=None, k: int = 5,
+                    lge=None, lge_seg=None, device: str | None = None, progress=None, cancel=None,
                     **kw) -> Explanation:
     """Explain a study given as :class:`~cmrrisk.image.Volume` objects (ED and ES frames; missing
     segmentations come from the bundled cine model) and a dict of covariate values. The study's
     input row is built as for a prediction (:func:`cmrrisk.predict.study.study_table`: image
-    features computed from the volumes when the model uses them; covariates not given imputed)."""
+    features computed from the volumes when the model uses them; covariates not given imputed).
+
+    Optional: ``lge``/``lge_seg`` (for a model over LGE image features), ``device`` (where the
+    segmentation network runs), ``progress(fraction, message)`` (image features in 0..0.6, then
+    segmentation for an image model, then the attributions, then 1.0) and ``cancel()`` (checked
+    before each step; raises :class:`cmrrisk.errors.Cancelled`)."""
+    from ..errors import Cancelled
     from ..predict.study import study_table
 
+    def step(fraction, message):
+        if cancel is not None and cancel():
+            raise Cancelled(f"cancelled before {message}")
+        if progress is not None:
+            progress(fraction, message)
+
     _models()
-    table, notes = study_table(pipe, ed, es, ed_seg, es_seg, covariates=covariates, subject=subject)
+    sub = None if progress is None else (lambda f, msg: progress(0.6 * f, msg))
+    table, notes = study_table(pipe, ed, es, ed_seg, es_seg, lge, lge_seg, covariates=covariates,
+                               subject=subject, device=device, progress=sub, cancel=cancel)
     x = pipe.preprocessor.transform(table)
     values = feature_values(table, pipe.preprocessor.feature_names)
     if not pipe.model.uses_inputs:
+        step(0.7, "attributions")
         e = _explain(pipe, subject, x, values, method, reference=reference, k=k, **kw)
     else:
         from ..features.cohort import _segmenter
@@ -277,11 +293,16 @@ def explain_volumes(pipe, ed, es, ed_seg=None, es_seg=None, covariates: dict | N
         segs = {}
         for key, vol, seg in (("cine_ed", ed, ed_seg), ("cine_es", es, es_seg)):
             prior = segs["cine_ed"] if key == "cine_es" else None  # ES anchored to ED
-            segs[key] = seg if seg is not None else _segmenter("cine").segment(vol, prior=prior).array
+            if seg is None:
+                step(0.62 if key == "cine_ed" else 0.66, f"segmentation ({key[-2:].upper()})")
+            segs[key] = seg if seg is not None else _segmenter("cine", device or "cpu").segment(vol, prior=prior).array
         tensor, geom = subject_tensor(ed, es, segs["cine_ed"], segs["cine_es"], pipe.model.grid)
+        step(0.7, f"image saliency ({method}) and attributions")
         e = _explain(pipe, subject, x, values, method, tensor, geom, {"cine_ed": ed, "cine_es": es}, segs,
                      reference, k, **kw)
     e.notes.extend(notes)
+    if progress is not None:
+        progress(1.0, "explanation done")
     return e
 
 

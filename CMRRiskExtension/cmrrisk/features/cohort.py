@@ -187,13 +187,36 @@ def _embed(model: str, image, seg, spacing_xy, options, timings, tag):
     return vec
 
 
+def _stepper(progress, cancel, total: int):
+    """``step(message)``: raise :class:`~cmrrisk.errors.Cancelled` when ``cancel()`` says so,
+    else report ``progress(fraction done, message)`` and count the step."""
+    from ..errors import Cancelled
+
+    done = [0]
+
+    def step(message: str) -> None:
+        if cancel is not None and cancel():
+            raise Cancelled(f"cancelled before {message}")
+        if progress is not None:
+            progress(done[0] / max(1, total), message)
+        done[0] += 1
+
+    return step
+
+
 def image_features(ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg=None,
                    bsa_m2: float | None = None, options: dict | None = None,
-                   timings: dict | None = None, info: dict | None = None) -> dict:
+                   timings: dict | None = None, info: dict | None = None,
+                   progress=None, cancel=None) -> dict:
     """Features of one subject's images (:class:`cmrrisk.image.Volume`; ED and ES frames and/or
     an LGE stack). A missing segmentation (``None``) is computed with the bundled model; a given
     one must be a project-label array of the image's shape. Used by the cohort runner and by
-    the Slicer module."""
+    the Slicer module.
+
+    ``progress(fraction, message)`` (optional) is called before each step (segmentation and
+    deep features per image, clinical indices, radiomics per image) with the fraction done
+    (0..1), and once with 1.0 at the end; ``cancel()`` (optional) is checked before each step
+    and raises :class:`cmrrisk.errors.Cancelled` (the class of ``cmrrisk.predict.study``)."""
     from . import deep
     from . import indices as I
     from . import radiomics as R
@@ -205,6 +228,12 @@ def image_features(ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg
     feats: dict = {}
     if (ed is None) != (es is None):
         raise CMRRiskError("cine indices need both the ED and the ES frame.")
+    total = 0
+    if ed is not None:
+        total += sum(1 for s in (ed_seg, es_seg) if s is None or opts["deep"]) + 1 + 2 * bool(opts["radiomics"])
+    if lge is not None:
+        total += (lge_seg is None or bool(opts["deep"])) + 1 + bool(opts["radiomics"])
+    step = _stepper(progress, cancel, total)
     if ed is not None:
         if ed.array.shape != es.array.shape:
             raise CMRRiskError(f"{ed.source} and {es.source}: ED and ES frames differ in shape.")
@@ -216,19 +245,25 @@ def image_features(ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg
                     raise CMRRiskError(f"{ph.upper()} segmentation shape {segs[ph].shape} differs from "
                                        f"its image {vol.source} {vol.array.shape}.")
                 info["segmentation"].setdefault(ph, "reference")
-                vecs[ph] = _embed("cine", vol.array, segs[ph], sp, opts, timings, ph) if opts["deep"] else None
+                vecs[ph] = None
+                if opts["deep"]:
+                    step(f"deep features ({ph.upper()})")
+                    vecs[ph] = _embed("cine", vol.array, segs[ph], sp, opts, timings, ph)
             else:
                 # ES is anchored to the ED labels (computed above, or the reference)
+                step(f"segmentation{' and deep features' if opts['deep'] else ''} ({ph.upper()})")
                 prior = segs["ed"] if ph == "es" else None
                 segs[ph], vecs[ph] = _segment_and_embed("cine", vol.array, sp, opts, timings, ph, prior,
                                                         vol.ijk_to_ras)
                 info["segmentation"][ph] = "model cine" + (" (anchored to ED)" if ph == "es" else "")
+        step("clinical indices (cine)")
         t0 = time.perf_counter()
         feats.update(I.cine_indices(segs["ed"], segs["es"], ed.spacing, bsa_m2))
         timings["indices"] = time.perf_counter() - t0
         if opts["radiomics"]:
             t0 = time.perf_counter()
             for ph in ("ed", "es"):
+                step(f"radiomics ({ph.upper()})")
                 feats.update(R.region_features(phases[ph].array, segs[ph], phases[ph].ijk_to_ras,
                                                R.CINE_REGIONS, ph, opts["radiomics_params"]))
             timings["radiomics_cine"] = time.perf_counter() - t0
@@ -243,13 +278,19 @@ def image_features(ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg
                 raise CMRRiskError(f"LGE segmentation shape {lge_seg.shape} differs from its image "
                                    f"{lge.source} {lge.array.shape}.")
             info["segmentation"].setdefault("lge", "reference")
-            vec = _embed("lge", lge.array, lge_seg, sp, opts, timings, "lge") if opts["deep"] else None
+            vec = None
+            if opts["deep"]:
+                step("deep features (LGE)")
+                vec = _embed("lge", lge.array, lge_seg, sp, opts, timings, "lge")
         else:
+            step(f"segmentation{' and deep features' if opts['deep'] else ''} (LGE)")
             lge_seg, vec = _segment_and_embed("lge", lge.array, sp, opts, timings, "lge",
                                               geometry=lge.ijk_to_ras)
             info["segmentation"]["lge"] = "model lge"
+        step("clinical indices (LGE)")
         feats.update(I.lge_indices(lge_seg, lge.spacing))
         if opts["radiomics"]:
+            step("radiomics (LGE)")
             t0 = time.perf_counter()
             feats.update(R.region_features(lge.array, lge_seg, lge.ijk_to_ras, R.LGE_REGIONS, "lge",
                                            opts["radiomics_params"]))
@@ -259,6 +300,8 @@ def image_features(ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg
         info.setdefault("segmentations", {})["lge"] = lge_seg
     if ed is None and lge is None:
         raise CMRRiskError("no image: give ED and ES frames, a 4D cine or an LGE stack.")
+    if progress is not None:
+        progress(1.0, "image features done")
     return {k: (None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v)
             for k, v in feats.items()}
 

@@ -26,21 +26,23 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import CMRRiskError
+from ..errors import Cancelled, CMRRiskError  # noqa: F401  (Cancelled: re-exported, see below)
 from .commands import _fmt
 from .tabular import Table, feature_settings
 
-
-class Cancelled(Exception):
-    """Raised when the caller's ``cancel()`` returned True; nothing was written."""
+# ``Cancelled`` (raised when the caller's ``cancel()`` returned True; nothing was written) lives in
+# :mod:`cmrrisk.errors` so that image-feature extraction raises the very same class.
 
 
 #: points of the survival curve returned by :func:`predict_table`
 CURVE_POINTS = 60
 
 
-def _study_features(pipe, ed, es, ed_seg, es_seg, lge, lge_seg, bsa_m2, info) -> tuple[dict, dict]:
-    """Image features of the study with the model's feature options, and their settings record."""
+def _study_features(pipe, ed, es, ed_seg, es_seg, lge, lge_seg, bsa_m2, info, device=None,
+                    progress=None, cancel=None) -> tuple[dict, dict]:
+    """Image features of the study with the model's feature options, and their settings record.
+    ``device`` (optional) runs the segmentation network there instead of the recorded device
+    (the features mean the same; the settings record keeps the model's)."""
     from ..features.cohort import image_features, settings_record
 
     want = (pipe.preprocessor.params.get("feature_settings") or {}).get("options") or {}
@@ -48,20 +50,26 @@ def _study_features(pipe, ed, es, ed_seg, es_seg, lge, lge_seg, bsa_m2, info) ->
     if ed is None and lge is None:
         raise CMRRiskError("this model uses image features: give the study's ED and ES frames "
                            f"(image columns in training: {', '.join(pipe.preprocessor.params['image_columns'])}).")
-    feats = image_features(ed, es, ed_seg, es_seg, lge, lge_seg, bsa_m2=bsa_m2, options=opts, info=info)
+    run_opts = dict(opts, device=device) if device else opts
+    feats = image_features(ed, es, ed_seg, es_seg, lge, lge_seg, bsa_m2=bsa_m2, options=run_opts, info=info,
+                           progress=progress, cancel=cancel)
     return feats, feature_settings(settings_record(opts))
 
 
 def study_table(pipe, ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg=None,
                 covariates: dict | None = None, subject: str = "study", bsa_m2: float | None = None,
-                workdir: str | None = None, info: dict | None = None) -> tuple[Table, list]:
+                workdir: str | None = None, info: dict | None = None, device: str | None = None,
+                progress=None, cancel=None) -> tuple[Table, list]:
     """A one-subject :class:`Table` for ``pipe`` from images (:class:`~cmrrisk.image.Volume`,
     segmentations as project-label arrays or ``None`` for the bundled models) and covariates
     ({column: value}). Returns the table and notes (e.g. covariates imputed).
 
     A model over images (``multiinput``) reads image files: with ``workdir`` the volumes are
     written there as NIfTI and the table points to them (the caller removes it); without, the
-    table has no image paths (for callers that pass the image tensors themselves)."""
+    table has no image paths (for callers that pass the image tensors themselves).
+
+    ``device``, ``progress(fraction, message)`` and ``cancel()`` go to the image-feature
+    extraction (:func:`cmrrisk.features.cohort.image_features`)."""
     import pandas as pd
 
     from ..image import write_image
@@ -78,7 +86,8 @@ def study_table(pipe, ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_
     info = {} if info is None else info
     values, provenance, image_cols = {}, {}, []
     if params.get("image_columns"):
-        feats, provenance = _study_features(pipe, ed, es, ed_seg, es_seg, lge, lge_seg, bsa_m2, info)
+        feats, provenance = _study_features(pipe, ed, es, ed_seg, es_seg, lge, lge_seg, bsa_m2, info,
+                                            device, progress, cancel)
         values.update({c: feats.get(c) for c in feature_cols})
         image_cols = list(params["image_columns"])
     data, missing = {}, []
@@ -162,17 +171,29 @@ def predict_table(pipe, table: Table, horizons=None, curve_points: int = CURVE_P
 
 def predict_study(model_dir_or_pipe, ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg=None,
                   covariates: dict | None = None, horizons=None, subject: str = "study",
-                  bsa_m2: float | None = None, info: dict | None = None) -> dict:
+                  bsa_m2: float | None = None, info: dict | None = None, device: str | None = None,
+                  progress=None, cancel=None) -> dict:
     """Load a model directory (or take a loaded pipeline) and predict for one study; the result
-    of :func:`predict_table` for it, with ``notes`` and ``model``."""
+    of :func:`predict_table` for it, with ``notes`` and ``model``.
+
+    ``device``: where the segmentation network runs (default: as recorded in the model);
+    ``progress(fraction, message)``: image features in 0..0.85, then the prediction, then 1.0;
+    ``cancel()``: checked before each step, raises :class:`Cancelled`."""
     from . import multiinput  # noqa: F401  (registers the image models)
     from .store import load_pipeline
 
     pipe = load_pipeline(model_dir_or_pipe) if isinstance(model_dir_or_pipe, str) else model_dir_or_pipe
     with tempfile.TemporaryDirectory(prefix="cmrrisk_study_") as work:
+        sub = None if progress is None else (lambda f, msg: progress(0.85 * f, msg))
         table, notes = study_table(pipe, ed, es, ed_seg, es_seg, lge, lge_seg, covariates, subject,
-                                   bsa_m2, work, info)
+                                   bsa_m2, work, info, device, sub, cancel)
+        if cancel is not None and cancel():
+            raise Cancelled("cancelled before the prediction")
+        if progress is not None:
+            progress(0.9, "prediction")
         res = predict_table(pipe, table, horizons)[0]
+    if progress is not None:
+        progress(1.0, "prediction done")
     res["notes"] = notes
     res["model"] = pipe.model_name
     return res
