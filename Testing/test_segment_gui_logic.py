@@ -298,3 +298,19 @@ def test_terminology_codes_are_standard_or_private_99_schemes():
     for label, (_, _, (value, scheme, meaning)) in L.SEGMENTS.items():
         assert scheme in ("SCT", "DCM") or scheme.startswith("99"), (label, scheme)
         assert f"{scheme}^{value}^{meaning}" in L.terminology_string(label)
+
+
+def test_reading_a_segmentation_leaves_no_helper_nodes(scene):
+    """segmentation_to_labels exports each segment through a temporary label map; its display
+    and colour nodes go with it (a Predict run that reads given segmentations added 2 nodes per
+    segment before)."""
+    from cmrrisk import mrml
+
+    node = mrml.volume_to_node(scene, Volume(np.zeros((3, 32, 32), np.float32), np.eye(4)), "v")
+    lab = np.zeros((3, 32, 32), np.uint8)
+    lab[:, 5:10, 5:10] = L.LV_BLOOD_POOL
+    lab[:, 12:20, 12:20] = L.RV_BLOOD_POOL
+    seg = mrml.labels_to_segmentation(scene, lab, node, "s")
+    before = scene.GetNumberOfNodes()
+    assert np.array_equal(mrml.segmentation_to_labels(seg, node), lab)
+    assert scene.GetNumberOfNodes() == before

@@ -226,8 +226,20 @@ def segmentation_to_labels(segmentation_node, reference_node) -> np.ndarray:
                                    f"{mask.shape}, expected {shape}.")
             out[mask > 0] = label
         finally:
-            scene.RemoveNode(lm)
+            _remove_with_display(scene, lm)
     return out
+
+
+def _remove_with_display(scene, node) -> None:
+    """Remove a temporary volume node and the display and colour nodes made for it (exporting
+    segments to a label map adds both; removing the volume alone leaves them in the scene)."""
+    disp = node.GetDisplayNode()
+    color = disp.GetColorNode() if disp is not None else None
+    scene.RemoveNode(node)
+    if disp is not None and disp.GetScene() is not None:
+        scene.RemoveNode(disp)
+    if color is not None and color.GetScene() is not None and not color.GetSingletonTag():
+        scene.RemoveNode(color)
 
 
 def place_in_study(scene, node, reference_node) -> None:
