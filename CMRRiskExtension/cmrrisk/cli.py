@@ -84,6 +84,9 @@ def cmd_train_segmentation(args) -> int:
 def cmd_average_segmentation(args) -> int:
     from .segmentation.train import average_models
 
+    if args.data is not None and not os.path.isdir(args.data):
+        raise CMRRiskError(f"--data {args.data}: no such folder (the training data of the two models, to "
+                           "measure the average on their validation subjects).")
     metrics = average_models(args.first, args.second, args.out, weight=args.weight, data=args.data,
                              device=args.device)
     if metrics:
@@ -230,12 +233,75 @@ def cmd_features(args) -> int:
     return 0
 
 
+#: option -> (smallest allowed value, what it means); checked for every command that has it
+MINIMUM = {
+    "threads": (1, "CPU threads"), "workers": (1, "parallel workers"), "batch": (2, "crops per iteration"),
+    "iterations": (1, "training iterations"), "max_epochs": (1, "epochs"), "n": (1, "subjects"),
+    "k": (0, "similar subjects (0: none)"), "seed": (0, "random seed"), "bootstrap": (0, "bootstrap resamples"),
+    "max_features": (1, "features to keep"), "explain": (0, "subjects to explain"),
+}
+#: command -> output options and whether each names a folder ("dir") or a file ("file")
+OUTPUTS = {
+    "segment": {"out": "dir"}, "evaluate-segmentation": {"json": "file"}, "features": {"out": "file"},
+    "predict": {"out": "file"}, "evaluate": {"json": "file"}, "manifest": {"out": "file"},
+    "train": {"out": "dir"}, "train-segmentation": {"out": "dir"}, "average-segmentation": {"out": "dir"},
+    "synth": {"out": "dir"}, "qc": {"out": "dir"}, "explain": {"out": "dir"}, "demo": {"out": "dir"},
+    "report": {"out": "file"},
+}
+
+
+def check_arguments(args) -> None:
+    """Refuse, before any work, numbers out of range and outputs that cannot be written: an
+    existing folder where a file is to be written or the reverse, or a location whose nearest
+    existing folder is not writable."""
+    for name, (low, what) in MINIMUM.items():
+        value = getattr(args, name, None)
+        if value is not None and value < low:
+            raise CMRRiskError(f"--{name.replace('_', '-')} {value}: give at least {low} ({what}).")
+    lr = getattr(args, "lr", None)
+    if lr is not None and not (lr > 0 and math.isfinite(lr)):
+        raise CMRRiskError(f"--lr {lr}: give a positive learning rate.")
+    cv = getattr(args, "cv", None)
+    if cv is not None and (cv < 0 or cv == 1 or (cv == 0 and args.command == "demo")):
+        raise CMRRiskError(f"--cv {cv}: give at least 2 folds" + (" (or 0: no cross-validation)." if args.command != "demo" else "."))
+    for option, kind in OUTPUTS.get(args.command, {}).items():
+        path = getattr(args, option, None)
+        if not isinstance(path, str) or not path:
+            continue
+        flag = f"--{option}"
+        if kind == "file" and os.path.isdir(path):
+            raise CMRRiskError(f"{flag} {path}: is a folder; give a file name.")
+        if kind == "dir" and os.path.exists(path) and not os.path.isdir(path):
+            raise CMRRiskError(f"{flag} {path}: is a file; give a folder.")
+        parent = os.path.abspath(path if kind == "dir" else os.path.dirname(os.path.abspath(path)))
+        while not os.path.exists(parent):
+            parent = os.path.dirname(parent)
+        if not os.path.isdir(parent):
+            raise CMRRiskError(f"{flag} {path}: {parent} is a file, so nothing can be written below it.")
+        if not os.access(parent, os.W_OK | os.X_OK):
+            raise CMRRiskError(f"{flag} {path}: no permission to write in {parent}.")
+
+
+def _os_error_message(exc: OSError) -> str:
+    """An operating-system error as one line naming the path (the folder, when the file was a
+    temporary one that the user never named)."""
+    path = exc.filename or ""
+    base = os.path.basename(path)
+    if base.startswith(".") and ("tmp" in base or base.count(".") >= 2):
+        path = os.path.dirname(path) or path
+    return f"{path}: {exc.strerror or exc}" if path else str(exc)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_arguments(args)
         return args.func(args)
     except CMRRiskError as exc:
         print(f"cmrrisk {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or folder that cannot be read or written
+        print(f"cmrrisk {args.command}: error: {_os_error_message(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"cmrrisk {args.command}: interrupted", file=sys.stderr)

@@ -61,9 +61,13 @@ def emidec_manifest(root: str, out_csv: str, progress=None) -> list[dict]:
     vol_dir = os.path.join(folder, "emidec_volumes")
     s = EMIDEC_DECLARED_SPACING_MM
     affine = np.diag([-s, -s, s, 1.0])  # RAS with ITK-like LPS axes
+    if not cases:
+        raise CMRRiskError(f"{root}: no EMIDEC cases found.")
+    # every case is read (and checked) before anything is written: a bad PNG stops the run
+    # with no volume folder half-filled
+    read = [(c, *read_emidec_case(c)) for c in cases]
     rows = []
-    for n, c in enumerate(cases):
-        img, lab = read_emidec_case(c)
+    for n, (c, img, lab) in enumerate(read):
         lge = os.path.join(vol_dir, f"{c.case}_lge.nii.gz")
         write_image(Volume(img.astype(np.float32), affine, c.case), lge)
         row = {"subject": c.case, "lge": os.path.relpath(lge, folder), "lge_seg": "",

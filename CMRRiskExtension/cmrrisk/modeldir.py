@@ -71,11 +71,36 @@ def write_checksums(model_dir: str) -> dict:
     return sums
 
 
+def _keep_on_replace(name: str) -> bool:
+    """Files that :func:`save` carries over from an existing model directory (training
+    checkpoints and logs)."""
+    return name.startswith("checkpoint") or name.endswith(".log") or name.endswith(".jsonl")
+
+
+def check_output(model_dir: str) -> None:
+    """Refuse, before any work, an output path that :func:`save` must not replace: an existing
+    file, or a folder that holds anything but a model directory (``checksums.json``), training
+    checkpoints and logs. Saving replaces the whole folder, so anything else there would be lost."""
+    if os.path.exists(model_dir) and not os.path.isdir(model_dir):
+        raise CMRRiskError(f"{model_dir}: exists and is not a folder; give a new folder (or an existing "
+                           "model directory) for the model.")
+    if not os.path.isdir(model_dir) or os.path.isfile(os.path.join(model_dir, CHECKSUMS)):
+        return
+    other = sorted(n for n in os.listdir(model_dir) if not _keep_on_replace(n))
+    if other:
+        shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
+        raise CMRRiskError(f"{model_dir}: this folder holds files that are not a model ({shown}); writing the "
+                           "model replaces the folder and would delete them. Give a new or empty folder, or "
+                           "an existing model directory to overwrite.")
+
+
 def verify(model_dir: str) -> None:
     path = os.path.join(model_dir, CHECKSUMS)
     if not os.path.isfile(path):
         raise CMRRiskError(f"{model_dir}: no {CHECKSUMS}; not a CMRRisk model directory.")
     sums = read_json(path)
+    if not isinstance(sums, dict):
+        raise CMRRiskError(f"{path}: expected a JSON object of file name -> SHA-256; reinstall or retrain the model.")
     for name, expected in sums.items():
         p = os.path.join(model_dir, name)
         if not os.path.isfile(p):
@@ -103,6 +128,7 @@ def save(model_dir: str, state_dict: dict, config: dict, extra_files: dict | Non
     """Write a complete model directory atomically (built in a temporary folder, then renamed)."""
     from safetensors.torch import save_file
 
+    check_output(model_dir)
     parent = os.path.dirname(os.path.abspath(model_dir))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=".model-", dir=parent)
@@ -126,7 +152,7 @@ def save(model_dir: str, state_dict: dict, config: dict, extra_files: dict | Non
             old = tempfile.mkdtemp(prefix=".old-", dir=parent)
             os.rmdir(old)
             for name in os.listdir(model_dir):
-                if name.startswith("checkpoint") or name.endswith(".log") or name.endswith(".jsonl"):
+                if _keep_on_replace(name):
                     shutil.move(os.path.join(model_dir, name), os.path.join(tmp, name))
             os.replace(model_dir, old)
             os.replace(tmp, model_dir)
@@ -139,8 +165,13 @@ def save(model_dir: str, state_dict: dict, config: dict, extra_files: dict | Non
 
 
 def read_json(path: str):
-    with open(path) as f:
-        return json.load(f)
+    """A JSON file's content; invalid JSON is a :class:`CMRRiskError` that names the file."""
+    with open(path, encoding="utf-8") as f:
+        try:
+            return json.load(f)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise CMRRiskError(f"{path}: not valid JSON ({exc}); if it belongs to a model directory, "
+                               "reinstall or retrain the model.") from None
 
 
 def write_bytes_atomic(path: str, data: bytes) -> None:

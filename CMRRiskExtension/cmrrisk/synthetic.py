@@ -938,11 +938,49 @@ def generate_cohort(out_dir: str, n: int = 60, seed: int = 0, progress=True,
     ``workers``: None or 1 generates the subjects in this process; more generates them in that
     many ``spawn``-started processes (:func:`cmrrisk.parallel.run_subjects`). Every subject draws
     from its own child of ``SeedSequence(seed)``, so the output is identical either way."""
-    from .manifest import write_csv
+    import shutil
+    import tempfile
+
+    from .errors import CMRRiskError
 
     if n < 1:
         raise ValueError("n must be at least 1")
-    os.makedirs(out_dir, exist_ok=True)
+    if seed < 0:
+        raise ValueError("seed must be 0 or more")
+    final = os.path.abspath(out_dir)
+    if os.path.exists(final) and not os.path.isdir(final):
+        raise CMRRiskError(f"{out_dir}: is a file; give a folder for the cohort.")
+    if os.path.isdir(final) and os.listdir(final) and not os.path.isfile(os.path.join(final, "synthetic.json")):
+        raise CMRRiskError(f"{out_dir}: this folder holds other files; give a new or empty folder (or a previous "
+                           "synthetic cohort, which is replaced).")
+    parent = os.path.dirname(final)
+    os.makedirs(parent, exist_ok=True)
+    # built under a temporary name beside the target, renamed when complete: a failure leaves
+    # nothing half-written (the manifest's paths are relative, so they hold after the rename)
+    work = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.partial-", dir=parent)
+    try:
+        man = _generate(work, n, seed, progress, workers)
+        if os.path.isdir(final) and os.listdir(final):  # a previous cohort: replaced whole
+            old = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.old-", dir=parent)
+            os.rmdir(old)
+            os.replace(final, old)
+            os.replace(work, final)
+            shutil.rmtree(old)
+        else:
+            if os.path.isdir(final):
+                os.rmdir(final)
+            os.replace(work, final)
+        os.chmod(final, 0o755)  # mkdtemp makes 0700
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return os.path.join(final, os.path.basename(man))
+
+
+def _generate(out_dir: str, n: int, seed: int, progress, workers) -> str:
+    """:func:`generate_cohort` into ``out_dir`` (an empty folder)."""
+    from .manifest import write_csv
+
     seqs = np.random.SeedSequence(seed).spawn(n)
     if workers is not None and workers > 1 and n > 1:
         from .parallel import run_subjects

@@ -29,8 +29,16 @@ def cmd_explain(args) -> int:
     subjects = list(table.subjects) if args.all else list(args.subject or [])
     if not subjects:
         raise CMRRiskError("give --subject ID (repeatable) or --all.")
+    unknown = [s for s in subjects if s not in set(table.subjects)]
+    if unknown:  # checked before any subject is explained: nothing is written then
+        raise CMRRiskError(f"{args.manifest}: no subject {', '.join(repr(s) for s in unknown)} "
+                           f"(the manifest has {len(table.subjects)} subjects, e.g. {', '.join(list(table.subjects)[:3])}).")
     if args.method not in METHODS:
         raise CMRRiskError(f"--method {args.method!r}: choose one of {', '.join(METHODS)}.")
+    if args.method == "gradcam" and not pipe.model.uses_inputs:
+        raise CMRRiskError(f"--method gradcam: Grad-CAM needs a convolutional image model (multiinput); "
+                           f"{args.model_dir} is a '{pipe.model_name}' model over table columns: use "
+                           f"{', '.join(m for m in METHODS if m != 'gradcam')}.")
     reference = None
     if args.k > 0:
         ref_table = load_reference(pipe, args.reference)

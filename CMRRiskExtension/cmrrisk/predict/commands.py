@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import sys
 
 import numpy as np
@@ -29,13 +31,26 @@ def _threads(n):
         torch.set_num_threads(int(n))
 
 
+@contextlib.contextmanager
+def _about(manifest: str):
+    """Errors about the data (too few events, one class, ...) name the manifest they are about."""
+    try:
+        yield
+    except CMRRiskError as exc:
+        text = str(exc)
+        if manifest in text or os.path.basename(manifest) in text:
+            raise
+        raise CMRRiskError(f"{manifest}: {text}") from None
+
+
 def cmd_train(args) -> int:
     from .study import train_model
 
     _threads(args.threads)
-    train_model(args.manifest, args.endpoint, args.out, model=args.model, seed=args.seed,
-                max_epochs=args.max_epochs, cv=args.cv, max_features=args.max_features,
-                cache_dir=args.cache_dir, log=print)
+    with _about(args.manifest):
+        train_model(args.manifest, args.endpoint, args.out, model=args.model, seed=args.seed,
+                    max_epochs=args.max_epochs, cv=args.cv, max_features=args.max_features,
+                    cache_dir=args.cache_dir, log=print)
     return 0
 
 
@@ -45,6 +60,8 @@ def cmd_predict(args) -> int:
     from .tabular import load_table
     from .validation import needs_image_features
 
+    if os.path.abspath(args.out) == os.path.abspath(args.manifest):
+        raise CMRRiskError(f"--out {args.out}: this is the input manifest; write the predictions to another file.")
     _threads(args.threads)
     pipe = load_pipeline(args.model_dir)
     table = load_table(args.manifest, pipe.endpoint, need_outcome=False, cache_dir=args.cache_dir,
@@ -74,8 +91,9 @@ def cmd_evaluate(args) -> int:
 
     _threads(args.threads)
     horizons = _parse_horizons(args.horizons)
-    res = external_validation(args.model_dir, args.manifest, n_boot=args.bootstrap, seed=args.seed,
-                              cache_dir=args.cache_dir, horizons=horizons)
+    with _about(args.manifest):
+        res = external_validation(args.model_dir, args.manifest, n_boot=args.bootstrap, seed=args.seed,
+                                  cache_dir=args.cache_dir, horizons=horizons)
     if horizons and "horizons" in res:
         dropped = [h for h in horizons if h not in res["horizons"]]
         if dropped:

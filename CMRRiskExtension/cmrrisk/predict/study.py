@@ -219,12 +219,17 @@ def train_model(manifest: str, endpoint: str, out: str, model: str | None = None
     from .tabular import load_table
     from .validation import cross_validate
 
+    from ..modeldir import check_output
+
     log = log or (lambda _msg: None)
     if endpoint not in DEFAULTS:
         raise CMRRiskError(f"endpoint {endpoint!r}: choose survival or diagnosis.")
+    check_output(out)  # before any work: an existing folder of other files is never replaced
     name = model or DEFAULTS[endpoint]
     image_model = get_class(name, endpoint).uses_inputs
     k = int(cv or 0)
+    if k == 1 or k < 0:
+        raise CMRRiskError(f"--cv {cv}: give 0 (no cross-validation) or at least 2 folds.")
     total = 3 + (k if k > 1 else 0)
     state = {"step": 0, "doing": "reading the manifest"}
 

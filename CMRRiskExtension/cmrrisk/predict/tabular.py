@@ -16,6 +16,7 @@ standardisation) and is stored as plain JSON in the model directory.
 
 from __future__ import annotations
 
+import csv
 import math
 import os
 from dataclasses import dataclass, field
@@ -114,9 +115,15 @@ def load_table(manifest: str, endpoint: str | None = None, need_outcome: bool = 
         raise CMRRiskError(f"{manifest}: not a readable CSV ({exc}).") from exc
     raw.columns = [str(c).strip() for c in raw.columns]
     if SUBJECT not in raw.columns:
+        hint = ""
+        if len(raw.columns) == 1 and (";" in raw.columns[0] or "\t" in raw.columns[0]):
+            hint = " The file seems to use ';' or tabs between columns: save it as comma-separated CSV."
         raise CMRRiskError(f"{manifest}: no '{SUBJECT}' column (columns: {', '.join(raw.columns)}); "
-                           "the first row must name the columns, one of them 'subject'.")
-    dup = [c for c in set(raw.columns) if list(raw.columns).count(c) > 1]
+                           "the first row must name the columns, one of them 'subject'." + hint)
+    # pandas renames a repeated column ('age', 'age.1'): look at the header as written
+    with open(manifest, newline="", encoding="utf-8-sig", errors="replace") as fh:
+        header = [str(c).strip() for c in next(csv.reader(fh), [])]
+    dup = [c for c in set(header) if header.count(c) > 1]
     if dup:
         raise CMRRiskError(f"{manifest}: column(s) {', '.join(sorted(dup))} appear more than once.")
     if len(raw) == 0:

@@ -125,6 +125,23 @@ def _frames_of(pred, ref, name: str) -> list:
     return [(f"{name}_phase{t:02d}", pred[t], ref[t], t) for t in range(pred.shape[0]) if ref[t].any()]
 
 
+def _check_label_map(arr, path: str, role: str) -> None:
+    """Refuse an array that is not a project label map: non-integer values (an intensity image)
+    or values outside 0-5; the message names the file and the values."""
+    from ..errors import CMRRiskError
+
+    values = np.unique(arr)
+    if np.issubdtype(values.dtype, np.floating) and not np.all(values == np.round(values)):
+        raise CMRRiskError(f"{path}: the {role} has non-integer values ({values.size} distinct, e.g. "
+                           f"{values[values != np.round(values)][0]:g}); it looks like an image, not a label map.")
+    allowed = {L.BACKGROUND, *L.SEGMENTS}
+    unknown = sorted(int(v) for v in values if int(v) not in allowed)
+    if unknown:
+        raise CMRRiskError(f"{path}: the {role} has label values {unknown[:10]} outside the project's labels "
+                           f"{sorted(allowed)} (1 LV blood pool, 2 LV myocardium, 3 RV, 4 scar, 5 MVO)"
+                           + ("; ACDC references: add --ref-labels acdc." if role == "reference" else "."))
+
+
 def evaluate_folders(pred_dir: str, ref_dir: str, ref_labels: str = "cmrrisk") -> dict:
     """Compare every ``<name>_seg.nii.gz`` in ``pred_dir`` with the reference ``<name>_gt``,
     ``<name>_seg`` or ``<name>`` found (recursively) in ``ref_dir``.
@@ -162,12 +179,25 @@ def evaluate_folders(pred_dir: str, ref_dir: str, ref_labels: str = "cmrrisk") -
         if ref_path is None:
             missing.append(name)
             continue
-        pred = read_image(os.path.join(pred_dir, f))
+        pred_path = os.path.join(pred_dir, f)
+        if os.path.realpath(ref_path) == os.path.realpath(pred_path):
+            raise CMRRiskError(f"{pred_path}: found as its own reference (--pred and --ref hold the same "
+                               "files); give --ref the folder with the reference label maps.")
+        pred = read_image(pred_path)
         ref = read_image(ref_path)
         if pred.array.shape != ref.array.shape:
-            raise CMRRiskError(f"{os.path.join(pred_dir, f)}: shape {pred.array.shape} differs from "
+            raise CMRRiskError(f"{pred_path}: shape {pred.array.shape} differs from "
                                f"reference {ref_path} {ref.array.shape}.")
-        ref_arr = L.map_labels(ref.array, L.ACDC_TO_PROJECT) if ref_labels == "acdc" else ref.array
+        _check_label_map(pred.array, pred_path, "prediction")
+        if ref_labels == "acdc":
+            try:
+                ref_arr = L.map_labels(ref.array, L.ACDC_TO_PROJECT)
+            except ValueError as exc:
+                raise CMRRiskError(f"{ref_path}: {exc} (ACDC labels are 0-3); check the file or drop "
+                                   "--ref-labels acdc.") from None
+        else:
+            _check_label_map(ref.array, ref_path, "reference")
+            ref_arr = ref.array
         if pred.array.ndim == 4 and not ref_arr.any():
             raise CMRRiskError(f"{ref_path}: the 4D reference has no labels in any phase.")
         for fname, p_arr, r_arr, phase in _frames_of(pred.array, ref_arr, name):

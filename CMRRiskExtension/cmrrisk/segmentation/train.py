@@ -139,7 +139,28 @@ def lr_at(it: int, total: int, base: float, warmup: int) -> float:
 def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool = False,
           threads: int | None = None, task: str = "cine", init: str | None = None,
           **overrides) -> dict:
-    """Train (or, with ``init``, fine-tune from a model directory) and write ``out``."""
+    """Train (or, with ``init``, fine-tune from a model directory) and write ``out``.
+
+    ``out`` and ``init`` are checked before any data is read (``out`` must be new, empty, a model
+    directory or a folder of its own checkpoints: :func:`cmrrisk.modeldir.check_output`); a run
+    that fails leaves no empty ``out`` folder behind."""
+    modeldir.check_output(out)
+    if init:
+        modeldir.verify(modeldir.resolve(init))
+    if not os.path.isdir(data):
+        raise CMRRiskError(f"--data {data}: no such folder.")
+    created = not os.path.exists(out)
+    try:
+        return _train(data, out, seed, device, use_all, threads, task, init, **overrides)
+    except BaseException:
+        if created and os.path.isdir(out) and not os.listdir(out):
+            os.rmdir(out)
+        raise
+
+
+def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool = False,
+           threads: int | None = None, task: str = "cine", init: str | None = None,
+           **overrides) -> dict:
     if task not in TASKS:
         raise CMRRiskError(f"--task {task!r}: use one of {', '.join(TASKS)}.")
     spec = TASKS[task]
@@ -329,6 +350,7 @@ def average_models(first: str, second: str, out: str, weight: float = 0.5, data:
     if not 0.0 <= weight <= 1.0:
         raise CMRRiskError(f"--weight {weight}: give a number between 0 and 1 (the share of the "
                            "second model).")
+    modeldir.check_output(out)
     dirs = [modeldir.resolve(first), modeldir.resolve(second)]
     (cfg_a, state_a), (cfg_b, state_b) = (modeldir.load(d) for d in dirs)
     for key in ("task", "network", "labels"):
