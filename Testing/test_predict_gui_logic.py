@@ -40,10 +40,11 @@ OUTPUT_CLASSES = ("vtkMRMLTableNode", "vtkMRMLSegmentationNode", "vtkMRMLPlotCha
 
 
 def _outputs(scene):
-    """Output nodes in the scene by class. (Not every node: cmrrisk.mrml.segmentation_to_labels,
-    which reads a given segmentation, leaves a label-map display node and a colour table per
-    segment behind; that is the bridge's matter, not an output.)"""
-    return {c: scene.GetNumberOfNodesByClass(c) for c in OUTPUT_CLASSES}
+    """Nodes in the scene by class, and all nodes: a cancelled action adds none (no output and no
+    helper node left behind)."""
+    counts = {c: scene.GetNumberOfNodesByClass(c) for c in OUTPUT_CLASSES}
+    counts["all nodes"] = scene.GetNumberOfNodes()
+    return counts
 
 
 def _study_nodes(scene, ed_radius=12.0, es_radius=8.0):
