@@ -59,6 +59,11 @@ def test_model_output_never_replaces_a_folder_of_other_files(tmp_path, capsys):
     model = tmp_path / "model"
     assert main(["train", manifest, "--endpoint", "survival", "--model", "cox", "--cv", "0", "--out", str(model)]) == 0
     assert main(["train", manifest, "--endpoint", "survival", "--model", "cox", "--cv", "0", "--out", str(model)]) == 0
+    # ... but not when the user has put files of their own into it
+    (model / "my_notes.txt").write_text("keep me")
+    code, err = _run(["train", manifest, "--endpoint", "survival", "--model", "cox", "--cv", "0",
+                      "--out", str(model)], capsys)
+    assert code == 2 and "my_notes.txt" in err and (model / "my_notes.txt").read_text() == "keep me"
 
 
 @pytest.mark.parametrize("argv, needle", [
@@ -139,7 +144,13 @@ def test_predict_refuses_to_overwrite_its_manifest_and_names_a_damaged_model_fil
     assert main(["train", cov, "--endpoint", "survival", "--model", "cox", "--cv", "0", "--out", str(model)]) == 0
     before = open(cov).read()
     code, err = _run(["predict", str(model), cov, "--out", cov], capsys)
-    assert code == 2 and "input manifest" in err and open(cov).read() == before
+    assert code == 2 and "is an input of the command (manifest)" in err and open(cov).read() == before
+    code, err = _run(["features", cov, "--out", cov], capsys)
+    assert code == 2 and "is an input" in err and open(cov).read() == before
+    code, err = _run(["report", "--model", str(model), "--test", cov, "--out", cov], capsys)
+    assert code == 2 and "is an input of the command (--test)" in err and open(cov).read() == before
+    code, err = _run(["report", "--model", str(model), "--out", str(tmp_path / "r.txt")], capsys)
+    assert code == 2 and "ending in .html" in err
     (model / "checksums.json").write_text("{not json")
     code, err = _run(["predict", str(model), cov, "--out", str(tmp_path / "p.csv")], capsys)
     assert code == 2 and "checksums.json: not valid JSON" in err
@@ -168,7 +179,7 @@ def test_synth_builds_the_cohort_aside_and_never_mixes_it_with_other_files(tmp_p
     other.mkdir()
     (other / "keep.txt").write_text("x")
     code, err = _run(["synth", "--n", "1", "--out", str(other), "--quiet"], capsys)
-    assert code == 2 and "holds other files" in err and os.listdir(other) == ["keep.txt"]
+    assert code == 2 and "keep.txt" in err and os.listdir(other) == ["keep.txt"]
 
     out = tmp_path / "cohort"
     real = S._subject
@@ -185,10 +196,11 @@ def test_synth_builds_the_cohort_aside_and_never_mixes_it_with_other_files(tmp_p
     monkeypatch.setattr(S, "_subject", real)
     man = S.generate_cohort(str(out), n=1, seed=0, progress=False)
     assert man == str(out / "manifest.csv") and (out / "synthetic.json").is_file()
-    (out / "stale.txt").write_text("from an older run")
     S.generate_cohort(str(out), n=1, seed=1, progress=False)  # a previous cohort is replaced whole
-    assert not (out / "stale.txt").exists() and (out / "manifest.csv").is_file()
-    assert sorted(os.listdir(tmp_path)) == ["cohort", "other"]
+    assert (out / "manifest.csv").is_file() and sorted(os.listdir(tmp_path)) == ["cohort", "other"]
+    (out / "my_features.csv").write_text("the user's own file")
+    code, err = _run(["synth", "--n", "1", "--out", str(out), "--quiet"], capsys)
+    assert code == 2 and "my_features.csv" in err and (out / "my_features.csv").is_file()
 
 
 def test_emidec_manifest_reads_every_case_before_writing_any(tmp_path, capsys):
@@ -237,3 +249,11 @@ def test_errors_about_the_data_name_the_manifest(tmp_path, capsys):
     code, err = _run(["train", str(no_events), "--endpoint", "survival", "--model", "cox", "--out",
                       str(tmp_path / "m")], capsys)
     assert code == 2 and str(no_events) in err and "event" in err
+
+
+def test_explanation_files_stay_in_the_output_folder_whatever_the_subject_id():
+    from cmrrisk.explain.core import _file_stem
+
+    assert _file_stem("../../escape") == "_.._escape" and "/" not in _file_stem("site/p02")
+    assert _file_stem("SYN001") == "SYN001" and _file_stem("patient-7.b") == "patient-7.b"
+    assert _file_stem("...") == "subject"

@@ -250,6 +250,10 @@ OUTPUTS = {
 }
 
 
+#: options that name a command's input files (an output must never be one of them)
+INPUTS = ("manifest", "inputs", "train", "test", "qc", "extra", "reference", "radiomics_params")
+
+
 def check_arguments(args) -> None:
     """Refuse, before any work, numbers out of range and outputs that cannot be written: an
     existing folder where a file is to be written or the reverse, or a location whose nearest
@@ -264,11 +268,22 @@ def check_arguments(args) -> None:
     cv = getattr(args, "cv", None)
     if cv is not None and (cv < 0 or cv == 1 or (cv == 0 and args.command == "demo")):
         raise CMRRiskError(f"--cv {cv}: give at least 2 folds" + (" (or 0: no cross-validation)." if args.command != "demo" else "."))
+    inputs = {}
+    for name in INPUTS:
+        values = getattr(args, name, None)
+        for v in values if isinstance(values, list) else [values]:
+            if isinstance(v, str) and os.path.isfile(v):
+                inputs.setdefault(os.path.abspath(v), f"--{name.replace('_', '-')}" if name not in ("manifest", "inputs") else name)
     for option, kind in OUTPUTS.get(args.command, {}).items():
         path = getattr(args, option, None)
         if not isinstance(path, str) or not path:
             continue
         flag = f"--{option}"
+        if kind == "file" and os.path.abspath(path) in inputs:
+            raise CMRRiskError(f"{flag} {path}: this is an input of the command ({inputs[os.path.abspath(path)]}); "
+                               "write to another file.")
+        if args.command == "report" and not path.lower().endswith((".html", ".htm")):
+            raise CMRRiskError(f"{flag} {path}: the report is an HTML file; give a name ending in .html.")
         if kind == "file" and os.path.isdir(path):
             raise CMRRiskError(f"{flag} {path}: is a folder; give a file name.")
         if kind == "dir" and os.path.exists(path) and not os.path.isdir(path):

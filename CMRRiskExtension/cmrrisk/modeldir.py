@@ -79,14 +79,19 @@ def _keep_on_replace(name: str) -> bool:
 
 def check_output(model_dir: str) -> None:
     """Refuse, before any work, an output path that :func:`save` must not replace: an existing
-    file, or a folder that holds anything but a model directory (``checksums.json``), training
-    checkpoints and logs. Saving replaces the whole folder, so anything else there would be lost."""
+    file, or a folder that holds anything but the files of an earlier model (those listed in its
+    ``checksums.json``), training checkpoints and logs. Saving replaces the whole folder, so
+    anything else there would be lost."""
     if os.path.exists(model_dir) and not os.path.isdir(model_dir):
         raise CMRRiskError(f"{model_dir}: exists and is not a folder; give a new folder (or an existing "
                            "model directory) for the model.")
-    if not os.path.isdir(model_dir) or os.path.isfile(os.path.join(model_dir, CHECKSUMS)):
+    if not os.path.isdir(model_dir):
         return
-    other = sorted(n for n in os.listdir(model_dir) if not _keep_on_replace(n))
+    ours = {CHECKSUMS}
+    if os.path.isfile(os.path.join(model_dir, CHECKSUMS)):  # an earlier model: its own files may go
+        sums = read_json(os.path.join(model_dir, CHECKSUMS))
+        ours |= set(sums) if isinstance(sums, dict) else set()
+    other = sorted(n for n in os.listdir(model_dir) if n not in ours and not _keep_on_replace(n))
     if other:
         shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
         raise CMRRiskError(f"{model_dir}: this folder holds files that are not a model ({shown}); writing the "

@@ -950,9 +950,13 @@ def generate_cohort(out_dir: str, n: int = 60, seed: int = 0, progress=True,
     final = os.path.abspath(out_dir)
     if os.path.exists(final) and not os.path.isdir(final):
         raise CMRRiskError(f"{out_dir}: is a file; give a folder for the cohort.")
-    if os.path.isdir(final) and os.listdir(final) and not os.path.isfile(os.path.join(final, "synthetic.json")):
-        raise CMRRiskError(f"{out_dir}: this folder holds other files; give a new or empty folder (or a previous "
-                           "synthetic cohort, which is replaced).")
+    if os.path.isdir(final) and os.listdir(final):
+        other = sorted(set(os.listdir(final)) - _cohort_files(final))
+        if other:
+            shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
+            raise CMRRiskError(f"{out_dir}: this folder holds files that are not a synthetic cohort's ({shown}); "
+                               "writing the cohort replaces the folder and would delete them. Give a new or "
+                               "empty folder, or a previous synthetic cohort with nothing added to it.")
     parent = os.path.dirname(final)
     os.makedirs(parent, exist_ok=True)
     # built under a temporary name beside the target, renamed when complete: a failure leaves
@@ -975,6 +979,18 @@ def generate_cohort(out_dir: str, n: int = 60, seed: int = 0, progress=True,
         shutil.rmtree(work, ignore_errors=True)
         raise
     return os.path.join(final, os.path.basename(man))
+
+
+def _cohort_files(folder: str) -> set:
+    """What a cohort written by :func:`generate_cohort` holds at its top level: ``manifest.csv``,
+    ``synthetic.json`` and one folder per subject of its manifest (empty when ``folder`` is not
+    such a cohort)."""
+    man = os.path.join(folder, "manifest.csv")
+    if not (os.path.isfile(man) and os.path.isfile(os.path.join(folder, "synthetic.json"))):
+        return set()
+    with open(man, newline="") as fh:
+        subjects = {r.get("subject", "") for r in csv.DictReader(fh)}
+    return {"manifest.csv", "synthetic.json"} | {s for s in subjects if s and os.path.isdir(os.path.join(folder, s))}
 
 
 def _generate(out_dir: str, n: int, seed: int, progress, workers) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 
@@ -341,6 +342,14 @@ def overlay_png(image: np.ndarray, heat: np.ndarray, title: str = "", max_slices
     return buf.getvalue()
 
 
+def _file_stem(subject: str) -> str:
+    """A subject identifier as a file-name stem: characters other than letters, digits, '.', '_'
+    and '-' become '_', leading dots go, so that an identifier like '../x' or 'site/p02' cannot
+    write outside the output folder or into a subfolder."""
+    stem = re.sub(r"[^A-Za-z0-9._-]", "_", str(subject)).lstrip(".")
+    return stem or "subject"
+
+
 def write_explanation(expl: Explanation, out_dir: str, png: bool = True) -> dict:
     """Write heatmaps ``<subject>_<column>_<method>.nii.gz``, ``<subject>_attributions.csv``,
     ``<subject>_explanation.json`` and ``<subject>_<column>_<method>.png``; returns the paths."""
@@ -358,19 +367,19 @@ def write_explanation(expl: Explanation, out_dir: str, png: bool = True) -> dict
             png = False
             expl.notes.append("matplotlib is not installed: no PNG overlays (pip install matplotlib).")
     for col, vol in expl.heatmaps.items():
-        p = os.path.join(out_dir, f"{expl.subject}_{col}_{expl.method}.nii.gz")
+        p = os.path.join(out_dir, f"{_file_stem(expl.subject)}_{col}_{expl.method}.nii.gz")
         write_image(vol, p)
         paths["heatmaps"][col] = p
         if png and col in expl.images:
-            q = os.path.join(out_dir, f"{expl.subject}_{col}_{expl.method}.png")
+            q = os.path.join(out_dir, f"{_file_stem(expl.subject)}_{col}_{expl.method}.png")
             _write_bytes_atomic(q, overlay_png(expl.images[col].array, vol.array,
                                                f"{expl.subject} {col} {expl.method}"))
             paths["png"][col] = q
     df = pd.DataFrame(expl.attributions, columns=["feature", "value", "attribution"])
     df["abs_rank"] = df["attribution"].abs().rank(ascending=False, method="first").astype(int)
-    paths["attributions"] = os.path.join(out_dir, f"{expl.subject}_attributions.csv")
+    paths["attributions"] = os.path.join(out_dir, f"{_file_stem(expl.subject)}_attributions.csv")
     write_text_atomic(paths["attributions"], df.to_csv(index=False, float_format="%.6g"))
-    paths["explanation"] = os.path.join(out_dir, f"{expl.subject}_explanation.json")
+    paths["explanation"] = os.path.join(out_dir, f"{_file_stem(expl.subject)}_explanation.json")
     js = expl.to_json()
     js["files"] = {"heatmaps": {k: os.path.basename(v) for k, v in paths["heatmaps"].items()},
                    "attributions": os.path.basename(paths["attributions"]),

@@ -60,8 +60,6 @@ def cmd_predict(args) -> int:
     from .tabular import load_table
     from .validation import needs_image_features
 
-    if os.path.abspath(args.out) == os.path.abspath(args.manifest):
-        raise CMRRiskError(f"--out {args.out}: this is the input manifest; write the predictions to another file.")
     _threads(args.threads)
     pipe = load_pipeline(args.model_dir)
     table = load_table(args.manifest, pipe.endpoint, need_outcome=False, cache_dir=args.cache_dir,
