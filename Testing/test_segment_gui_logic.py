@@ -314,3 +314,13 @@ def test_reading_a_segmentation_leaves_no_helper_nodes(scene):
     before = scene.GetNumberOfNodes()
     assert np.array_equal(mrml.segmentation_to_labels(seg, node), lab)
     assert scene.GetNumberOfNodes() == before
+
+
+def test_one_cancelled_class_for_segmentation_features_and_models():
+    """The Predict widget catches cmrrisk.errors.Cancelled; a cancel inside the segmenter must be
+    that class too, or it would show as an error."""
+    from cmrrisk.errors import Cancelled
+    from cmrrisk.predict.study import Cancelled as PredictCancelled
+    from cmrrisk.segmentation.infer import Cancelled as SegmentCancelled
+
+    assert SegmentCancelled is Cancelled and PredictCancelled is Cancelled

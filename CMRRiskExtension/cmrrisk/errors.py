@@ -12,4 +12,4 @@ class Cancelled(Exception):
     """Raised when the caller's ``cancel()`` returned True; nothing was written.
 
     (Not a :class:`CMRRiskError`: a cancellation is not a failure of one subject's input.)
-    ``cmrrisk.predict.study.Cancelled`` is this class."""
+    ``cmrrisk.predict.study.Cancelled`` and ``cmrrisk.segmentation.infer.Cancelled`` are this class."""

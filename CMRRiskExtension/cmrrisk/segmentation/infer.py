@@ -10,7 +10,7 @@ import torch
 
 from .. import labels as L
 from .. import modeldir
-from ..errors import CMRRiskError
+from ..errors import Cancelled, CMRRiskError  # noqa: F401  (Cancelled: raised here, re-exported)
 from ..image import Volume
 from ..metrics import ed_es_phases
 from .network import build_network, fuse_for_inference
@@ -48,10 +48,6 @@ def _parallel_forward(net, x: torch.Tensor, n: int, chunk: int) -> torch.Tensor:
     finally:
         torch.set_num_threads(threads)
     return torch.cat([o for part in outs for o in part])
-
-
-class Cancelled(Exception):
-    """Raised when a caller's cancel callback returns True."""
 
 
 def pick_device(device: str | None) -> torch.device:
