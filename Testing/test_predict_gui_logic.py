@@ -13,7 +13,6 @@ from conftest import ROOT
 from test_explain import cine_model  # noqa: F401  (fixture: a tiny multi-input diagnosis model)
 from test_features import AFFINE, phantom
 from test_predict_study import _image_feature_model, _train
-from test_predict import _survival_manifest
 
 UI = ROOT / "CMRRiskPredict" / "Resources" / "UI" / "CMRRiskPredict.ui"
 

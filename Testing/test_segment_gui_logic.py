@@ -15,30 +15,17 @@ from cmrrisk.errors import CMRRiskError
 from cmrrisk.image import Volume, read_image
 
 from conftest import ACDC, needs_acdc
+from test_slicer_bridge import _cine_sequence
 
 slicer = pytest.importorskip("slicer")
 vtk = pytest.importorskip("vtk")
 
-SUBJECT = "patient090"
 
 
 def _logic(segment_module, segmenter):
     logic = segment_module.CMRRiskSegmentLogic()
     logic._segmenters[("cine", "cpu")] = segmenter
     return logic
-
-
-def _cine(scene, n_phases=3, name="cine"):
-    from cmrrisk import mrml
-
-    cine = read_image(str(ACDC / SUBJECT / f"{SUBJECT}_4d.nii.gz"))
-    seq = scene.AddNewNodeByClass("vtkMRMLSequenceNode", name)
-    seq.SetIndexName("phase")
-    for t in range(n_phases):
-        tmp = mrml.volume_to_node(scene, cine.frame(t), f"phase {t}")
-        seq.SetDataNodeAtValue(tmp, str(t))
-        scene.RemoveNode(tmp)
-    return cine, seq
 
 
 def _transform(scene):
@@ -103,7 +90,7 @@ def test_apply_on_an_lge_volume_adds_the_scar_tables(scene, segment_module, tmp_
 
 @needs_acdc
 def test_apply_on_a_sequence_ed_es(scene, segment_module, segmenter):
-    _, seq = _cine(scene, 3)
+    _, seq = _cine_sequence(scene, 3)
     res = _logic(segment_module, segmenter).process(seq, model="cine", ed=0, es=2)
     assert set(res) >= {"ed", "es", "table", "status"} and "sequence" not in res
     assert "ED and ES" in res["status"] and res["table"].GetName() in res["status"]
@@ -132,7 +119,7 @@ def test_sequence_outputs_follow_the_browser_proxy(scene, segment_module, segmen
     loaded from DICOM): the segmentation sequence is played by the same browser with its proxy
     under the same transform, and the ED/ES segmentations and the table go to the proxy's
     study, also under the transform."""
-    _, seq = _cine(scene, 3)
+    _, seq = _cine_sequence(scene, 3)
     browser = scene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", "cine browser")
     browser.SetAndObserveMasterSequenceNodeID(seq.GetID())
     proxy = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "cine proxy")
