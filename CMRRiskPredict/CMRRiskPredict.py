@@ -354,18 +354,11 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def _steps(progress, cancel):
-        """``step(fraction, message)``: raise ``Cancelled`` (the class of the training path,
-        ``cmrrisk.predict.study.Cancelled``) when ``cancel()`` returns True, else report
-        ``progress(fraction, message)``."""
-        from cmrrisk.errors import Cancelled
+        """``step(fraction, message)``: ``cmrrisk.errors.stepper`` (raises ``Cancelled``, the class
+        of the training path, when ``cancel()`` returns True, else reports progress)."""
+        from cmrrisk.errors import stepper
 
-        def step(fraction, message):
-            if cancel is not None and cancel():
-                raise Cancelled(f"cancelled before {message}")
-            if progress is not None:
-                progress(float(fraction), message)
-
-        return step
+        return stepper(progress, cancel)
 
     @staticmethod
     def _within(progress, low, high):

@@ -268,14 +268,10 @@ def explain_volumes(pipe, ed, es, ed_seg=None, es_seg=None, covariates: dict | N
     segmentation network runs), ``progress(fraction, message)`` (image features in 0..0.6, then
     segmentation for an image model, then the attributions, then 1.0) and ``cancel()`` (checked
     before each step; raises :class:`cmrrisk.errors.Cancelled`)."""
-    from ..errors import Cancelled
+    from ..errors import stepper
     from ..predict.study import study_table
 
-    def step(fraction, message):
-        if cancel is not None and cancel():
-            raise Cancelled(f"cancelled before {message}")
-        if progress is not None:
-            progress(fraction, message)
+    step = stepper(progress, cancel)
 
     _models()
     sub = None if progress is None else (lambda f, msg: progress(0.6 * f, msg))

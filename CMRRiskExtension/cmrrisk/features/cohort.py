@@ -188,17 +188,14 @@ def _embed(model: str, image, seg, spacing_xy, options, timings, tag):
 
 
 def _stepper(progress, cancel, total: int):
-    """``step(message)``: raise :class:`~cmrrisk.errors.Cancelled` when ``cancel()`` says so,
-    else report ``progress(fraction done, message)`` and count the step."""
-    from ..errors import Cancelled
+    """``step(message)``: :func:`cmrrisk.errors.stepper` with the fraction counted from the steps
+    done out of ``total``."""
+    from ..errors import stepper
 
-    done = [0]
+    check, done = stepper(progress, cancel), [0]
 
     def step(message: str) -> None:
-        if cancel is not None and cancel():
-            raise Cancelled(f"cancelled before {message}")
-        if progress is not None:
-            progress(done[0] / max(1, total), message)
+        check(done[0] / max(1, total), message)
         done[0] += 1
 
     return step

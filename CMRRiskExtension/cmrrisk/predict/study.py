@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import Cancelled, CMRRiskError  # noqa: F401  (Cancelled: re-exported, see below)
+from ..errors import Cancelled, CMRRiskError, stepper  # noqa: F401  (Cancelled: re-exported, see below)
 from .commands import _fmt
 from .tabular import Table, feature_settings
 
@@ -187,10 +187,7 @@ def predict_study(model_dir_or_pipe, ed=None, es=None, ed_seg=None, es_seg=None,
         sub = None if progress is None else (lambda f, msg: progress(0.85 * f, msg))
         table, notes = study_table(pipe, ed, es, ed_seg, es_seg, lge, lge_seg, covariates, subject,
                                    bsa_m2, work, info, device, sub, cancel)
-        if cancel is not None and cancel():
-            raise Cancelled("cancelled before the prediction")
-        if progress is not None:
-            progress(0.9, "prediction")
+        stepper(progress, cancel)(0.9, "prediction")
         res = predict_table(pipe, table, horizons)[0]
     if progress is not None:
         progress(1.0, "prediction done")
