@@ -257,3 +257,13 @@ def test_explanation_files_stay_in_the_output_folder_whatever_the_subject_id():
     assert _file_stem("../../escape") == "_.._escape" and "/" not in _file_stem("site/p02")
     assert _file_stem("SYN001") == "SYN001" and _file_stem("patient-7.b") == "patient-7.b"
     assert _file_stem("...") == "subject"
+
+
+def test_size_mismatch_is_stated_in_the_files_own_order(tmp_path, capsys):
+    pred, ref = tmp_path / "pred", tmp_path / "ref"
+    pred.mkdir()
+    ref.mkdir()
+    _labels(pred / "f_seg.nii.gz", np.zeros((32, 24, 4), np.uint8))  # x, y, z as written
+    _labels(ref / "f_gt.nii.gz", np.zeros((32, 24, 5), np.uint8))
+    code, err = _run(["evaluate-segmentation", "--pred", str(pred), "--ref", str(ref)], capsys)
+    assert code == 2 and "size 32 x 24 x 4 differs" in err and "32 x 24 x 5" in err

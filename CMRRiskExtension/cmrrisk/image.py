@@ -39,6 +39,12 @@ def geometry_matrix(spacing, origin, direction) -> np.ndarray:
     return m
 
 
+
+def size_text(shape) -> str:
+    """An array shape (phases,) slices, rows, columns as a file states it: columns x rows x slices
+    (x phases), the order of NIfTI / NRRD headers and of most viewers."""
+    return " x ".join(str(int(n)) for n in reversed(tuple(shape)))
+
 @dataclass
 class Volume:
     """A 3D or 4D (cine) image and its geometry."""

@@ -136,12 +136,12 @@ def _bsa(row: dict):
 
 
 def _read_seg(path: str, like, convention: str):
-    from ..image import read_image
+    from ..image import read_image, size_text
 
     seg = read_image(path)
     if seg.array.shape != like.array.shape:
-        raise CMRRiskError(f"{path}: segmentation shape {seg.array.shape} differs from its image "
-                           f"{like.source} {like.array.shape}.")
+        raise CMRRiskError(f"{path}: segmentation size {size_text(seg.array.shape)} differs from its image "
+                           f"{like.source} {size_text(like.array.shape)} (columns x rows x slices).")
     arr = np.rint(seg.array).astype(np.int16)
     mapping = SEG_LABEL_CONVENTIONS.get(convention or "cmrrisk", "bad")
     if mapping == "bad":

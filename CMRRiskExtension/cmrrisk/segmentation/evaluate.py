@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import labels as L
 from ..datasets import AcdcSubject
-from ..image import read_image
+from ..image import read_image, size_text
 from ..metrics import clinical_indices, compare, dice, scar_burden_pct
 
 
@@ -186,8 +186,8 @@ def evaluate_folders(pred_dir: str, ref_dir: str, ref_labels: str = "cmrrisk") -
         pred = read_image(pred_path)
         ref = read_image(ref_path)
         if pred.array.shape != ref.array.shape:
-            raise CMRRiskError(f"{pred_path}: shape {pred.array.shape} differs from "
-                               f"reference {ref_path} {ref.array.shape}.")
+            raise CMRRiskError(f"{pred_path}: size {size_text(pred.array.shape)} differs from reference "
+                               f"{ref_path} {size_text(ref.array.shape)} (columns x rows x slices).")
         _check_label_map(pred.array, pred_path, "prediction")
         if ref_labels == "acdc":
             try:
