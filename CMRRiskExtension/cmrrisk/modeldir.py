@@ -91,12 +91,19 @@ def check_output(model_dir: str) -> None:
     if os.path.isfile(os.path.join(model_dir, CHECKSUMS)):  # an earlier model: its own files may go
         sums = read_json(os.path.join(model_dir, CHECKSUMS))
         ours |= set(sums) if isinstance(sums, dict) else set()
-    other = sorted(n for n in os.listdir(model_dir) if n not in ours and not _keep_on_replace(n))
+    refuse_other_files(model_dir, [n for n in os.listdir(model_dir) if n not in ours and not _keep_on_replace(n)],
+                       "a model", "an existing model directory to overwrite")
+
+
+def refuse_other_files(folder: str, other, what: str, instead: str) -> None:
+    """Raise when ``other`` (names in ``folder`` that are not ``what``'s own) is not empty: the
+    folder is about to be replaced whole, which would delete them."""
+    other = sorted(other)
     if other:
         shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
-        raise CMRRiskError(f"{model_dir}: this folder holds files that are not a model ({shown}); writing the "
-                           "model replaces the folder and would delete them. Give a new or empty folder, or "
-                           "an existing model directory to overwrite.")
+        raise CMRRiskError(f"{folder}: this folder holds files that are not {what}'s ({shown}); writing "
+                           f"{what} replaces the folder and would delete them. Give a new or empty folder, "
+                           f"or {instead}.")
 
 
 def verify(model_dir: str) -> None:

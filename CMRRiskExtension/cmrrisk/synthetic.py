@@ -950,13 +950,11 @@ def generate_cohort(out_dir: str, n: int = 60, seed: int = 0, progress=True,
     final = os.path.abspath(out_dir)
     if os.path.exists(final) and not os.path.isdir(final):
         raise CMRRiskError(f"{out_dir}: is a file; give a folder for the cohort.")
-    if os.path.isdir(final) and os.listdir(final):
-        other = sorted(set(os.listdir(final)) - _cohort_files(final))
-        if other:
-            shown = ", ".join(other[:3]) + (f" and {len(other) - 3} more" if len(other) > 3 else "")
-            raise CMRRiskError(f"{out_dir}: this folder holds files that are not a synthetic cohort's ({shown}); "
-                               "writing the cohort replaces the folder and would delete them. Give a new or "
-                               "empty folder, or a previous synthetic cohort with nothing added to it.")
+    if os.path.isdir(final):
+        from .modeldir import refuse_other_files
+
+        refuse_other_files(out_dir, set(os.listdir(final)) - _cohort_files(final), "a synthetic cohort",
+                           "a previous synthetic cohort with nothing added to it")
     parent = os.path.dirname(final)
     os.makedirs(parent, exist_ok=True)
     # built under a temporary name beside the target, renamed when complete: a failure leaves
