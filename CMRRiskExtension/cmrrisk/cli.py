@@ -107,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cmrrisk", description="CMRRisk: cardiac MRI segmentation, "
                                 "features, prognostic models and explanations.")
     p.add_argument("--version", action="version", version=f"cmrrisk {__version__}")
+    p.add_argument("--progress", default="bar", choices=["bar", "json", "none"],
+                   help="progress output: the commands' own bars (default), 'json' (one JSON object "
+                   "per line on standard output: event, fraction, message; see cmrrisk/progress.py) "
+                   "for programs that start cmrrisk, or none")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("segment", help="segment cine frames, 4D cines, LGE stacks or DICOM folders")
@@ -308,15 +312,22 @@ def _os_error_message(exc: OSError) -> str:
 
 
 def main(argv=None) -> int:
+    from . import progress
+
     args = build_parser().parse_args(argv)
+    progress.set_mode(args.progress)
     try:
         check_arguments(args)
-        return args.func(args)
+        status = args.func(args)
+        progress.done(status or 0)
+        return status
     except CMRRiskError as exc:
         print(f"cmrrisk {args.command}: error: {exc}", file=sys.stderr)
+        progress.error(exc)
         return 2
     except OSError as exc:  # a file or folder that cannot be read or written
         print(f"cmrrisk {args.command}: error: {_os_error_message(exc)}", file=sys.stderr)
+        progress.error(_os_error_message(exc))
         return 2
     except KeyboardInterrupt:
         print(f"cmrrisk {args.command}: interrupted", file=sys.stderr)

@@ -44,13 +44,14 @@ def _about(manifest: str):
 
 
 def cmd_train(args) -> int:
+    from .. import progress
     from .study import train_model
 
     _threads(args.threads)
     with _about(args.manifest):
         train_model(args.manifest, args.endpoint, args.out, model=args.model, seed=args.seed,
                     max_epochs=args.max_epochs, cv=args.cv, max_features=args.max_features,
-                    cache_dir=args.cache_dir, log=print)
+                    cache_dir=args.cache_dir, log=print, progress=progress.counts())
     return 0
 
 
