@@ -400,3 +400,45 @@ def test_segment_self_test_on_the_sample_study(scene, segment_module, monkeypatc
     scene.Clear(0)
     t.test_segment_sample_study()
     assert "Dice" in shown[-1]
+
+
+# ---------------------------------------------------------------- explanations in a separate process
+
+from test_explain import cine_model  # noqa: E402,F401  (fixture: a tiny multi-input diagnosis model)
+
+
+def test_explanation_runs_in_a_separate_process_with_the_in_process_result(cine_model, scene, predict_module,  # noqa: F811
+                                                                          tmp_path):
+    """The Explain button's process: the study written as a one-subject manifest, `cmrrisk
+    explain` run in another Python, its heatmap loaded over the ED volume with the ED geometry:
+    the same heatmap and text as the in-process explainStudy; a cancel adds nothing."""
+    from cmrrisk import mrml
+    from cmrrisk.image import read_image
+
+    model_dir, manifest, d = cine_model
+    ed = mrml.volume_to_node(scene, read_image(str(d / "c5_ed_img.nii.gz")), "ed")
+    es = mrml.volume_to_node(scene, read_image(str(d / "c5_es_img.nii.gz")), "es")
+    segs = {ph: mrml.labels_to_segmentation(
+        scene, np.rint(read_image(str(d / f"c5_{ph}_seg.nii.gz")).array).astype(np.uint8), node, f"{ph} seg")
+        for ph, node in (("ed", ed), ("es", es))}
+    study = {"edVolumeNode": ed, "esVolumeNode": es, "edSegmentationNode": segs["ed"], "esSegmentationNode": segs["es"]}
+    logic = predict_module.CMRRiskPredictLogic()
+    expected = logic.explainStudy(model_dir, **study, covariates="age=61", method="gradcam", k=0, showOverlay=False)
+    n_before = scene.GetNumberOfNodes()
+
+    job = logic.startExplanation(model_dir, **study, covariates="age=61", method="gradcam", k=0,
+                                 workDir=str(tmp_path / "cancelled"))
+    job.cancel()
+    assert job.wait(timeout=10) == "cancelled" and scene.GetNumberOfNodes() == n_before
+
+    seen = []
+    job = logic.startExplanation(model_dir, **study, covariates="age=61", method="gradcam", k=0,
+                                 workDir=str(tmp_path / "run"), onProgress=lambda f, m: seen.append((f, m)))
+    assert job.wait(timeout=300) == "succeeded", job.error
+    assert seen and seen[0] == (0.0, "explaining study")
+    heat = job.results["heatmaps"]["cine_ed"]
+    assert np.allclose(mrml.volume_from_node(heat).array, mrml.volume_from_node(expected["heatmaps"]["cine_ed"]).array,
+                       atol=1e-5)
+    assert np.allclose(mrml.volume_from_node(heat).ijk_to_ras, mrml.volume_from_node(ed).ijk_to_ras)
+    assert job.results["text"] == expected["text"]
+    assert job.results["attributions"].GetNumberOfRows() == expected["attributions"].GetNumberOfRows()

@@ -593,3 +593,116 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         return self.startReport(self._path(p.modelDir), self._path(p.manifest) or None,
                                 self._path(p.testManifest) or None, onProgress=onProgress,
                                 onFinished=onFinished, onLog=onLog)
+
+    def startExplanation(self, modelDir, edVolumeNode=None, esVolumeNode=None, edSegmentationNode=None,
+                         esSegmentationNode=None, lgeVolumeNode=None, lgeSegmentationNode=None, covariates=None,
+                         method="ig", referenceManifest=None, k=5, showOverlay=True, workDir=None,
+                         onProgress=None, onFinished=None, onLog=None):
+        """Explain the model's prediction for the loaded study in a separate process (``cmrrisk
+        explain`` on a one-subject manifest of the study's images, written to ``workDir``, a new
+        temporary folder by default); returns the started runner. When it succeeds the results
+        are added to the scene as :meth:`explainStudy` adds them, and ``runner.results`` is its
+        dict (``heatmaps``, ``attributions``, ``similar``, ``text``); after a failure or a
+        cancel nothing is added."""
+        import tempfile
+
+        from cmrrisk import mrml
+        from cmrrisk.image import write_image
+
+        if not modelDir:
+            raise ValueError("Choose a model directory (written by 'cmrrisk train' or the Training section).")
+        refs = {c: n for c, n in (("cine_ed", edVolumeNode), ("cine_es", esVolumeNode), ("lge", lgeVolumeNode))
+                if n is not None}
+        if "cine_ed" not in refs and "lge" not in refs:
+            raise ValueError("Give the study's ED (and ES) volume node, or its LGE volume node, to place the results.")
+        methods = self.explanationMethods()
+        if method not in methods:
+            raise ValueError(f"Explanation method {method!r}: choose one of {', '.join(methods)}.")
+        covariates = self.parseCovariates(covariates) if isinstance(covariates, str) else dict(covariates or {})
+        work = workDir or tempfile.mkdtemp(prefix="cmrrisk-explain-")
+        subject = "study"
+        row = {"subject": subject}
+        segs = {"cine_ed": edSegmentationNode, "cine_es": esSegmentationNode, "lge": lgeSegmentationNode}
+        for col, node in refs.items():
+            write_image(mrml.volume_from_node(node), os.path.join(work, f"{col}.nii.gz"))
+            row[col] = f"{col}.nii.gz"
+            if segs[col] is not None:
+                labels = self._labels(segs[col], node).astype("uint8")
+                vol = mrml.volume_from_node(node)
+                write_image(type(vol)(labels, vol.ijk_to_ras), os.path.join(work, f"{col}_seg.nii.gz"))
+                row[f"{col}_seg"] = f"{col}_seg.nii.gz"
+        for key, value in covariates.items():
+            if key in row:
+                raise ValueError(f"covariates: {key!r} is an image column name; rename the covariate.")
+            row[key] = value
+        manifest = os.path.join(work, "study.csv")
+        with open(manifest, "w", newline="", encoding="utf-8") as f:
+            import csv
+
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            writer.writeheader()
+            writer.writerow(row)
+        out = os.path.join(work, "explanation")
+        args = ["explain", modelDir, manifest, "--subject", subject, "--out", out, "--method", method,
+                "--k", int(k or 0), "--no-png"]
+        if referenceManifest:
+            args += ["--reference", referenceManifest]
+
+        def finished(job):
+            job.results = {}
+            if job.state == "succeeded":
+                job.results = self.loadExplanation(out, subject, refs, showOverlay)
+            if onFinished is not None:
+                onFinished(job)
+
+        return self.startProcess(args, onProgress, finished, onLog)
+
+    def loadExplanation(self, folder, subject, referenceNodes, showOverlay=True):
+        """Add the files of ``cmrrisk explain`` for ``subject`` (in ``folder``) to the scene over
+        ``referenceNodes`` ({column: volume node}): heatmap volume nodes, the attribution and
+        similar-cases tables, the text; returns the same dict as :meth:`explainStudy`."""
+        import json
+
+        from cmrrisk import mrml
+        from cmrrisk.image import Volume, read_image
+        from cmrrisk.mrml.heatmap import heatmap_to_node
+
+        with open(os.path.join(folder, f"{subject}_explanation.json"), encoding="utf-8") as f:
+            expl = json.load(f)
+        first = next(iter(referenceNodes.values()))
+        scene = first.GetScene()
+        name = first.GetName()
+        heatNodes = {}
+        for col, file in (expl.get("files") or {}).get("heatmaps", {}).items():
+            ref = referenceNodes.get(col)
+            if ref is None:
+                continue
+            heat = read_image(os.path.join(folder, file))
+            # the study's own geometry (the NIfTI round trip keeps it up to float precision)
+            geometry = mrml.volume_from_node(ref).ijk_to_ras
+            heatNodes[col] = heatmap_to_node(scene, Volume(heat.array, geometry),
+                                             f"{name} {col} {expl['method']} heatmap", ref)
+        if showOverlay and heatNodes:
+            col = "cine_ed" if "cine_ed" in heatNodes else next(iter(heatNodes))
+            self.showHeatmap(heatNodes[col], referenceNodes.get(col))
+        rows = expl.get("attributions") or []
+        table = mrml.add_table(scene, f"{name} attributions", {
+            "feature": [r["feature"] for r in rows],
+            "value": ["" if r["value"] is None else str(r["value"]) for r in rows],
+            "attribution": [float(r["attribution"] or 0.0) for r in rows]}, first)
+        table.SetAttribute("CMRRisk.explanation", expl.get("text", ""))
+        similar = None
+        if expl.get("similar_cases"):
+            keys = [k for k in expl["similar_cases"][0] if k != "rank"]
+            similar = mrml.add_table(scene, f"{name} similar cases",
+                                     {k: ["" if s.get(k) is None else s.get(k) for s in expl["similar_cases"]]
+                                      for k in keys}, first)
+        return {"heatmaps": heatNodes, "attributions": table, "similar": similar, "text": expl.get("text", ""),
+                "explanation": expl}
+
+    def startExplanationParameters(self, params=None, onProgress=None, onFinished=None, onLog=None):
+        """What "Explain" does, from the parameter node, in a separate process."""
+        p = params if params is not None else self.parameters()
+        return self.startExplanation(self._path(p.modelDir), **self.studyNodes(p), covariates=p.covariates,
+                                     method=p.explainMethod, referenceManifest=self._path(p.referenceManifest) or None,
+                                     k=p.k, onProgress=onProgress, onFinished=onFinished, onLog=onLog)

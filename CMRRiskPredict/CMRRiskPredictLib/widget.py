@@ -1,7 +1,7 @@
 """CMRRisk Predict's widget: the .ui bound to the module's parameter node; every button is one
-Logic call. Training and reports run in a separate process polled by a timer, so Slicer stays
-responsive; the study-level actions (features, prediction, explanation of the loaded study) run
-with progress and Cancel, checked between steps."""
+Logic call. Training, reports and explanations run in a separate process polled by a timer, so
+Slicer stays responsive; features and the prediction of the loaded study run with progress and
+Cancel, checked between steps."""
 
 import slicer
 
@@ -154,15 +154,15 @@ class PredictWidgetMixin(ParameterNodeWidgetMixin):
 
         self._run(_("CMRRisk prediction failed."), _("Predicting..."), action)
 
+    # ---- training, reports and explanations: a separate process, polled by the timer
+
     def onExplain(self):
-        def action():
-            out = self.logic.explainParameters(self._parameterNode, self.busy.progress, self.busy.cancelled)
-            self._showTable(out["attributions"])
-            return out["text"]
+        def succeeded(job):
+            self._showTable(job.results["attributions"])
+            return job.results["text"]
 
-        self._run(_("CMRRisk explanation failed."), _("Explaining..."), action)
-
-    # ---- training and reports: a separate process, polled by the timer
+        self._startJob(_("Explaining (separate process)..."), lambda finished: self.logic.startExplanationParameters(
+            self._parameterNode, onProgress=self.busy.progress, onFinished=finished), succeeded)
 
     def _startJob(self, startMessage, start, onSuccess):
         if not self.ensureDependencies() or not self.busy.start(startMessage):
