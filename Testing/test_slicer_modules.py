@@ -442,3 +442,87 @@ def test_explanation_runs_in_a_separate_process_with_the_in_process_result(cine_
     assert np.allclose(mrml.volume_from_node(heat).ijk_to_ras, mrml.volume_from_node(ed).ijk_to_ras)
     assert job.results["text"] == expected["text"]
     assert job.results["attributions"].GetNumberOfRows() == expected["attributions"].GetNumberOfRows()
+
+
+# ---------------------------------------------------------------- cine sequences in a separate process
+
+def test_every_phase_of_a_cine_is_segmented_in_a_separate_process(scene, segment_module, segmenter, tmp_path):
+    """Apply on a sequence (all phases): `cmrrisk segment` on the cine written as a 4D image, in
+    another Python, with frame progress; the segmentation sequence, ED / ES segmentations and the
+    indices table equal those of the in-process segmentSequence; a cancel adds nothing."""
+    from cmrrisk import mrml
+    from cmrrisk.image import read_image
+    from cmrrisk.mrml.sampledata import make_sample_study
+
+    study = make_sample_study(str(tmp_path / "sample"))
+    seq = scene.AddNewNodeByClass("vtkMRMLSequenceNode", "cine")
+    seq.SetIndexName("phase")
+    for t, role in enumerate(("cine_ed", "cine_es", "cine_ed")):
+        tmp = mrml.volume_to_node(scene, read_image(study[role]), f"phase {t}")
+        seq.SetDataNodeAtValue(tmp, str(t))
+        scene.RemoveNode(tmp)
+    logic = segment_module.CMRRiskSegmentLogic()
+    logic._segmenters[("cine", "cpu")] = segmenter
+    expected = logic.segmentSequence(seq)
+    n_before = scene.GetNumberOfNodes()
+
+    job = logic.startSequenceSegmentation(seq, workDir=str(tmp_path / "cancelled"))
+    job.cancel()
+    assert job.wait(timeout=10) == "cancelled" and scene.GetNumberOfNodes() == n_before
+
+    seen = []
+    job = logic.startSequenceSegmentation(seq, workDir=str(tmp_path / "run"), onProgress=lambda f, m: seen.append(f))
+    assert job.wait(timeout=600) == "succeeded", job.error
+    assert seen and seen[-1] == 1.0 and seen == sorted(seen)
+    got = job.results
+    assert got["sequence"].GetNumberOfDataNodes() == 3
+    for key in ("ed", "es"):
+        assert got[key].GetName() == expected[key].GetName()  # the same ED and ES phases
+        frame = mrml.sequence_volume_nodes(seq)[0]
+        a = mrml.segmentation_to_labels(got[key], frame)
+        b = mrml.segmentation_to_labels(expected[key], frame)
+        assert (a == b).mean() > 0.999
+    assert got["indices"] == pytest.approx(expected["indices"], rel=0.01)
+    assert got["ed"].GetAttribute("CMRRisk.sliceOrder") == expected["ed"].GetAttribute("CMRRisk.sliceOrder")
+    assert "every phase" in got["status"]
+
+
+def test_busy_state_runs_a_job_until_it_ends(scene, tmp_path, predict_module):
+    """The widgets' process runs: the timer polls the runner; a success adds the results through
+    onSuccess; Cancel ends the process and says so; a refused start shows the error."""
+    from cmrrisk.mrml.moduleutils import BusyState
+
+    ui = types.SimpleNamespace(**{n: types.SimpleNamespace(enabled=True) for n in ("go", "cancelButton")},
+                               progressBar=types.SimpleNamespace(maximum=1, value=0),
+                               statusLabel=types.SimpleNamespace(text=""))
+
+    class Timer:
+        running = False
+
+        def start(self):
+            self.running = True
+
+        def stop(self):
+            self.running = False
+
+    timer, errors, busy = Timer(), [], BusyState(ui, actions=("go",))
+    logic = predict_module.CMRRiskPredictLogic()
+    manifest = _covariate_cohort(predict_module, tmp_path / "cohort.csv", n=40)
+    job = busy.startJob("training", lambda finished: logic.startTraining(
+        manifest, "survival", str(tmp_path / "m"), model="cox", cv=0, onProgress=busy.progress, onFinished=finished),
+        lambda job: f"written {job.results['model_dir']}", timer, errors.append)
+    assert timer.running and not ui.go.enabled and busy.job is job, (errors, ui.statusLabel.text)
+    while timer.running:  # what the QTimer does
+        busy.poll()
+        time.sleep(0.05)
+    assert ui.statusLabel.text == f"written {tmp_path / 'm'}" and ui.go.enabled and busy.job is None
+    assert ui.progressBar.value == 1000
+
+    busy.startJob("training", lambda finished: logic.startTraining(
+        manifest, "survival", str(tmp_path / "m2"), model="rsf", cv=10, onFinished=finished),
+        lambda job: "done", timer, errors.append)
+    busy.cancel()
+    assert ui.statusLabel.text.startswith("Cancelled") and not timer.running and ui.go.enabled
+    assert busy.startJob("training", lambda finished: logic.startTraining("", "survival", "x"), None, timer,
+                         errors.append) is None
+    assert errors == ["Choose a cohort manifest (CSV)."] and ui.statusLabel.text.startswith("Not started")

@@ -49,10 +49,9 @@ class PredictWidgetMixin(ParameterNodeWidgetMixin):
         self.logic = CMRRiskPredictLogic()
         self.busy = BusyState(self.ui, ACTION_BUTTONS, INPUT_WIDGETS, onIdle=self.updateGUI,
                               processEvents=slicer.app.processEvents)
-        self.job = None
-        self.timer = qt.QTimer()
+        self.timer = qt.QTimer()  # reads a separate process's progress while it runs
         self.timer.setInterval(POLL_MS)
-        self.timer.connect("timeout()", self._poll)
+        self.timer.connect("timeout()", self.busy.poll)
         self.ui.modelDirPathLineEdit.filters = ctk.ctkPathLineEdit.Dirs
         self.ui.outputDirPathLineEdit.filters = ctk.ctkPathLineEdit.Dirs
         for name in ("manifestPathLineEdit", "testManifestPathLineEdit", "referenceManifestPathLineEdit"):
@@ -165,39 +164,11 @@ class PredictWidgetMixin(ParameterNodeWidgetMixin):
             self._parameterNode, onProgress=self.busy.progress, onFinished=finished), succeeded)
 
     def _startJob(self, startMessage, start, onSuccess):
-        if not self.ensureDependencies() or not self.busy.start(startMessage):
-            return
-
-        def finished(job):
-            self.timer.stop()
-            self.job = None
-            if job.state == "succeeded":
-                message = onSuccess(job)
-            elif job.state == "cancelled":
-                message = _("Cancelled; nothing was added to the scene.")
-            else:
-                message = _("Failed: {error}").format(error=job.error)
-                slicer.util.errorDisplay(message)
-            self.busy.stop(message)
-
-        try:
-            self.job = start(finished)
-        except Exception as exc:
-            self.busy.stop(_("Not started: {error}").format(error=exc))
-            slicer.util.errorDisplay(str(exc))
-            return
-        self.timer.start()
-
-    def _poll(self):
-        if self.job is not None:
-            self.job.poll()
+        if self.ensureDependencies():
+            self.busy.startJob(startMessage, start, onSuccess, self.timer, slicer.util.errorDisplay)
 
     def onCancel(self):
-        if self.job is not None:
-            self.job.cancel()  # ends within 2 s; finished() follows at the next poll
-            self._poll()
-        elif self.busy.busy:
-            self.busy.requestCancel()
+        self.busy.cancel()
 
     def onTrain(self):
         def succeeded(job):

@@ -298,13 +298,10 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
         ED and ES are taken as the phases of largest and smallest LV blood-pool volume, and the
         result is ``{"sequence": segmentation sequence node, "ed": .., "es": .., "table": ..}``.
         """
-        from cmrrisk import mrml
-        from cmrrisk.metrics import clinical_indices
-
         from cmrrisk import labels as L
+        from cmrrisk import mrml
         from cmrrisk.errors import CMRRiskError
 
-        scene = sequenceNode.GetScene()
         name = sequenceNode.GetName()
         segmenter = self.segmenter(model, device)
         if set(segmenter.structures) != set(L.CINE_LABELS):
@@ -312,13 +309,11 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
                                "does not segment cines (its structures would be lost). Choose the cine model, "
                                "or segment a single LGE volume node.")
         frames = mrml.sequence_volume_nodes(sequenceNode)
-        studyNode = self._studyNodeOfSequence(scene, sequenceNode)
         if (ed is None) != (es is None):
             raise ValueError("give both ed and es phase indices, or neither")
         phases = [int(ed), int(es)] if ed is not None else list(range(len(frames)))
         cine = mrml.volume_from_sequence(sequenceNode, phases)
         spacing = cine.spacing
-        result = {}
         if ed is not None:
             # the ED frame, then the ES frame anchored to it (as `cmrrisk features` does)
             labels, ed_i, es_i = segmenter.segment_phases(cine.array, spacing, progress, cancel,
@@ -327,7 +322,26 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
             # ED / ES = largest / smallest LV; the ES phase is segmented anchored to ED
             labels, ed_i, es_i = segmenter.segment_phases(cine.array, spacing, progress, cancel,
                                                           geometry=cine.ijk_to_ras)
-        if ed is None:
+        from cmrrisk.segmentation.pipeline import slice_order_note
+
+        return self._sequenceResults(sequenceNode, labels, phases, ed_i, es_i, slice_order_note(segmenter),
+                                     allPhases=ed is None)
+
+    def _sequenceResults(self, sequenceNode, labels, phases, ed_i, es_i, sliceOrderNote, allPhases=True):
+        """The scene outputs of a segmented cine sequence (``labels``: (phase, k, j, i) of the
+        ``phases`` frames; ``ed_i`` / ``es_i``: indices into them): with ``allPhases`` a
+        segmentation sequence played with the input, then the ED and ES segmentations and the
+        clinical indices table, all in the input's study and under its transform."""
+        from cmrrisk import mrml
+        from cmrrisk.metrics import clinical_indices
+
+        scene = sequenceNode.GetScene()
+        name = sequenceNode.GetName()
+        frames = mrml.sequence_volume_nodes(sequenceNode)
+        studyNode = self._studyNodeOfSequence(scene, sequenceNode)
+        spacing = mrml.volume_from_node(frames[phases[0]]).spacing
+        result = {}
+        if allPhases:
             seq = scene.AddNewNodeByClass("vtkMRMLSequenceNode", f"{name} segmentation")
             seq.SetIndexName(sequenceNode.GetIndexName())
             seq.SetIndexUnit(sequenceNode.GetIndexUnit())
@@ -351,13 +365,71 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
         if proxy is not None and proxy.GetTransformNodeID():  # shown where the cine is shown
             for key in ("ed", "es"):
                 result[key].SetAndObserveTransformNodeID(proxy.GetTransformNodeID())
-        # segment_phases takes one slice-order decision for every phase
-        self._markSliceOrder(segmenter, *(result[k] for k in ("sequence", "ed", "es") if k in result))
+        # one slice-order decision for every phase
+        for key in ("sequence", "ed", "es"):
+            if key in result:
+                result[key].SetAttribute("CMRRisk.sliceOrder", sliceOrderNote)
         indices = clinical_indices(labels[ed_i], labels[es_i], spacing)
         result["indices"] = indices
         result["table"] = self.indicesTable(scene, indices, f"{name} clinical indices", studyNode,
                                             ed_phase, es_phase)
         return result
+
+    def startSequenceSegmentation(self, sequenceNode, model="cine", device="cpu", workDir=None,
+                                  onProgress=None, onFinished=None, onLog=None):
+        """Segment every phase of a cine sequence in a separate process (``cmrrisk segment`` on
+        the cine written as a 4D image to ``workDir``, a new temporary folder by default); returns
+        the started :class:`cmrrisk.mrml.runner.ProcessRunner`. When it succeeds,
+        ``runner.results`` holds what :meth:`segmentSequence` returns (segmentation sequence, ED
+        and ES segmentations, indices table) and ``status``; after a failure or a cancel nothing
+        is added to the scene."""
+        import tempfile
+
+        from cmrrisk import labels as L
+        from cmrrisk import mrml
+        from cmrrisk.errors import CMRRiskError
+        from cmrrisk.image import read_image, write_image
+        from cmrrisk.modeldir import read_json
+        from cmrrisk.mrml.runner import ProcessRunner
+
+        if model == "auto":
+            model = "cine"
+        if set(self.segmenterStructures(model)) != set(L.CINE_LABELS):
+            raise CMRRiskError(f"'{sequenceNode.GetName()}' is a sequence, which this module reads as a cine; the "
+                               f"{model} model does not segment cines. Choose the cine model, or segment a single "
+                               "LGE volume node.")
+        work = workDir or tempfile.mkdtemp(prefix="cmrrisk-segment-")
+        cine = mrml.volume_from_sequence(sequenceNode)
+        path = os.path.join(work, "cine.nii.gz")
+        write_image(cine, path)
+        out = os.path.join(work, "segmentation")
+        args = ["segment", path, "--out", out, "--model", model, "--device", device, "--quiet"]
+
+        def finished(job):
+            job.results = {}
+            if job.state == "succeeded":
+                report = read_json(os.path.join(out, "segment.json"))["inputs"][0]
+                labels = read_image(report["output"]).array.astype("uint8")
+                phases = list(range(labels.shape[0]))
+                result = self._sequenceResults(sequenceNode, labels, phases, int(report["ed_phase"]),
+                                               int(report["es_phase"]), report["slice_order"])
+                result.update(model=model, segmentsTable=None)
+                result["status"] = (f"Segmented every phase of '{sequenceNode.GetName()}' with the {model} model; "
+                                    f"clinical indices in '{result['table'].GetName()}'.")
+                job.results = result
+            if onFinished is not None:
+                onFinished(job)
+
+        return ProcessRunner(args, onProgress=onProgress, onLog=onLog, onFinished=finished).start()
+
+    @staticmethod
+    def segmenterStructures(model):
+        """The label values a bundled model (or model directory) segments, from its config (the
+        network is not loaded)."""
+        from cmrrisk import modeldir
+
+        config = modeldir.read_json(os.path.join(modeldir.resolve(model), modeldir.CONFIG))
+        return tuple(int(v) for v in config["labels"].values())
 
     @staticmethod
     def indicesTable(scene, indices, name, studyNode=None, edPhase=None, esPhase=None):

@@ -1,6 +1,7 @@
 """CMRRisk Segment's widget: the .ui bound to the module's parameter node; every button is one
-Logic call. Segmenting one volume or a cine runs in Slicer with progress and Cancel (the
-network sees one frame at a time and Cancel is checked between frames)."""
+Logic call. Every phase of a cine sequence is segmented in a separate process (progress read by a
+timer, Cancel ends it); a single volume, or the ED and ES frames, in Slicer with progress and
+Cancel checked between frames."""
 
 import slicer
 
@@ -17,6 +18,8 @@ except ImportError:  # slicer-core (tests): no translation
 
 #: what the user could change or start while a run is going (Cancel excepted)
 ACTIONS = ("applyButton", "qcButton")
+#: milliseconds between two reads of a separate process's progress
+POLL_MS = 200
 INPUTS = ("inputSelector", "phaseComboBox", "edSpinBox", "esSpinBox", "modelComboBox",
           "deviceComboBox", "qcSegmentationSelector")
 
@@ -34,6 +37,11 @@ class SegmentWidgetMixin(ParameterNodeWidgetMixin):
         uiWidget.setMRMLScene(slicer.mrmlScene)
         self.logic = CMRRiskSegmentLogic()
         self.busy = BusyState(self.ui, ACTIONS, INPUTS, onIdle=self.updateGUI, processEvents=slicer.app.processEvents)
+        import qt
+
+        self.timer = qt.QTimer()  # reads a separate process's progress while it runs
+        self.timer.setInterval(POLL_MS)
+        self.timer.connect("timeout()", self.busy.poll)
         self.ui.modelComboBox.addItems(self.logic.availableModels() + ["auto"])
         self.ui.deviceComboBox.addItems(devices())  # "cuda" only when torch sees a GPU
         self.ui.phaseComboBox.addItems([ALL_PHASES, ED_ES])  # the stored values: not translated
@@ -50,8 +58,7 @@ class SegmentWidgetMixin(ParameterNodeWidgetMixin):
     # ---- GUI state
 
     def onCancel(self):
-        if self.busy.busy:
-            self.busy.requestCancel()
+        self.busy.cancel()
 
     def updateGUI(self, *_args):
         if self.busy.busy or self._parameterNode is None:
@@ -102,6 +109,19 @@ class SegmentWidgetMixin(ParameterNodeWidgetMixin):
         from cmrrisk.errors import Cancelled
 
         if self._parameterNode is None or not self.ensureDependencies():
+            return
+        p = self._parameterNode
+        node = p.inputNode
+        if node is not None and node.IsA("vtkMRMLSequenceNode") and p.phases == ALL_PHASES:
+            # every phase of a cine: a separate process, results added when it ends
+            def succeeded(job):
+                self._showTable(job.results["table"])
+                return job.results["status"]
+
+            self.busy.startJob(_("Segmenting every phase (separate process)..."), lambda finished: (
+                self.logic.startSequenceSegmentation(node, model=p.model, device=p.device,
+                                                     onProgress=self.busy.progress, onFinished=finished)),
+                succeeded, self.timer, slicer.util.errorDisplay)
             return
         if not self.busy.start(_("Segmenting...")):
             return

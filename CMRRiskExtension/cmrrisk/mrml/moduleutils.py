@@ -99,6 +99,55 @@ class BusyState:
         self.processEvents()
         return self.cancelRequested
 
+    # ---- a run in a separate process (cmrrisk.mrml.runner), polled by the widget's timer
+
+    job = None
+
+    def startJob(self, message, start, onSuccess, timer, errorDisplay=None):
+        """Enter the busy state and ``start(finished)`` a :class:`~cmrrisk.mrml.runner.ProcessRunner`
+        (a Logic ``start...`` call); ``timer`` (a ``qt.QTimer`` whose timeout calls :meth:`poll`)
+        runs until the process ends. Then ``onSuccess(job)`` returns the status line (it adds
+        the results to the scene); a failure is shown with ``errorDisplay(message)``; a cancel
+        says so. Returns the runner, or None when nothing was started."""
+        if not self.start(message):
+            return None
+
+        def finished(job):
+            timer.stop()
+            self.job = None
+            if job.state == "succeeded":
+                line = onSuccess(job)
+            elif job.state == "cancelled":
+                line = "Cancelled; nothing was added to the scene."
+            else:
+                line = f"Failed: {job.error}"
+                if errorDisplay is not None:
+                    errorDisplay(line)
+            self.stop(line)
+
+        try:
+            self.job = start(finished)
+        except Exception as exc:  # refused before the process started (bad input)
+            self.stop(f"Not started: {exc}")
+            if errorDisplay is not None:
+                errorDisplay(str(exc))
+            return None
+        timer.start()
+        return self.job
+
+    def poll(self) -> None:
+        if self.job is not None:
+            self.job.poll()
+
+    def cancel(self) -> None:
+        """Cancel: end the separate process (within 2 s; its end is handled at once), or ask an
+        in-process run to stop at its next check."""
+        if self.job is not None:
+            self.job.cancel()
+            self.poll()
+        elif self.busy:
+            self.requestCancel()
+
 
 class ParameterNodeWidgetMixin:
     """The scripted-module template's parameter-node life cycle, for both modules' widgets: the

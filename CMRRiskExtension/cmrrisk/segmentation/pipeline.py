@@ -91,6 +91,7 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
                    progress: bool = True, tta: bool | None = None, check_slice_order: bool = True) -> dict:
     """Segment every input with ``model`` (a bundled name, a model folder, or ``auto``: cine or
     lge per input from its DICOM headers or name, see :func:`choose_model`)."""
+    from .. import progress as P
     if not inputs:
         raise CMRRiskError("no input given; name one or more images or DICOM folders.")
     names = {}
@@ -156,10 +157,11 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
             t0 = time.perf_counter()
             done = [0]
 
-            def step(i, n, _done=done):
+            def step(i, n, _done=done, _name=os.path.basename(p)):
                 if bar is not None:
                     bar.update(i - _done[0])
                 _done[0] = i
+                P.emit(i / max(1, n), f"{_name}: frame {i}/{n}")  # --progress json
 
             seg_model = models[chosen[p][0]]
             seg = seg_model.segment(vol, progress=step)
