@@ -41,7 +41,8 @@ def _mid_slice(labels: np.ndarray) -> int:
 def _contours(ax, labels, structures):
     from cmrrisk import labels as L
 
-    for value in structures:
+    order = sorted(structures, key=lambda v: v != L.LV_MYOCARDIUM)  # the myocardium first, the cavities over it
+    for value in order:
         mask = (labels == value).astype(float)
         if mask.any():
             ax.contour(mask, levels=[0.5], colors=[L.SEGMENTS[value][1]], linewidths=1.4)
@@ -109,7 +110,10 @@ def saliency_figure(manifest: str, subject: str, path: str) -> None:
     axes[1].set_title("Integrated Gradients (red: raises the risk)", fontsize=9)
     for ax in axes:
         ax.axis("off")
-    fig.colorbar(mappable, ax=axes[1], fraction=0.046, pad=0.04).ax.tick_params(labelsize=7)
+    bar = fig.colorbar(mappable, ax=axes[1], fraction=0.046, pad=0.04)
+    bar.ax.tick_params(labelsize=7)
+    bar.ax.yaxis.get_offset_text().set_fontsize(7)
+    bar.set_label("attribution", fontsize=8)
     fig.suptitle("Saliency of a small multi-input survival network (synthetic cohort, 23 training subjects)",
                  fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.94))
