@@ -126,6 +126,16 @@ def test_every_benchmark_json_named_in_validation_exists():
     assert not missing, f"docs/validation.md names missing files: {missing}"
 
 
+def _anchors(md: Path) -> set:
+    """GitHub-style anchors of a markdown file's headings."""
+    text = FENCE.sub("", md.read_text(encoding="utf-8"))
+    out = set()
+    for title in re.findall(r"^#+ +(.+?)\s*$", text, flags=re.M):
+        slug = re.sub(r"[^\w\- ]", "", title.strip().lower().replace("`", ""))
+        out.add(slug.replace(" ", "-"))
+    return out
+
+
 def test_every_local_link_resolves():
     broken = []
     for md in _markdown_files():
@@ -136,9 +146,12 @@ def test_every_local_link_resolves():
         for target in re.findall(r"\]\(([^)\s]+)\)", text):
             if re.match(r"[a-z]+:", target) or target.startswith("#"):
                 continue
-            path = (md.parent / target.split("#", 1)[0]).resolve()
+            file_part, _, anchor = target.partition("#")
+            path = (md.parent / file_part).resolve()
             if not path.exists():
                 broken.append(f"{md.relative_to(ROOT)} -> {target}")
+            elif anchor and path.suffix == ".md" and anchor not in _anchors(path):
+                broken.append(f"{md.relative_to(ROOT)} -> {target} (no such heading)")
     assert not broken, "broken links: " + "; ".join(broken)
 
 
