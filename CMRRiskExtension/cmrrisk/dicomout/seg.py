@@ -151,7 +151,8 @@ def segment_label_map(seg) -> dict:
 
 
 def read_seg(path_or_dataset) -> dict:
-    """Any DICOM SEG -> ``{"array": uint16 (slice, row, column) of segment numbers,
+    """Any DICOM SEG -> ``{"array": uint16 (slice, row, column) of segment numbers, "labels": the
+    same as project labels (0 where a segment's codes are not one of the project's),
     "affine_lps": 4x4 mapping (slice, row, column) indices to LPS mm, "segments": [{"number",
     "name", "rgb", "label" (project label or None), "category", "type"}], "dataset"}``.
     Overlapping segments: the higher segment number wins."""
@@ -188,5 +189,10 @@ def read_seg(path_or_dataset) -> dict:
             "category": tuple(str(item.SegmentedPropertyCategoryCodeSequence[0].get(k, "")) for k in ("CodeValue", "CodingSchemeDesignator", "CodeMeaning")),
             "type": tuple(str(item.SegmentedPropertyTypeCodeSequence[0].get(k, "")) for k in ("CodeValue", "CodingSchemeDesignator", "CodeMeaning")),
         })
-    return {"array": np.asarray(vol.array), "affine_lps": np.asarray(vol.affine, float),
+    array = np.asarray(vol.array).astype(np.uint16)
+    lut = np.zeros(max([s["number"] for s in segments] + [0]) + 1, np.uint8)
+    for s in segments:
+        if s["label"] is not None:
+            lut[s["number"]] = s["label"]
+    return {"array": array, "labels": lut[array], "affine_lps": np.asarray(vol.affine, float),
             "segments": segments, "dataset": ds}

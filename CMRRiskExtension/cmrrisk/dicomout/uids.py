@@ -3,9 +3,13 @@ receives a result twice replaces it instead of collecting duplicates."""
 
 from __future__ import annotations
 
+import uuid
+
+#: namespace of CMRRisk's name-based UUIDs
+NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "https://github.com/cmrrisk/cmrrisk/dicom")
+
 
 def derived_uid(*parts) -> str:
-    """A 2.25 UID from a hash of ``parts`` (pydicom's generate_uid with the parts as entropy)."""
-    from pydicom.uid import generate_uid
-
-    return str(generate_uid(prefix=None, entropy_srcs=[str(p) for p in parts]))
+    """A UID under the 2.25 root (PS3.5 B.2) from a name-based (SHA-1, version 5) UUID of ``parts``."""
+    name = "\x1f".join(str(p) for p in parts)
+    return f"2.25.{uuid.uuid5(NAMESPACE, name).int}"
