@@ -151,24 +151,64 @@ def store(client, url: str, datasets: list) -> list[str]:
     try:
         resp = client.store_instances(datasets=datasets)
     except requests.exceptions.RequestException as exc:
-        _undo(client, datasets)
-        raise _http_error(url, exc, "store the SEG and SR (STOW-RS)") from exc
+        err = _http_error(url, exc, "store the SEG and SR (STOW-RS)")
+        kept = _undo(client, url, datasets)
+        raise CMRRiskError(f"{err}{_kept_note(kept)}") from exc
     failed = resp.get("FailedSOPSequence") if resp is not None else None
     if failed:
-        _undo(client, datasets)
+        kept = _undo(client, url, datasets)
         reasons = sorted({str(f.get("FailureReason", "?")) for f in failed})
         raise CMRRiskError(f"--stow: {_safe_url(url)} refused {len(failed)} of {len(datasets)} instances "
-                           f"(failure reasons {', '.join(reasons)}); nothing was kept.")
+                           f"(failure reasons {', '.join(reasons)}){_kept_note(kept)}")
     return uids
 
 
-def _undo(client, datasets) -> None:
-    """Delete what may have been stored (servers without DICOMweb DELETE keep what they accepted)."""
+def _kept_note(kept: list) -> str:
+    if not kept:
+        return "; nothing of this result was kept on the server."
+    return (f"; the server kept {len(kept)} instance(s) it had accepted and would not delete them "
+            f"({', '.join(kept)}); delete them on the server.")
+
+
+def _undo(client, url: str, datasets) -> list[str]:
+    """Delete whatever of ``datasets`` the server holds; the SOP instance UIDs it still holds.
+
+    DICOMweb DELETE first; Orthanc (whose DICOMweb plugin has no DELETE) through its REST API,
+    found as the parent of the DICOMweb root."""
+    import requests
+
+    kept = []
     for d in datasets:
+        study, series, sop = str(d.StudyInstanceUID), str(d.SeriesInstanceUID), str(d.SOPInstanceUID)
         try:
-            client.delete_instance(str(d.StudyInstanceUID), str(d.SeriesInstanceUID), str(d.SOPInstanceUID))
+            if not client.search_for_instances(study, series, search_filters={"SOPInstanceUID": sop}):
+                continue
+        except requests.exceptions.RequestException:
+            kept.append(sop)
+            continue
+        try:
+            client.delete_instance(study, series, sop)
+            continue
         except Exception:
             pass
+        if not _orthanc_delete(client, url, sop):
+            kept.append(sop)
+    return kept
+
+
+def _orthanc_delete(client, url: str, sop: str) -> bool:
+    base = url.rstrip("/").rsplit("/", 1)[0]
+    session = client._session
+    try:
+        system = session.get(f"{base}/system", timeout=TIMEOUT)
+        if system.status_code != 200 or "DicomAet" not in system.json():
+            return False
+        found = session.post(f"{base}/tools/lookup", data=sop, timeout=TIMEOUT).json()
+        ids = [f["ID"] for f in found if f.get("Type") == "Instance"]
+        return bool(ids) and all(session.delete(f"{base}/instances/{i}", timeout=TIMEOUT).status_code == 200
+                                 for i in ids)
+    except Exception:
+        return False
 
 
 def segment_from_server(url: str, study: str, series: str | None, out_dir: str, *, model: str = "auto",
