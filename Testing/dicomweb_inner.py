@@ -146,5 +146,5 @@ def test_refused_stow_leaves_nothing(tmp_path, subject):
                  "--threads", "1", "--quiet", env=ENV)
         assert r.returncode == 2
         last = r.stderr.strip().splitlines()[-1]
-        assert "refused" in last and "nothing of this result was kept" in last, r.stderr
+        assert "did not keep 1 of 3" in last and "nothing of this result was kept" in last, r.stderr
         assert _modalities(client, study) == ["MR"]  # the SEGs it had accepted were deleted again

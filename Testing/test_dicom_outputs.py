@@ -63,7 +63,7 @@ def _seg_on_source_grid(seg_path, series, phase):
     for k in range(r["array"].shape[0]):
         pos = r["affine_lps"] @ np.array([k, 0, 0, 1.0])
         z = int(np.argmin([np.linalg.norm(pos[:3] - p) for p in positions]))
-        assert np.linalg.norm(pos[:3] - positions[z]) < 1e-3
+        assert np.linalg.norm(pos[:3] - positions[z]) < 0.05  # mm; real headers are rounded
         out[z] = r["labels"][k]
     return r, out
 

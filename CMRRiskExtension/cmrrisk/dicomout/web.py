@@ -160,7 +160,24 @@ def store(client, url: str, datasets: list) -> list[str]:
         reasons = sorted({str(f.get("FailureReason", "?")) for f in failed})
         raise CMRRiskError(f"--stow: {_safe_url(url)} refused {len(failed)} of {len(datasets)} instances "
                            f"(failure reasons {', '.join(reasons)}){_kept_note(kept)}")
+    # some servers accept and then drop an instance (Orthanc's filters answer "filtered out" with
+    # success): check that every one can be found
+    missing = [d for d in datasets if not _held(client, d)]
+    if missing:
+        kept = _undo(client, url, datasets)
+        raise CMRRiskError(f"--stow: {_safe_url(url)} accepted but did not keep {len(missing)} of {len(datasets)} "
+                           f"instances ({', '.join(str(d.SOPInstanceUID) for d in missing)}){_kept_note(kept)}")
     return uids
+
+
+def _held(client, d) -> bool:
+    import requests
+
+    try:
+        return bool(client.search_for_instances(str(d.StudyInstanceUID), str(d.SeriesInstanceUID),
+                                                search_filters={"SOPInstanceUID": str(d.SOPInstanceUID)}))
+    except requests.exceptions.RequestException:
+        return False
 
 
 def _kept_note(kept: list) -> str:
