@@ -73,7 +73,7 @@ def build_sr(segs: dict, numbers: dict, values: dict, groups, algorithm: dict, *
         observer_type=codes.DCM.Device, observer_identifying_attributes=device))
     report = hd.sr.MeasurementReport(observation_context=context,
                                      procedure_reported=codes.SCT.MagneticResonanceImagingOfHeart,
-                                     imaging_measurements=groups_out)
+                                     imaging_measurements=groups_out or None)
     evidence = list(segs.values()) + list(sources)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

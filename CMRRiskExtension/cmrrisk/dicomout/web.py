@@ -279,3 +279,17 @@ def segment_from_server(url: str, study: str, series: str | None, out_dir: str, 
 
     modeldir.write_json(os.path.join(out_dir, "segment.json"), report)
     return report
+
+
+def stow_files(url: str, paths) -> list[str]:
+    """Store DICOM files (e.g. one result's SEG(s) and SR) on ``url`` in one STOW-RS request; all
+    or nothing. Returns the stored SOP instance UIDs."""
+    import pydicom
+
+    datasets = []
+    for p in paths:
+        try:
+            datasets.append(pydicom.dcmread(p))
+        except Exception as exc:
+            raise CMRRiskError(f"{p}: not a readable DICOM file ({exc}).") from exc
+    return store(connect(url), url, datasets)

@@ -99,3 +99,75 @@ def write_outputs(datasets: dict, folder: str) -> list[str]:
 def structures_for(labels: np.ndarray, model_structures) -> tuple:
     """The segments written: the model's structures in label order."""
     return tuple(sorted(int(s) for s in model_structures if int(s) in L.SEGMENTS))
+
+
+def algorithm_info(model: str) -> dict:
+    """{"name", "weights_sha256"} of a bundled model name or a model folder."""
+    from .. import modeldir
+
+    path = modeldir.resolve(model)
+    checksums = modeldir.read_json(os.path.join(path, modeldir.CHECKSUMS))
+    config = os.path.join(path, "config.json")
+    name = modeldir.read_json(config).get("name") if os.path.isfile(config) else None
+    return {"name": str(name or os.path.basename(os.path.normpath(path))),
+            "weights_sha256": checksums[modeldir.WEIGHTS]}
+
+
+def export_frames(source_folder: str, frames: dict, algorithm: dict, out_folder: str,
+                  source_geometry=None) -> dict:
+    """DICOM SEG(s) and SR of label maps made outside ``cmrrisk segment`` (e.g. edited in
+    Slicer), on the grid of the DICOM series in ``source_folder``.
+
+    ``frames``: ``{"ed": (phase, labels), "es": (phase, labels)}`` for a cine, or
+    ``{"stack": labels}`` for an LGE (or other single-phase) series; labels are (slice, row,
+    column) project-label arrays. ``source_geometry``: the IJK-to-RAS matrix the labels were
+    made on, checked against the series. Returns {"folder", "files", "repairs", "info"}."""
+    from ..image import read_image
+    from ..metrics import clinical_indices, lge_measures, volumes_ml
+    from .source import load_series
+
+    vol = read_image(source_folder)
+    frame_shape = vol.array.shape[1:] if vol.is_cine else vol.array.shape
+    if source_geometry is not None and not np.allclose(np.asarray(source_geometry), vol.ijk_to_ras, atol=1e-3):
+        raise CMRRiskError(f"{source_folder}: the segmentation's grid is not this series' grid; export on "
+                           "the volume loaded from this DICOM series.")
+    series = load_series(source_folder, vol.array.shape)
+    sp = vol.spacing
+    if "stack" in frames:
+        if vol.is_cine:
+            raise CMRRiskError(f"{source_folder}: a cine series; give its ED and ES segmentations.")
+        labels = np.asarray(frames["stack"]).astype(np.uint8)
+        _check_shape(labels, frame_shape, source_folder)
+        from ..dicom import classify_volume
+
+        lge = classify_volume(vol)["kind"] == "lge" or bool(set(np.unique(labels).tolist()) & {L.SCAR, L.MVO})
+        structures = L.LGE_LABELS if lge else L.CINE_LABELS
+        info = {"lge": lge_measures(labels, sp, image=vol.array, ijk_to_ras=vol.ijk_to_ras)} if lge else \
+            {"volumes_ml": volumes_ml(labels, sp)}
+        kind = "lge" if lge else "frame"
+    else:
+        if not vol.is_cine or set(frames) != {"ed", "es"}:
+            raise CMRRiskError(f"{source_folder}: give 'ed' and 'es' (phase, labels) of a cine series.")
+        labels = np.zeros((vol.array.shape[0],) + tuple(frame_shape), np.uint8)
+        info = {}
+        for key in ("ed", "es"):
+            phase, arr = frames[key]
+            if not 0 <= int(phase) < vol.array.shape[0]:
+                raise CMRRiskError(f"{key.upper()} phase {phase} is outside the cine (0..{vol.array.shape[0] - 1}).")
+            arr = np.asarray(arr).astype(np.uint8)
+            _check_shape(arr, frame_shape, source_folder)
+            labels[int(phase)] = arr
+            info[f"{key}_phase"] = int(phase)
+        if info["ed_phase"] == info["es_phase"]:
+            raise CMRRiskError("ED and ES are the same phase; give two different phases.")
+        info["indices"] = clinical_indices(labels[info["ed_phase"]], labels[info["es_phase"]], sp)
+        structures, kind = L.CINE_LABELS, "cine"
+    datasets = build_outputs(series, labels, info, structures, algorithm, kind)
+    files = write_outputs(datasets, out_folder)
+    return {"folder": os.path.abspath(out_folder), "files": files, "repairs": series.repairs, "info": info}
+
+
+def _check_shape(labels, frame_shape, folder):
+    if tuple(labels.shape) != tuple(frame_shape):
+        raise CMRRiskError(f"{folder}: segmentation of shape {list(labels.shape)} does not match the series' "
+                           f"{list(frame_shape)} (slices, rows, columns).")
