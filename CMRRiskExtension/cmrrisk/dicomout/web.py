@@ -233,6 +233,13 @@ def segment_from_server(url: str, study: str, series: str | None, out_dir: str, 
     """Retrieve the series (one, or every image series of the study that is a short-axis cine or
     LGE), segment them with ``--dicom`` outputs, and with ``stow`` store each input's SEG(s) and
     SR back. Returns the segment report with ``dicomweb`` details."""
+    from ..dicom import _quiet_pydicom
+
+    with _quiet_pydicom():
+        return _segment_from_server(url, study, series, out_dir, model, stow, segment_options)
+
+
+def _segment_from_server(url, study, series, out_dir, model, stow, segment_options) -> dict:
     import pydicom
 
     from ..segmentation.pipeline import segment_inputs

@@ -221,11 +221,14 @@ def _write_dicom(series, seg: Volume, entry: dict, seg_model: Segmenter, out_dir
 
     algorithm = {"name": seg_model.name, "weights_sha256": modeldir.read_json(
         os.path.join(seg_model.model_dir, modeldir.CHECKSUMS))[modeldir.WEIGHTS]}
+    from ..dicom import _quiet_pydicom
+
     kind = "cine" if seg.is_cine else ("lge" if SCAR in seg_model.structures else "frame")
-    datasets = build_outputs(series, seg.array.astype(np.uint8), entry, seg_model.structures,
-                             algorithm, kind)
     folder = os.path.join(out_dir, dicom_folder_name(stem(path)))
-    files = write_outputs(datasets, folder)
+    with _quiet_pydicom():  # the source's non-conforming values were reported once as repairs
+        datasets = build_outputs(series, seg.array.astype(np.uint8), entry, seg_model.structures,
+                                 algorithm, kind)
+        files = write_outputs(datasets, folder)
     return {"folder": os.path.abspath(folder), "files": [os.path.abspath(f) for f in files],
             "repairs": series.repairs,
             "sop_instance_uids": {k: str(d.SOPInstanceUID) for k, d in datasets.items()}}
