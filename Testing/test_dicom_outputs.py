@@ -301,3 +301,43 @@ def test_sunnybrook_cine_seg_and_sr_agree_with_segment_json(tmp_path):
     assert abs(ms[("8811-2", "LN")] - rep["indices"]["lv_ef_pct"]) < 1.0
     assert ms[("18026-5", "LN")] == pytest.approx(lv["ed"], rel=1e-3)
     assert "FrameOfReferenceUID" in r.stderr and "blanked invalid dates" in r.stderr
+
+
+def test_store_refused_by_the_server_is_one_clear_error(tmp_path, subject):
+    """A STOW-RS answered with an HTTP error (a stub server on the loopback interface): one
+    message naming the status, and nothing reported as kept when the server holds nothing."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cmrrisk.dicomout.web import connect, store
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(409)
+            self.end_headers()
+
+        def do_GET(self):  # QIDO: nothing stored
+            self.send_response(204)
+            self.end_headers()
+
+        def do_DELETE(self):
+            self.send_response(405)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        folder = tmp_path / "cine"
+        write_series(folder, [subject["ed_img"], subject["es_img"]], subject["spacing"])
+        _s, _l, _i, out = _cine_outputs(folder, subject)
+        url = f"http://127.0.0.1:{srv.server_address[1]}/dicom-web"
+        with pytest.raises(CMRRiskError) as e:
+            store(connect(url), url, list(out.values()))
+        msg = str(e.value)
+        assert "HTTP 409" in msg and "nothing of this result was kept" in msg and "\n" not in msg
+    finally:
+        srv.shutdown()
