@@ -81,8 +81,6 @@ def _valid_date(v) -> bool:
 def load_series(folder: str, shape=None) -> Series:
     """Read the headers of the single series in ``folder`` (as the image reader did), order them
     [slice][phase] and repair what is safe. ``shape``: the image's array shape, checked."""
-    import pydicom
-
     from ..dicom import POSITION_TOLERANCE_MM, _quiet_pydicom, _read_headers
 
     with _quiet_pydicom():
@@ -116,7 +114,6 @@ def load_series(folder: str, shape=None) -> Series:
             raise CMRRiskError(f"{folder}: the DICOM files do not match the image read from them "
                                f"({len(grid)} slices x {len(grid[0])} phases for shape {list(shape)}).")
     repairs = _repair(grid, paths, normal)
-    del pydicom
     return Series(grid, paths, repairs)
 
 
