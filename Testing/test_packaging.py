@@ -206,11 +206,27 @@ def _module_packages(module: str):
 def test_slicer_modules_install_every_package_the_core_imports():
     """A fresh Slicer gets the install prompt for every third-party package the core imports:
     CMRRisk Predict runs the whole pipeline, CMRRisk Segment the segmentation core."""
+    import ast
+
     core = ROOT / "CMRRiskExtension" / "cmrrisk"
+    # the DICOM SEG / SR / DICOMweb feature asks for its own packages on first use
+    # (cmrrisk.mrml.dicomseg.REQUIRED_PACKAGES); they must cover what its files import
+    dicom_files = [*(core / "dicomout").glob("*.py"), core / "mrml" / "dicomseg.py"]
+    tree = ast.parse((core / "mrml" / "dicomseg.py").read_text())
+    dicom_required = next(ast.literal_eval(n.value) for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                          and any(getattr(t, "id", None) == "REQUIRED_PACKAGES" for t in n.targets))
+    missing = _third_party_imports(dicom_files) - set(dicom_required) - SLICER_PROVIDED
+    assert not missing, f"cmrrisk.mrml.dicomseg.REQUIRED_PACKAGES lacks {sorted(missing)}"
+    text = (ROOT / "pyproject.toml").read_text()
+    for req in dicom_required.values():
+        assert "==" not in req or f'"{req}"' in text, f"dicomseg: {req} differs from pyproject.toml"
+    dicom_only = _third_party_imports(dicom_files) - _third_party_imports(
+        p for p in core.rglob("*.py") if p not in dicom_files)
     required, also = _module_packages("CMRRiskPredict")
-    missing = _third_party_imports(core.rglob("*.py")) - set(required) - also - SLICER_PROVIDED
+    missing = _third_party_imports(core.rglob("*.py")) - set(required) - also - SLICER_PROVIDED - dicom_only
     assert not missing, f"CMRRiskPredict's requirements.txt lacks {sorted(missing)}"
-    seg_files = [*(core / "segmentation").glob("*.py"), *(core / "mrml").glob("*.py"),
+    seg_files = [*(core / "segmentation").glob("*.py"),
+                 *(p for p in (core / "mrml").glob("*.py") if p not in dicom_files),
                  *(core / f"{m}.py" for m in ("image", "dicom", "modeldir", "metrics", "scar", "labels", "errors"))]
     required, also = _module_packages("CMRRiskSegment")
     missing = _third_party_imports(seg_files) - set(required) - also - SLICER_PROVIDED
