@@ -303,7 +303,8 @@ def _test_case(predict_module):
     return t
 
 
-@pytest.mark.parametrize("method", ["test_indices_from_given_segmentation", "test_train_covariate_model_in_a_process"])
+@pytest.mark.parametrize("method", ["test_indices_from_given_segmentation", "test_train_covariate_model_in_a_process",
+                                    "test_explain_on_the_sample_study_in_a_process"])
 def test_each_self_test_method_skips_itself_naming_missing_packages(scene, predict_module, monkeypatch, method):
     from cmrrisk.mrml import moduleutils
 

@@ -526,3 +526,24 @@ def test_busy_state_runs_a_job_until_it_ends(scene, tmp_path, predict_module):
     assert busy.startJob("training", lambda finished: logic.startTraining("", "survival", "x"), None, timer,
                          errors.append) is None
     assert errors == ["Choose a cohort manifest (CSV)."] and ui.statusLabel.text.startswith("Not started")
+
+
+def test_predict_self_test_trains_and_explains_in_processes(scene, predict_module, monkeypatch, tmp_path):
+    """The Predict self-test's process tests run headless with the packages present."""
+    import unittest
+
+    from cmrrisk.mrml import sampledata
+
+    if predict_module.missing_packages():
+        pytest.skip(f"packages missing here: {predict_module.missing_packages()}")
+    monkeypatch.setattr(sampledata, "default_folder", lambda: str(tmp_path / "sample"))
+    monkeypatch.setattr(slicer, "mrmlScene", scene)
+    case = unittest.TestCase()
+    t = predict_module.CMRRiskPredictTest()
+    shown = []
+    t.delayDisplay = shown.append
+    for name in ("assertEqual", "assertTrue", "assertGreater", "assertIn", "assertAlmostEqual"):
+        setattr(t, name, getattr(case, name))
+    t.test_train_covariate_model_in_a_process()
+    t.test_explain_on_the_sample_study_in_a_process()
+    assert shown == [s for s in shown if "passed" in s] and len(shown) == 2

@@ -44,7 +44,8 @@ class PredictSelfTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear(0)
 
     def runTest(self):
-        for name in ("test_indices_from_given_segmentation", "test_train_covariate_model_in_a_process"):
+        for name in ("test_indices_from_given_segmentation", "test_train_covariate_model_in_a_process",
+                     "test_explain_on_the_sample_study_in_a_process"):
             self.setUp()
             getattr(self, name)()
 
@@ -93,3 +94,26 @@ class PredictSelfTest(ScriptedLoadableModuleTest):
         c = float(table.GetCellText(metrics.index("c_index_harrell"), 1))
         self.assertGreater(c, 0.6)  # age drives the hazard: better than chance
         self.delayDisplay(f"Training test passed (cross-validated C {c:.3f})")
+
+    def test_explain_on_the_sample_study_in_a_process(self):
+        """A covariate Cox model explained for the sample study in a separate process: one
+        attribution per covariate, age (the hazard's driver) the largest, and a sentence."""
+        skip_unless(self, TRAINING + ("captum", "nibabel"), "The explanation test")
+        from cmrrisk.mrml.sampledata import load_sample_study
+
+        work = tempfile.mkdtemp()
+        manifest = covariateCohort(os.path.join(work, "cohort.csv"))
+        logic = CMRRiskPredictLogic()
+        modelDir = os.path.join(work, "model")
+        job = logic.startTraining(manifest, "survival", modelDir, model="cox", cv=0)
+        self.assertEqual(job.wait(timeout=300), "succeeded", job.error)
+        nodes = load_sample_study(slicer.mrmlScene, segmentations=False)
+        job = logic.startExplanation(modelDir, edVolumeNode=nodes["cine_ed"], esVolumeNode=nodes["cine_es"],
+                                     covariates="age=75, sex=1, diabetes=0", method="ig", k=0, showOverlay=False)
+        self.assertEqual(job.wait(timeout=300), "succeeded", job.error)
+        table = job.results["attributions"]
+        self.assertEqual(table.GetNumberOfRows(), 3)
+        values = {table.GetCellText(i, 0): abs(float(table.GetCellText(i, 2))) for i in range(3)}
+        self.assertEqual(max(values, key=values.get), "age")
+        self.assertTrue(job.results["text"])
+        self.delayDisplay("Explanation test passed")
