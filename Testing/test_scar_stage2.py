@@ -95,3 +95,16 @@ def test_training_resumes_from_its_checkpoint(tmp_path):
     net = S.train(cases, str(ck2), classic=False, iterations=4, batch=2, checkpoint_every=1)
     assert torch.load(ck2, weights_only=True)["iteration"] == 4
     assert torch.allclose(net.head.bias, torch.full((3,), 7.0), atol=0.05)  # two small steps from the mark
+
+
+def test_fusion_follows_the_first_stage_on_hearts_without_scar_and_keeps_its_mvo():
+    img, lab = _case()
+    s2 = np.zeros(lab.shape, np.uint8)
+    s2[np.isin(lab, L.SCAR_WITH_MVO)] = L.SCAR
+    s2[:, 50, 75:79] = L.MVO  # a stage-2 MVO elsewhere becomes scar
+    healthy = np.where(np.isin(lab, L.MYOCARDIAL), L.LV_MYOCARDIUM, lab).astype(np.uint8)
+    assert not S.fuse(healthy, s2).any()  # the first stage finds no scar: none is added
+    fused = S.fuse(lab, s2)
+    assert np.array_equal(fused == L.MVO, lab == L.MVO)
+    assert (fused[:, 50, 75:79] == L.SCAR).all()
+    assert np.array_equal(fused > 0, (s2 > 0) | (lab == L.MVO))

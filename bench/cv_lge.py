@@ -17,6 +17,10 @@ Methods (``--method``):
 * ``stage2_net`` / ``stage2_netclassic``: the second-stage network (image + myocardium mask, or
   with the classic maps as two more channels), trained per fold on the four training folds only
   (reference myocardium with random jitter), checkpointed in ``bench/cv_work/`` and resumed.
+* ``stage2_net_gated`` / ``stage2_netclassic_gated``: the same fold networks (their finished
+  checkpoints; a fold whose network is not trained yet is skipped) fused with the first stage
+  (:func:`cmrrisk.segmentation.scar_stage2.fuse`): no scar where the first stage finds none in
+  the whole stack, the first stage's MVO kept, scar = stage-2 scar + MVO and first-stage MVO.
 
 Each method is scored with three myocardium sources:
 
@@ -51,7 +55,8 @@ if not (DATA / "emidec").is_dir():
     DATA = Path("/work/shared/data")
 WORK = ROOT / "bench" / "cv_work"
 N_FOLDS = 5
-METHODS = ("current", "classic_nsd", "classic_fwhm", "stage2_net", "stage2_netclassic")
+METHODS = ("current", "classic_nsd", "classic_fwhm", "stage2_net", "stage2_netclassic", "stage2_net_gated",
+           "stage2_netclassic_gated")
 
 
 def folds(cases) -> list:
@@ -181,12 +186,24 @@ def main() -> int:
         t0 = time.perf_counter()
         test = [n for n in sorted(data) if fold_of[n] == k]
         net = None
+        gated = args.method.endswith("_gated")
+        base_method = args.method[: -len("_gated")] if gated else args.method
+        classic = base_method == "stage2_netclassic"
         if args.method.startswith("stage2"):
-            classic = args.method == "stage2_netclassic"
-            WORK.mkdir(parents=True, exist_ok=True)
-            train = [data[n] for n in sorted(data) if fold_of[n] != k]
-            net = S.train(train, str(WORK / f"{args.method}_it{args.iterations}_fold{k}.pt"), classic=classic,
-                          iterations=args.iterations, seed=k, log=lambda m: print(f"fold {k}: {m}", flush=True))
+            ckpt = WORK / f"{base_method}_it{args.iterations}_fold{k}.pt"
+            if gated:
+                st = torch.load(ckpt, weights_only=True) if ckpt.is_file() else {"iteration": 0}
+                if st["iteration"] < args.iterations:
+                    print(f"fold {k}: {ckpt.name} not finished; run --method {base_method} first", flush=True)
+                    continue
+                net = S.ScarNet(4 if classic else 2)
+                net.load_state_dict(st["net"])
+                net.eval()
+            else:
+                WORK.mkdir(parents=True, exist_ok=True)
+                train = [data[n] for n in sorted(data) if fold_of[n] != k]
+                net = S.train(train, str(ckpt), classic=classic, iterations=args.iterations, seed=k,
+                              log=lambda m: print(f"fold {k}: {m}", flush=True))
         rows = {}
         for src, s1 in sources.items():
             rows[src] = []
@@ -207,7 +224,9 @@ def main() -> int:
                         stage1_labels = base.astype(np.uint8)
                     myo = np.isin(stage1_labels, L.MYOCARDIAL)
                     if net is not None:
-                        s2 = S.predict(net, img, myo, classic=args.method == "stage2_netclassic")
+                        s2 = S.predict(net, img, myo, classic=classic)
+                        if gated:
+                            s2 = S.fuse(bundled[n] if src == "reference" else stage1_labels, s2)
                     else:
                         norm, refs = S.normalise(img.astype(np.float32), myo)
                         nsd, fwhm = S.classic_maps(norm, myo, refs)

@@ -205,6 +205,19 @@ def predict(net: ScarNet, image: np.ndarray, myo: np.ndarray, classic: bool, fli
     return lab
 
 
+def fuse(stage1: np.ndarray, stage2: np.ndarray) -> np.ndarray:
+    """Stage-2 scar / MVO map fused with the first stage's labels: empty when the first stage
+    finds no scar or MVO anywhere in the stack (stage 2 alone over-calls scar on hearts without
+    infarct); otherwise the first stage's MVO is kept as MVO and the stage-2 scar + MVO around it
+    becomes scar."""
+    out = np.zeros(stage2.shape, np.uint8)
+    if not np.isin(stage1, L.SCAR_WITH_MVO).any():
+        return out
+    out[stage2 > 0] = L.SCAR
+    out[stage1 == L.MVO] = L.MVO
+    return out
+
+
 def apply(stage1: np.ndarray, stage2: np.ndarray) -> np.ndarray:
     """Stage-1 labels with scar / MVO replaced by stage 2's inside the stage-1 myocardium."""
     out = stage1.copy()
