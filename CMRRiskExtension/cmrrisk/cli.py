@@ -60,7 +60,7 @@ def cmd_segment(args) -> int:
 
 def cmd_evaluate_segmentation(args) -> int:
     from .modeldir import write_json
-    from .segmentation.evaluate import evaluate_folders
+    from .segmentation.evaluate import FAIL_BURDEN_ERROR_PP, FAIL_SCAR_DICE, evaluate_folders
 
     res = evaluate_folders(args.pred, args.ref, args.ref_labels)
     short = {"LV blood pool": "LV", "LV myocardium": "Myo", "RV blood pool": "RV", "Myocardium (all)": "Myo",
@@ -83,6 +83,12 @@ def cmd_evaluate_segmentation(args) -> int:
     print("\nsummary:")
     for k, v in res["summary"].items():
         print(f"  {k}: " + ", ".join(f"{kk} {_fmt(vv)}" for kk, vv in v.items()))
+    fails = res.get("lge_failures") or []
+    if fails:
+        print(f"\nLGE cases where the scar is unsafe (scar Dice < {FAIL_SCAR_DICE:.2f} or scar-burden "
+              f"error > {FAIL_BURDEN_ERROR_PP:g} points): {len(fails)}")
+        for f in fails:
+            print(f"  {f['name']:26s} " + "; ".join(f["reasons"]))
     if res["missing_reference"]:
         print(f"no reference for: {', '.join(res['missing_reference'])}", file=sys.stderr)
     if args.json:

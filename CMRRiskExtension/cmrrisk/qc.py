@@ -59,6 +59,13 @@ Segmentation (reference segmentations, or the bundled model with ``segment=True`
     ``lv_volume_implausible`` (outside 5-600 mL) and ``lv_not_enclosed_by_myocardium`` (more
     than 35 % of the LV border touches background) flag; see
     :mod:`cmrrisk.segmentation.quality`.
+Scar plausibility (LGE label maps, :func:`scar_plausibility_checks`; all flag):
+    ``scar_outside_myocardium`` when more than 10 % of the scar + MVO voxels lie in connected
+    pieces (3D, face-connected) that touch no healthy myocardium (label 2): scar floating in the
+    blood pool or beside the heart, away from the LV wall; ``mvo_without_scar`` when more than
+    10 % of the MVO voxels lie in pieces that no scar voxel (label 4) borders (MVO is the dark
+    core of an infarct and sits inside it); ``scar_burden_implausible`` when scar + MVO make up
+    more than 80 % of the LV myocardium.
 ``PLAUSIBLE`` ranges of indices (flag when outside); wide enough to hold the pathologies of
     public cohorts (dilated and hypertrophic hearts), narrow enough to catch label swaps,
     empty frames and wrong spacings:
@@ -103,6 +110,10 @@ PLAUSIBLE = {
     "lv_max_wall_thickness_mm": (2.0, 40.0, "mm"),
     "rv_edv_ml": (20.0, 600.0, "mL"),
 }
+#: scar plausibility: tolerated share of scar / MVO voxels in implausible pieces, highest burden (%)
+MAX_SCAR_OUTSIDE_SHARE = 0.10
+MAX_MVO_WITHOUT_SCAR_SHARE = 0.10
+MAX_SCAR_BURDEN_PCT = 80.0
 #: frame_flags codes that make a segmentation unusable
 SEG_EXCLUDE = ("no_heart_found", "lv_empty", "myocardium_empty")
 
@@ -303,6 +314,49 @@ def segmentation_checks(seg: np.ndarray, spacing_xyz, role: str = "image", struc
         if math.isfinite(t) and not lo <= t <= hi:
             out.append(check("implausible_lv_max_wall_thickness_mm", FLAG, f"{source} segmentation: maximal "
                              f"wall thickness {t:.2f} {unit} outside {lo:g}-{hi:g} {unit}.", role))
+    if L.SCAR in structures and seg.ndim == 3:
+        out += scar_plausibility_checks(seg, role, source)
+    return out
+
+
+def _share_in_pieces_not_touching(mask: np.ndarray, other: np.ndarray) -> float:
+    """Share of ``mask``'s voxels in face-connected pieces that do not touch ``other`` (0 when
+    ``mask`` is empty)."""
+    from scipy import ndimage
+
+    n = int(mask.sum())
+    if n == 0:
+        return 0.0
+    pieces, k = ndimage.label(mask)
+    touching = np.unique(pieces[ndimage.binary_dilation(other) & mask])
+    lonely = np.isin(pieces, touching[touching > 0], invert=True) & mask
+    return float(lonely.sum()) / n
+
+
+def scar_plausibility_checks(seg: np.ndarray, role: str = "lge", source: str = "reference") -> list:
+    """Flags for an implausible scar in one LGE label map (project labels): scar away from the
+    myocardium, MVO without surrounding scar, scar burden above 80 % (module docstring)."""
+    seg = np.asarray(seg)
+    out = []
+    scar_all = np.isin(seg, L.SCAR_WITH_MVO)
+    if not scar_all.any() or seg.ndim != 3:
+        return out
+    share = _share_in_pieces_not_touching(scar_all, seg == L.LV_MYOCARDIUM)
+    if share > MAX_SCAR_OUTSIDE_SHARE:
+        out.append(check("scar_outside_myocardium", FLAG, f"{source} segmentation: {100 * share:.0f} % of the scar "
+                         f"+ MVO lies in pieces that touch no healthy myocardium (more than "
+                         f"{100 * MAX_SCAR_OUTSIDE_SHARE:.0f} %): scar away from the LV wall.", role))
+    mvo = seg == L.MVO
+    share = _share_in_pieces_not_touching(mvo, seg == L.SCAR)
+    if share > MAX_MVO_WITHOUT_SCAR_SHARE:
+        out.append(check("mvo_without_scar", FLAG, f"{source} segmentation: {100 * share:.0f} % of the MVO lies in "
+                         f"pieces without surrounding scar (more than {100 * MAX_MVO_WITHOUT_SCAR_SHARE:.0f} %).",
+                         role))
+    myo_n = int(np.isin(seg, L.MYOCARDIAL).sum())
+    burden = 100.0 * int(scar_all.sum()) / myo_n if myo_n else float("nan")
+    if math.isfinite(burden) and burden > MAX_SCAR_BURDEN_PCT:
+        out.append(check("scar_burden_implausible", FLAG, f"{source} segmentation: scar + MVO is {burden:.0f} % of "
+                         f"the LV myocardium (more than {MAX_SCAR_BURDEN_PCT:g} %).", role))
     return out
 
 
