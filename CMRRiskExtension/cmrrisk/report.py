@@ -36,6 +36,7 @@ import os
 import numpy as np
 
 from .errors import CMRRiskError
+from .predict.models.targets import group_names
 from .qc import finite_float as _num
 
 #: TRIPOD+AI item labels used as section headings (numbers checked against the 27-item checklist of
@@ -258,14 +259,6 @@ def calibration_figure(entries: list) -> str | None:
     _label(ax, "predicted event probability (mean per bin)", "observed event probability (1 - Kaplan-Meier)",
            "Calibration by predicted-risk bins", "upper left")
     return _png(fig)
-
-
-def group_names(n_groups: int) -> list:
-    if n_groups == 3:
-        return ["low", "intermediate", "high"]
-    if n_groups == 2:
-        return ["low", "high"]
-    return [f"group {k + 1}" for k in range(n_groups)]
 
 
 def km_curves(time, event, risk, cutpoints) -> list:

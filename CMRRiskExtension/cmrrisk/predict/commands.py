@@ -11,9 +11,8 @@ import math
 import os
 import sys
 
-import numpy as np
-
 from ..errors import CMRRiskError
+from .models.targets import parse_horizons
 
 
 def _fmt(x, nd=3):
@@ -64,23 +63,10 @@ def cmd_predict(args) -> int:
     pipe = load_pipeline(args.model_dir)
     table = load_table(args.manifest, pipe.endpoint, need_outcome=False, cache_dir=args.cache_dir,
                        image_features=needs_image_features(pipe))
-    df = pipe.predict_frame(table, _parse_horizons(args.horizons))
+    df = pipe.predict_frame(table, parse_horizons(args.horizons))
     write_text_atomic(args.out, df.to_csv(float_format="%.6g"))
     print(f"{args.out}: predictions for {len(df)} subjects ({', '.join(df.columns)})")
     return 0
-
-
-def _parse_horizons(text):
-    """'1,2.5,5' -> [1.0, 2.5, 5.0]; None or '' -> None (the model's default horizons)."""
-    if not text:
-        return None
-    try:
-        hs = [float(h) for h in str(text).split(",") if h.strip()]
-    except ValueError as exc:
-        raise CMRRiskError(f"--horizons {text!r}: give numbers separated by commas.") from exc
-    if not hs or any(not np.isfinite(h) or h <= 0 for h in hs):
-        raise CMRRiskError(f"--horizons {text!r}: give positive times separated by commas.")
-    return hs
 
 
 def cmd_evaluate(args) -> int:
@@ -88,7 +74,7 @@ def cmd_evaluate(args) -> int:
     from .validation import external_validation
 
     _threads(args.threads)
-    horizons = _parse_horizons(args.horizons)
+    horizons = parse_horizons(args.horizons)
     with _about(args.manifest):
         res = external_validation(args.model_dir, args.manifest, n_boot=args.bootstrap, seed=args.seed,
                                   cache_dir=args.cache_dir, horizons=horizons)

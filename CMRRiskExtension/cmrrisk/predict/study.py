@@ -28,6 +28,7 @@ import numpy as np
 
 from ..errors import Cancelled, CMRRiskError, stepper  # noqa: F401  (Cancelled: re-exported, see below)
 from .commands import _fmt
+from .models.targets import risk_group
 from .tabular import Table, feature_settings
 
 # ``Cancelled`` (raised when the caller's ``cancel()`` returned True; nothing was written) lives in
@@ -164,7 +165,7 @@ def predict_table(pipe, table: Table, horizons=None, curve_points: int = CURVE_P
                "curve": {"time": [float(t) for t in grid],
                          "survival": [float(surv[i, int(np.searchsorted(times, t))]) for t in grid]}}
         if cut:
-            row["risk_group"] = ["low", "intermediate", "high"][int(np.searchsorted(cut, risk[i], side="right"))]
+            row["risk_group"] = risk_group(cut, risk[i])
         out.append(row)
     return out
 

@@ -36,29 +36,32 @@ import warnings
 import numpy as np
 
 from ..errors import CMRRiskError
-from .base import (Model, SurvivalTarget, breslow, check_interrupt, cox_survival, register, step_at,
-                   torch_threads)
+from .models.baseline import BreslowBaseline, BreslowMixin, step_at
+from .models.params import COUNT, FRACTION, NON_NEGATIVE, NONE, POSITIVE, Anything, IntList, Interval, Options
+from .models.registry import Model, lookup, register
+from .models.targets import check_target
+from .models.training import check_interrupt, fit_network, seeded, split_validation, torch_threads
 
 
 def _check_target(y):
-    if not isinstance(y, SurvivalTarget):
-        raise CMRRiskError("a survival model needs time and event outcomes.")
-    if int(np.sum(y.event)) < 2:
-        raise CMRRiskError(f"only {int(np.sum(y.event))} event(s) in the training data; a survival "
-                           "model needs several subjects with event = 1.")
+    check_target(y, "survival")
 
 
 # ------------------------------------------------------------------------------- Cox PH
 
 @register
-class CoxPH(Model):
+class CoxPH(BreslowMixin, Model):
     """Ridge-penalised Cox model (``alpha``: penalty on the standardised coefficients)."""
 
     name = "cox"
+    parameter_constraints = {"alpha": [NON_NEGATIVE]}
 
-    def __init__(self, seed=0, alpha: float = 0.1, **kw):
+    def __init__(self, seed=0, alpha: float = 0.1):
         super().__init__(seed, alpha=alpha)
-        self.alpha = alpha
+
+    @property
+    def alpha(self) -> float:
+        return self.params["alpha"]
 
     def fit(self, x, y, inputs=None):
         from sksurv.linear_model import CoxPHSurvivalAnalysis
@@ -72,27 +75,21 @@ class CoxPH(Model):
             warnings.simplefilter("ignore")
             m.fit(np.asarray(x, float), Surv.from_arrays(y.event.astype(bool), y.time))
         self.coef = np.asarray(m.coef_, dtype=float)
-        self._baseline(x, y)
+        self.baseline = BreslowBaseline().fit(self.predict_risk(x), y.time, y.event)
         return self
-
-    def _baseline(self, x, y):
-        self.bh_times, self.bh_cumhaz, self.centre = breslow(self.predict_risk(x), y.time, y.event)
 
     def predict_risk(self, x, inputs=None):
         return np.asarray(x, float) @ self.coef
 
-    def predict_survival(self, x, times, inputs=None):
-        return cox_survival(self.predict_risk(x), self.centre, self.bh_times, self.bh_cumhaz, times)
-
     def state(self):
-        return ({"coef": self.coef, "bh_times": self.bh_times, "bh_cumhaz": self.bh_cumhaz},
-                {"name": self.name, "seed": self.seed, "params": self.params, "centre": self.centre})
+        return ({"coef": self.coef, **self.baseline.arrays()},
+                {"name": self.name, "seed": self.seed, "params": self.params, **self.baseline.config()})
 
     @classmethod
     def from_state(cls, config, arrays):
         m = cls(seed=config["seed"], **config["params"])
-        m.coef, m.bh_times, m.bh_cumhaz = arrays["coef"], arrays["bh_times"], arrays["bh_cumhaz"]
-        m.centre = config["centre"]
+        m.coef = arrays["coef"]
+        m.baseline = BreslowBaseline.restore(config, arrays)
         return m
 
 
@@ -192,13 +189,16 @@ class _Trees:
 
 
 @register
-class CoxBoost(Model):
+class CoxBoost(BreslowMixin, Model):
     """Newton-boosted regression trees on the Cox partial likelihood."""
 
     name = "coxboost"
+    parameter_constraints = {"learning_rate": [POSITIVE], "max_depth": [COUNT],
+                             "min_samples_leaf": [COUNT], "subsample": [Interval(float, 0, 1, "right")],
+                             "max_trees": [COUNT], "patience": [COUNT], "val_fraction": [FRACTION]}
 
     def __init__(self, seed=0, learning_rate=0.05, max_depth=3, min_samples_leaf=10,
-                 subsample=0.8, max_trees=500, patience=50, val_fraction=0.2, **kw):
+                 subsample=0.8, max_trees=500, patience=50, val_fraction=0.2):
         super().__init__(seed, learning_rate=learning_rate, max_depth=max_depth,
                          min_samples_leaf=min_samples_leaf, subsample=subsample, max_trees=max_trees,
                          patience=patience, val_fraction=val_fraction)
@@ -238,31 +238,28 @@ class CoxBoost(Model):
     def fit(self, x, y, inputs=None):
         _check_target(y)
         x = np.asarray(x, dtype=np.float32)
-        tr, va = _split(len(x), self.params["val_fraction"], self.seed, y.event)
+        tr, va = split_validation(len(x), self.params["val_fraction"], self.seed, y.event)
         _, _, n = self._boost(x[tr], y[tr], self.params["max_trees"], (x[va], y[va]))
         self.n_trees = max(n, 1)
         self.trees, f, _ = self._boost(x, y, self.n_trees)
-        self.bh_times, self.bh_cumhaz, self.centre = breslow(f, y.time, y.event)
+        self.baseline = BreslowBaseline().fit(f, y.time, y.event)
         return self
 
     def predict_risk(self, x, inputs=None):
         return self.trees.predict_each(x).sum(0)
 
-    def predict_survival(self, x, times, inputs=None):
-        return cox_survival(self.predict_risk(x), self.centre, self.bh_times, self.bh_cumhaz, times)
-
     def state(self):
         arrays = self.trees.arrays("tree.")
-        arrays.update({"bh_times": self.bh_times, "bh_cumhaz": self.bh_cumhaz})
+        arrays.update(self.baseline.arrays())
         return arrays, {"name": self.name, "seed": self.seed, "params": self.params,
-                        "centre": self.centre, "n_trees": self.n_trees}
+                        **self.baseline.config(), "n_trees": self.n_trees}
 
     @classmethod
     def from_state(cls, config, arrays):
         m = cls(seed=config["seed"], **config["params"])
         m.trees = _Trees.from_arrays(arrays, "tree.")
-        m.bh_times, m.bh_cumhaz = arrays["bh_times"], arrays["bh_cumhaz"]
-        m.centre, m.n_trees = config["centre"], config["n_trees"]
+        m.baseline = BreslowBaseline.restore(config, arrays)
+        m.n_trees = config["n_trees"]
         return m
 
 
@@ -276,9 +273,12 @@ class RandomSurvivalForest(Model):
     ``grid`` quantiles of the event times (step function between them)."""
 
     name = "rsf"
+    parameter_constraints = {"n_trees": [COUNT], "min_samples_leaf": [COUNT],
+                             "max_features": [Options("sqrt", "log2", None), Interval(int, 1, None),
+                                              Interval(float, 0, 1, "right")],
+                             "grid": [Interval(int, 2, None)]}
 
-    def __init__(self, seed=0, n_trees=100, min_samples_leaf=10, max_features="sqrt", grid=64,
-                 **kw):
+    def __init__(self, seed=0, n_trees=100, min_samples_leaf=10, max_features="sqrt", grid=64):
         super().__init__(seed, n_trees=n_trees, min_samples_leaf=min_samples_leaf,
                          max_features=max_features, grid=grid)
 
@@ -343,41 +343,16 @@ class RandomSurvivalForest(Model):
         return m
 
 
-def _split(n, fraction, seed, strata=None):
-    """Deterministic train/validation split of ``range(n)`` (stratified by ``strata``)."""
-    rng = np.random.default_rng(seed + 7919)
-    if strata is None:
-        strata = np.zeros(n, dtype=int)
-    va = []
-    for s in np.unique(strata):
-        idx = np.flatnonzero(strata == s)
-        rng.shuffle(idx)
-        va.extend(idx[: int(round(fraction * len(idx)))])
-    va = np.sort(np.asarray(va, dtype=int))
-    tr = np.setdiff1d(np.arange(n), va)
-    if len(va) < 2 or len(tr) < 2:
-        raise CMRRiskError(f"too few subjects ({n}) to hold out a validation split for early "
-                           "stopping.")
-    return tr, va
-
-
 # ---------------------------------------------------------------------------- networks
-
-def _mlp(d_in, d_out, hidden, dropout):
-    import torch
-
-    layers, d = [], d_in
-    for h in hidden:
-        layers += [torch.nn.Linear(d, h), torch.nn.ReLU(), torch.nn.BatchNorm1d(h),
-                   torch.nn.Dropout(dropout)]
-        d = h
-    layers.append(torch.nn.Linear(d, d_out))
-    return torch.nn.Sequential(*layers)
-
 
 class _NetSurvival(Model):
     """Shared training loop: Adam, mini-batches, early stopping on a validation split of the
     training data (best epoch's weights kept); ``n_bags`` networks on different splits/seeds."""
+
+    parameter_constraints = {"hidden": [IntList()], "dropout": [Interval(float, 0, 1, "left")],
+                             "lr": [POSITIVE], "weight_decay": [NON_NEGATIVE], "batch_size": [COUNT],
+                             "max_epochs": [COUNT], "patience": [COUNT], "val_fraction": [FRACTION],
+                             "n_bags": [COUNT]}
 
     def __init__(self, seed=0, hidden=(32, 32), dropout=0.1, lr=1e-3, weight_decay=1e-4,
                  batch_size=256, max_epochs=200, patience=15, val_fraction=0.2, n_bags=1,
@@ -388,11 +363,11 @@ class _NetSurvival(Model):
 
     # subclasses: _out_dim(), _prepare(y), _loss(phi, idx) and _surv_from_out(out)
     def _net(self, d_in):
-        return _mlp(d_in, self._out_dim(), self.params["hidden"], self.params["dropout"])
+        from .models.networks import MLP
+
+        return MLP(d_in, self._out_dim(), self.params["hidden"], self.params["dropout"])
 
     def fit(self, x, y, inputs=None):
-        import torch
-
         _check_target(y)
         x = np.asarray(x, dtype=np.float32)
         self.d_in = x.shape[1]
@@ -400,9 +375,8 @@ class _NetSurvival(Model):
         self.nets, self.epochs = [], []
         for b in range(self.params["n_bags"]):
             seed = self.seed * 1000 + b
-            tr, va = _split(len(x), self.params["val_fraction"], seed, y.event)
-            with torch.random.fork_rng(), torch_threads(1):
-                torch.manual_seed(seed)
+            tr, va = split_validation(len(x), self.params["val_fraction"], seed, y.event)
+            with seeded(seed, threads=1):
                 net, ep = self._train_one(x, tr, va, seed)
             self.nets.append(net)
             self.epochs.append(ep)
@@ -417,34 +391,13 @@ class _NetSurvival(Model):
 
         p = self.params
         net = self._net(x.shape[1])
-        opt = torch.optim.Adam(net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
-        g = torch.Generator().manual_seed(seed)
         X = torch.from_numpy(x)
         rows = self._start_split(tr, va, seed)
-        best, best_state, best_ep = np.inf, None, 0
-        for ep in range(int(p["max_epochs"])):
-            check_interrupt()
-            net.train()
-            perm = rows[torch.randperm(len(rows), generator=g).numpy()]
-            for s in range(0, len(perm), p["batch_size"]):
-                ix = perm[s:s + p["batch_size"]]
-                if len(ix) < 2 or self._skip_batch(ix):
-                    continue
-                opt.zero_grad()
-                loss = self._batch_loss(net, X, ix)
-                loss.backward()
-                opt.step()
-            net.eval()
-            with torch.no_grad():
-                vl = float(self._val_loss(net, X, va))
-            if vl < best - 1e-7 or best_state is None:
-                best, best_ep = vl, ep
-                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            elif ep - best_ep >= p["patience"]:
-                break
-        net.load_state_dict(best_state)
-        net.eval()
-        return net, best_ep + 1
+        ep = fit_network(net, lambda n, ix: self._batch_loss(n, X, ix), lambda n: self._val_loss(n, X, va),
+                         rows, lr=p["lr"], weight_decay=p["weight_decay"], batch_size=p["batch_size"],
+                         max_epochs=p["max_epochs"], patience=p["patience"],
+                         generator=torch.Generator().manual_seed(seed), skip_batch=self._skip_batch)
+        return net, ep
 
     def _start_split(self, tr, va, seed):
         """Called once per network before training; returns the rows an epoch iterates over."""
@@ -507,7 +460,7 @@ class _NetSurvival(Model):
 
 
 @register
-class DeepSurv(_NetSurvival):
+class DeepSurv(BreslowMixin, _NetSurvival):
     name = "deepsurv"
 
     def _out_dim(self):
@@ -528,27 +481,25 @@ class DeepSurv(_NetSurvival):
         return cox_ph_loss(phi.squeeze(-1), self._t[ix], self._e[ix])
 
     def _after_fit(self, x, y):
-        self.bh_times, self.bh_cumhaz, self.centre = breslow(self.predict_risk(x), y.time, y.event)
+        self.baseline = BreslowBaseline().fit(self.predict_risk(x), y.time, y.event)
 
     def predict_risk(self, x, inputs=None):
         return np.mean([o[:, 0] for o in self._outputs(x)], axis=0)
 
-    def predict_survival(self, x, times, inputs=None):
-        return cox_survival(self.predict_risk(x), self.centre, self.bh_times, self.bh_cumhaz, times)
-
     def _extra_arrays(self):
-        return {"bh_times": self.bh_times, "bh_cumhaz": self.bh_cumhaz}
+        return self.baseline.arrays()
 
     def _extra_config(self):
-        return {"centre": self.centre}
+        return self.baseline.config()
 
     def _restore(self, config, arrays):
-        self.bh_times, self.bh_cumhaz = arrays["bh_times"], arrays["bh_cumhaz"]
-        self.centre = config["centre"]
+        self.baseline = BreslowBaseline.restore(config, arrays)
 
 
 class _Discrete(_NetSurvival):
     """Discrete-time models: ``n_durations`` intervals cut at quantiles of the event times."""
+
+    parameter_constraints = {"n_durations": [Interval(int, 2, None)]}
 
     def __init__(self, seed=0, n_durations=20, **kw):
         super().__init__(seed, n_durations=n_durations, **kw)
@@ -610,6 +561,7 @@ class LogisticHazard(_Discrete):
 @register
 class DeepHit(_Discrete):
     name = "deephit"
+    parameter_constraints = {"alpha": [Interval(float, 0, 1)], "sigma": [POSITIVE]}
 
     def __init__(self, seed=0, alpha=0.2, sigma=0.1, **kw):
         super().__init__(seed, alpha=alpha, sigma=sigma, **kw)
@@ -700,21 +652,6 @@ class PCHazard(_Discrete):
         return -np.mean(rmst, axis=0)
 
 
-def _time_mlp(d_in, hidden, dropout):
-    """Cox-Time's network g(x, t): the MLP on the covariates with the (scaled) time appended."""
-    import torch
-
-    class TimeMLP(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.mlp = _mlp(d_in + 1, 1, hidden, dropout)
-
-        def forward(self, x, t):
-            return self.mlp(torch.cat([x, t.reshape(-1, 1)], dim=1)).squeeze(-1)
-
-    return TimeMLP()
-
-
 @register
 class CoxTime(_NetSurvival):
     """Cox-Time (Kvamme, Borgan & Scheel, JMLR 2019; pycox ``CoxTime``): a relative-risk model
@@ -740,6 +677,8 @@ class CoxTime(_NetSurvival):
     Default learning rate 1e-2, as in pycox's Cox-Time examples."""
 
     name = "coxtime"
+    parameter_constraints = {"log_duration": [Options(True, False)], "shrink": [NON_NEGATIVE],
+                             "n_val_controls": [COUNT], "time_grid": [Interval(int, 0, None)]}
 
     def __init__(self, seed=0, lr=1e-2, log_duration=False, shrink=0.0, n_val_controls=4,
                  time_grid=100, **kw):
@@ -747,7 +686,9 @@ class CoxTime(_NetSurvival):
                          n_val_controls=n_val_controls, time_grid=time_grid, **kw)
 
     def _net(self, d_in):
-        return _time_mlp(d_in, self.params["hidden"], self.params["dropout"])
+        from .models.networks import TimeMLP
+
+        return TimeMLP(d_in, self.params["hidden"], self.params["dropout"])
 
     def _scale(self, t):
         t = np.asarray(t, dtype=float)
@@ -891,18 +832,15 @@ class Ensemble(Model):
     """Mean of the members' risk scores, each standardised by its training mean and SD."""
 
     name = "ensemble"
+    parameter_constraints = {"members": [NONE, Anything("a list of [model name, {parameters}] pairs")],
+                             "max_epochs": [NONE, COUNT]}
 
-    def __init__(self, seed=0, members=None, max_epochs=None, **kw):
+    def __init__(self, seed=0, members=None, max_epochs=None):
         members = [list(m) for m in (members or DEFAULT_MEMBERS)]
         super().__init__(seed, members=members, max_epochs=max_epochs)
 
     def _make(self, i, name, params):
-        from .base import get_class
-
-        params = dict(params)
-        if self.params.get("max_epochs") and issubclass(get_class(name, "survival"), _NetSurvival):
-            params.setdefault("max_epochs", self.params["max_epochs"])
-        return get_class(name, "survival")(seed=self.seed + 101 * i, **params)
+        return make_member(i, name, params, self.seed, self.params.get("max_epochs"))
 
     def fit(self, x, y, inputs=None):
         _check_target(y)
@@ -936,15 +874,23 @@ class Ensemble(Model):
 
     @classmethod
     def from_state(cls, config, arrays):
-        from .base import get_class
-
         m = cls(seed=config["seed"], **config["params"])
         m.stats = config["stats"]
         m.members = []
         for i, c in enumerate(config["members"]):
             sub = {k[len(f"m{i}."):]: v for k, v in arrays.items() if k.startswith(f"m{i}.")}
-            m.members.append(get_class(c["name"], "survival").from_state(c, sub))
+            m.members.append(lookup(c["name"], "survival").from_state(c, sub))
         return m
+
+
+def make_member(i, name, params, seed, max_epochs=None):
+    """The ``i``-th member of an ensemble: model ``name`` with ``params``, seed ``seed + 101 i``;
+    a network member gets the ensemble's ``max_epochs`` unless it sets its own."""
+    params = dict(params)
+    cls = lookup(name, "survival")
+    if max_epochs and issubclass(cls, _NetSurvival):
+        params.setdefault("max_epochs", max_epochs)
+    return cls(seed=seed + 101 * i, **params)
 
 
 # ------------------------------------------------------------------------ automatic choice
@@ -996,12 +942,10 @@ AUTO_CANDIDATES = [
 
 def auto_member(key):
     """[model name, parameters] of an ``auto`` member key."""
-    from .base import get_class
-
     if key in AUTO_MEMBERS:
         name, params = AUTO_MEMBERS[key]
         return [name, dict(params)]
-    get_class(key, "survival")  # a clear error for an unknown name
+    lookup(key, "survival")  # a clear error for an unknown name
     return [key, {}]
 
 
@@ -1032,8 +976,11 @@ class AutoSurvival(Model):
     all the training data. Every candidate's CV score is kept in the model's config."""
 
     name = "auto"
+    parameter_constraints = {"candidates": [NONE, Anything("a list of member-key lists, e.g. [[\"cox\"], "
+                                                           "[\"coxboost\", \"deepsurv\"]]")],
+                             "folds": [Interval(int, 2, None)], "max_epochs": [NONE, COUNT]}
 
-    def __init__(self, seed=0, candidates=None, folds=5, max_epochs=None, **kw):
+    def __init__(self, seed=0, candidates=None, folds=5, max_epochs=None):
         super().__init__(seed, candidates=[list(c) for c in (candidates or AUTO_CANDIDATES)],
                          folds=folds, max_epochs=max_epochs)
 
