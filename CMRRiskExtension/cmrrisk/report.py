@@ -1299,6 +1299,11 @@ def _section_methods(H, endpoint, infos, has_test, test_manifest, test_desc, tra
                      c.get("max_features") or "all"))
     H.table(["model", "type", "chosen sub-model", "inner-CV scores of the candidates", "hyper-parameters", "seed",
              "features kept"], rows)
+    user = [f"{i['label']}: " + ", ".join(f"{k}={v}" for k, v in sorted(i["config"]["hyperparameters"].items()))
+            for i in infos if i["config"].get("hyperparameters")]
+    if user:
+        H.p("Hyper-parameters set at training (cmrrisk train --param / --params; the others at their "
+            "defaults): " + "; ".join(user) + ".")
     H.p("Model types: cox (ridge-penalised Cox), coxboost (boosted Cox trees), deepsurv / logistic_hazard / deephit "
         "(neural networks), auto (inner cross-validation chooses among Cox, CoxBoost, DeepSurv and ensembles), "
         "multiinput (image network on the cine frames plus covariates); logistic, mlp and auto (column family "

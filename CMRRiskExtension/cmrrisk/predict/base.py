@@ -57,3 +57,14 @@ def parse_params(name: str | None, endpoint: str, values: dict) -> dict:
     for key, value in values.items():
         out[key] = parse_value(cls, key, value) if isinstance(value, str) else validate(cls, {key: value})[key]
     return out
+
+
+def parameter_table(name: str | None, endpoint: str) -> list:
+    """The hyper-parameters of kind ``name`` for a form or a help text: one dict per parameter
+    with ``name``, ``default`` and ``allowed`` (in words), sorted by name."""
+    from .models.params import constraints
+
+    cls = get_class(name or DEFAULTS[endpoint], endpoint)
+    defaults = cls().params
+    return [{"name": k, "default": defaults.get(k), "allowed": " or ".join(str(r) for r in rules)}
+            for k, rules in sorted(constraints(cls).items())]

@@ -42,14 +42,56 @@ def _about(manifest: str):
         raise CMRRiskError(f"{manifest}: {text}") from None
 
 
+def read_params_file(path: str) -> dict:
+    """``--params FILE``: a JSON object or a YAML mapping {parameter: value}."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise CMRRiskError(f"--params {path}: cannot read ({exc.strerror or exc}).") from None
+    try:
+        if path.lower().endswith(".json"):
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
+        raise CMRRiskError(f"--params {path}: not valid {'JSON' if path.lower().endswith('.json') else 'YAML'} "
+                           f"({str(exc).splitlines()[0]}).") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise CMRRiskError(f"--params {path}: give a mapping of parameter names to values, "
+                           "e.g. {\"alpha\": 0.5}.")
+    return data
+
+
+def model_params_from_args(args) -> dict:
+    """The hyper-parameters of ``--params FILE`` then ``--param KEY=VALUE`` (later wins),
+    validated for the chosen model and parsed to each parameter's type."""
+    from .base import parse_params
+
+    values = dict(read_params_file(args.params)) if getattr(args, "params", None) else {}
+    for item in getattr(args, "param", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CMRRiskError(f"--param {item!r}: give KEY=VALUE, e.g. --param alpha=0.5.")
+        values[key.strip()] = value
+    return parse_params(args.model, args.endpoint, values)
+
+
 def cmd_train(args) -> int:
     from .study import train_model
 
+    params = model_params_from_args(args)  # before any work
     _threads(args.threads)
     with _about(args.manifest):
         train_model(args.manifest, args.endpoint, args.out, model=args.model, seed=args.seed,
                     max_epochs=args.max_epochs, cv=args.cv, max_features=args.max_features,
-                    cache_dir=args.cache_dir, log=print)
+                    cache_dir=args.cache_dir, log=print, params=params)
     return 0
 
 
@@ -137,6 +179,11 @@ def add_commands(subparsers) -> None:
                    "strongest univariate association (chosen inside each training fold)")
     t.add_argument("--cache-dir", default=None, help="cache folder for image features (default: "
                    "<manifest>_features_cache beside the manifest)")
+    t.add_argument("--param", action="append", default=None, metavar="KEY=VALUE",
+                   help="a hyper-parameter of the model, e.g. alpha=0.5 or hidden=[64,64] (repeatable; "
+                   "checked before any work; an unknown key is refused with the list of allowed ones)")
+    t.add_argument("--params", default=None, metavar="FILE", help="hyper-parameters from a JSON or YAML "
+                   "file ({key: value}); --param entries override it")
     t.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     t.set_defaults(func=cmd_train)
 

@@ -21,6 +21,7 @@ class Pipeline:
         self.seed = seed
         self.max_features = max_features
         self.model_params = dict(model_params or {})
+        self.user_params: dict = {}  # the hyper-parameters a user set (recorded in the model directory)
         self.model = create(self.model_name, endpoint, seed=seed, **self.model_params)
         self.preprocessor = Preprocessor(max_features)
         self.classes: list | None = None
