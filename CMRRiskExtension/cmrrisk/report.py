@@ -574,7 +574,8 @@ def _labels(infos: list) -> None:
         i["label"] = b if base.count(b) == 1 else os.path.normpath(i["model_dir"])
 
 
-def _check_outcome_columns(manifest: str, endpoint: str, role: str) -> None:
+def _check_outcome_columns(manifest: str, endpoint: str, role: str) -> list:
+    """The outcome columns ``manifest`` lacks (a test manifest must have them all)."""
     if not os.path.isfile(manifest):
         raise CMRRiskError(f"{manifest}: {role} manifest not found.")
     with open(manifest, newline="", encoding="utf-8-sig") as f:
@@ -585,7 +586,7 @@ def _check_outcome_columns(manifest: str, endpoint: str, role: str) -> None:
         raise CMRRiskError(f"{manifest}: the test manifest lacks the column(s) {', '.join(missing)} "
                            f"that evaluating a {endpoint} model needs; add them, or leave out --test "
                            "(the report then shows the cross-validation results of the model directories).")
-    return None
+    return missing
 
 
 def evaluate_model(info: dict, manifest: str, n_boot: int, seed: int, cache_dir=None, tables=None) -> dict:
@@ -826,9 +827,10 @@ def write_report(out_html: str, models, train_manifest: str | None = None, test_
         if len(cls) > 1:
             raise CMRRiskError("diagnosis models with different classes cannot share one report: "
                                + ", ".join(f"{i['model_dir']} ({', '.join(i['pipe'].classes)})" for i in infos) + ".")
+    dev_missing = []
     if train_manifest:
-        _check_outcome_columns(os.fspath(train_manifest), endpoint, "development")
         train_manifest = os.fspath(train_manifest)
+        dev_missing = _check_outcome_columns(train_manifest, endpoint, "development")
     if test_manifest:
         test_manifest = os.fspath(test_manifest)
         _check_outcome_columns(test_manifest, endpoint, "test")
@@ -838,6 +840,10 @@ def write_report(out_html: str, models, train_manifest: str | None = None, test_
     if apparent is None:
         apparent = not has_test
     apparent = bool(apparent and train_manifest)
+    if dev_missing and apparent:
+        raise CMRRiskError(f"{train_manifest}: the development manifest lacks the column(s) {', '.join(dev_missing)} "
+                           f"that apparent performance of a {endpoint} model needs; add them, or give --test "
+                           "(the development manifest is then only described).")
 
     train_desc = describe_manifest(train_manifest) if train_manifest else None
     test_desc = describe_manifest(test_manifest) if test_manifest else None
@@ -880,6 +886,9 @@ def write_report(out_html: str, models, train_manifest: str | None = None, test_
 
     lims = limitations(endpoint, infos, test_res, app_res, test_desc, train_desc, overlap, qc_rep, extra,
                        qc_in, has_test)
+    if dev_missing:
+        lims.append(f"The development manifest ({os.path.basename(train_manifest)}) has no "
+                    f"{', '.join(dev_missing)} column(s): its outcomes are not described.")
 
     # ---------------------------------------------------------------- figures
     figs = {}

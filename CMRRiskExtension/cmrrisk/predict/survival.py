@@ -958,13 +958,16 @@ def cv_member_risks(x, y, keys, folds, seed=0, max_epochs=None, inputs=None):
     z = {m: np.zeros(len(x)) for m in keys}
     splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed)
                   .split(np.zeros(len(x)), y.event))
-    ens = Ensemble(seed=seed, max_epochs=max_epochs)
+
+    def rows(idx):  # the per-subject inputs of the rows idx (None stays None)
+        return None if inputs is None else [inputs[i] for i in idx]
+
     for tr, te in splits:
         for i, m in enumerate(keys):
             name, params = auto_member(m)
-            mdl = ens._make(i, name, params).fit(x[tr], y[tr], inputs)
-            rt = mdl.predict_risk(x[tr])
-            z[m][te] = (mdl.predict_risk(x[te]) - rt.mean()) / (rt.std() + 1e-12)
+            mdl = make_member(i, name, params, seed, max_epochs).fit(x[tr], y[tr], rows(tr))
+            rt = mdl.predict_risk(x[tr], rows(tr))
+            z[m][te] = (mdl.predict_risk(x[te], rows(te)) - rt.mean()) / (rt.std() + 1e-12)
     return z, splits
 
 
@@ -1032,6 +1035,7 @@ class AutoSurvival(Model):
                 "cv_scores": getattr(self, "cv_scores", None)}
 
 
-__all__ = ["AutoSurvival", "CoxPH", "CoxBoost", "DeepSurv", "LogisticHazard", "DeepHit", "PCHazard",
-           "CoxTime", "Ensemble",
+__all__ = ["AutoSurvival", "CoxPH", "CoxBoost", "RandomSurvivalForest", "DeepSurv", "LogisticHazard",
+           "DeepHit", "PCHazard", "CoxTime", "Ensemble",
+           "AUTO_CANDIDATES", "AUTO_MEMBERS", "DEFAULT_MEMBERS", "auto_member", "cv_member_risks", "make_member",
            "cox_neg_loglik", "step_at"]

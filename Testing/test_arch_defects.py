@@ -1,0 +1,83 @@
+"""Defects found while reorganising the core, each with a test that failed before its fix."""
+
+import numpy as np
+import pytest
+
+
+@pytest.fixture
+def inputs_model():
+    """A survival kind that reads per-subject inputs (as an image network does): its risk is the
+    inputs' ``lp``; it checks that it always gets the inputs of exactly the rows it is given."""
+    from cmrrisk.predict.models.registry import REGISTRY, Model, register
+
+    @register
+    class ReadsInputs(Model):
+        name = "reads_inputs_test"
+        uses_inputs = True
+
+        def fit(self, x, y, inputs=None):
+            assert inputs is not None and len(inputs) == len(x), "fit: inputs do not match the rows"
+            return self
+
+        def predict_risk(self, x, inputs=None):
+            assert inputs is not None and len(inputs) == len(x), "predict: inputs do not match the rows"
+            return np.array([r["lp"] for r in inputs], dtype=float)
+
+    yield ReadsInputs.name
+    REGISTRY.pop(("survival", ReadsInputs.name))
+
+
+def test_auto_cross_validation_passes_each_fold_its_own_inputs(inputs_model):
+    from cmrrisk.predict import create
+    from cmrrisk.predict.base import SurvivalTarget
+
+    rng = np.random.default_rng(0)
+    n = 90
+    lp = rng.normal(size=n)
+    t = rng.exponential(1 / np.exp(2 * lp))
+    y = SurvivalTarget(t, (rng.random(n) < 0.7).astype(int))
+    x = rng.normal(size=(n, 2))  # noise: only the inputs carry the signal
+    inputs = [{"subject": f"s{i}", "lp": float(lp[i])} for i in range(n)]
+    m = create("auto", "survival", candidates=[["cox"], [inputs_model]], folds=3).fit(x, y, inputs)
+    assert m.chosen == [inputs_model]
+    assert m.cv_scores[inputs_model] > 0.7 > m.cv_scores["cox"]
+
+
+def test_survival_all_lists_every_model_class_of_the_module():
+    from cmrrisk.predict import survival
+    from cmrrisk.predict.models.registry import REGISTRY
+
+    defined = {cls.__name__ for cls in REGISTRY.values() if cls.__module__ == survival.__name__}
+    assert "RandomSurvivalForest" in defined
+    assert defined <= set(survival.__all__)
+
+
+def _cox_model(tmp_path):
+    from test_predict import _survival_manifest
+
+    from cmrrisk.cli import main
+
+    train = _survival_manifest(tmp_path / "train.csv", 100, 0)
+    test = _survival_manifest(tmp_path / "test.csv", 60, 1)
+    assert main(["train", train, "--endpoint", "survival", "--model", "cox", "--out", str(tmp_path / "m"),
+                 "--cv", "0"]) == 0
+    no_outcome = tmp_path / "dev_no_outcome.csv"
+    lines = (tmp_path / "train.csv").read_text().splitlines()
+    no_outcome.write_text("\n".join(",".join(r.split(",")[:-2]) for r in lines) + "\n")
+    return str(tmp_path / "m"), str(no_outcome), test
+
+
+def test_report_development_manifest_without_outcomes_is_not_ignored(tmp_path):
+    from cmrrisk.errors import CMRRiskError
+    from cmrrisk.report import write_report
+
+    model, dev, test = _cox_model(tmp_path)
+    # apparent performance needs the outcomes: refused up front, naming the manifest and columns
+    with pytest.raises(CMRRiskError, match=r"dev_no_outcome.csv: the development manifest lacks the column\(s\) "
+                                           r"time, event"):
+        write_report(str(tmp_path / "r.html"), model, train_manifest=dev, n_boot=0, progress=None)
+    assert not (tmp_path / "r.html").exists()
+    # with a test manifest the development manifest is only described: the report says what it lacks
+    res = write_report(str(tmp_path / "r.html"), model, train_manifest=dev, test_manifest=test, n_boot=0,
+                       progress=None)
+    assert any("has no time, event column(s)" in x for x in res["limitations"])
