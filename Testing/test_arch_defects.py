@@ -81,3 +81,69 @@ def test_report_development_manifest_without_outcomes_is_not_ignored(tmp_path):
     res = write_report(str(tmp_path / "r.html"), model, train_manifest=dev, test_manifest=test, n_boot=0,
                        progress=None)
     assert any("has no time, event column(s)" in x for x in res["limitations"])
+
+
+def _nifti(path, shape):
+    import nibabel as nib
+
+    nib.save(nib.Nifti1Image(np.ones(shape, np.float32), np.eye(4)), str(path))
+    return str(path)
+
+
+def test_qc_files_a_segmentation_of_the_wrong_size_under_its_code(tmp_path):
+    from cmrrisk import qc
+    from cmrrisk.image import read_image
+
+    vol = read_image(_nifti(tmp_path / "img.nii.gz", (32, 32, 4)))
+    seg = _nifti(tmp_path / "seg.nii.gz", (30, 32, 4))
+    checks = []
+    assert qc._seg_for({"cine_ed_seg": seg}, "cine_ed", vol, checks) is False
+    assert [c["code"] for c in checks] == ["seg_shape_mismatch"], checks
+
+
+def test_qc_tells_errors_apart_by_code_not_by_words(tmp_path, monkeypatch):
+    import cmrrisk.image
+    from cmrrisk import qc
+    from cmrrisk.errors import CMRRiskError
+
+    def fail(path, *a, **k):
+        raise CMRRiskError(f"{path}: reworded message", code="nan_voxels")
+
+    monkeypatch.setattr(cmrrisk.image, "read_image", fail)
+    checks = []
+    assert qc._read("x.nii.gz", "cine_ed", checks) is None
+    assert [c["code"] for c in checks] == ["nan_voxels"]
+    checks = []
+    monkeypatch.undo()
+    qc._read(str(tmp_path / "absent.nii.gz"), "cine_ed", checks)
+    assert [c["code"] for c in checks] == ["missing_file"]
+
+
+def test_error_code_survives_a_process_boundary():
+    import pickle
+
+    from cmrrisk.errors import CMRRiskError
+
+    e = pickle.loads(pickle.dumps(CMRRiskError("a.nii: NaN", code="nan_voxels")))
+    assert e.code == "nan_voxels" and str(e) == "a.nii: NaN"
+    assert CMRRiskError("x").code == "error"
+    with pytest.raises(ValueError, match="unknown error code"):
+        CMRRiskError("x", code="nope")
+
+
+def test_qc_module_entry_runs_the_cli_checks(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.path.join(root, "CMRRiskExtension"))
+    man = tmp_path / "m.csv"
+    man.write_text("subject,cine_ed\na,a.nii.gz\n")
+    r = subprocess.run([sys.executable, "-m", "cmrrisk.qc", "qc", str(man), "--out", str(tmp_path / "o"),
+                        "--workers", "0"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 2 and "--workers 0: give at least 1" in r.stderr, r.stderr
+    (tmp_path / "file").write_text("x")
+    r = subprocess.run([sys.executable, "-m", "cmrrisk.qc", "qc", str(man), "--out", str(tmp_path / "file")],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 2 and "is a file; give a folder" in r.stderr, r.stderr

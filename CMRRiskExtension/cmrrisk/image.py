@@ -111,7 +111,7 @@ def read_image(path: str, allow_4d: bool = True) -> Volume:
     or holds NaN / infinite values.
     """
     if not os.path.exists(path):
-        raise CMRRiskError(f"{path}: no such file or folder; check the path.")
+        raise CMRRiskError(f"{path}: no such file or folder; check the path.", code="missing_file")
     if os.path.isdir(path):
         from .dicom import read_dicom_folder
 
@@ -123,7 +123,7 @@ def read_image(path: str, allow_4d: bool = True) -> Volume:
     else:
         raise CMRRiskError(
             f"{path}: unsupported file type; give a NIfTI (.nii, .nii.gz), NRRD (.nrrd), "
-            "MetaImage (.mha, .mhd) file or a folder of DICOM files.")
+            "MetaImage (.mha, .mhd) file or a folder of DICOM files.", code="unreadable")
     _validate(vol, path, allow_4d)
     return vol
 
@@ -132,20 +132,20 @@ def _validate(vol: Volume, path: str, allow_4d: bool) -> None:
     a = vol.array
     if a.ndim < 3 or (a.ndim == 3 and min(a.shape) < 1):
         raise CMRRiskError(f"{path}: image has shape {a.shape}; a 3D short-axis stack "
-                           "(slices x rows x columns) or a 4D cine is needed.")
+                           "(slices x rows x columns) or a 4D cine is needed.", code="image_not_3d")
     if a.ndim > 4 or (a.ndim == 4 and not allow_4d):
         raise CMRRiskError(f"{path}: image has {a.ndim} dimensions {a.shape}; expected 3D"
-                           + (" or 4D" if allow_4d else "") + ".")
+                           + (" or 4D" if allow_4d else "") + ".", code="image_not_3d")
     if a.shape[-1] < 16 or a.shape[-2] < 16:
         raise CMRRiskError(f"{path}: in-plane size {a.shape[-2]}x{a.shape[-1]} is too small for "
-                           "a short-axis image (at least 16x16 pixels needed).")
+                           "a short-axis image (at least 16x16 pixels needed).", code="matrix_too_small")
     if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
         n = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
         raise CMRRiskError(f"{path}: image contains {n} NaN or infinite voxels; "
-                           "fix or mask them before segmentation.")
+                           "fix or mask them before segmentation.", code="nan_voxels")
     if not np.all(np.isfinite(vol.ijk_to_ras)) or abs(np.linalg.det(vol.ijk_to_ras[:3, :3])) < 1e-12:
         raise CMRRiskError(f"{path}: image geometry is degenerate (zero spacing or invalid "
-                           "direction); fix the header.")
+                           "direction); fix the header.", code="degenerate_geometry")
 
 
 def _read_nifti(path: str) -> Volume:
@@ -155,14 +155,14 @@ def _read_nifti(path: str) -> Volume:
         img = nib.load(path)
         data = np.asanyarray(img.dataobj)
     except Exception as exc:  # nibabel raises many types for corrupt files
-        raise CMRRiskError(f"{path}: cannot read as NIfTI ({exc}).") from exc
+        raise CMRRiskError(f"{path}: cannot read as NIfTI ({exc}).", code="unreadable") from exc
     if data.ndim == 2:
         raise CMRRiskError(f"{path}: image is 2D {data.shape}; a 3D short-axis stack "
-                           "(or a 4D cine) is needed.")
+                           "(or a 4D cine) is needed.", code="image_not_3d")
     if data.ndim == 5 and data.shape[3] == 1:
         data = data[:, :, :, 0]
     if data.ndim > 4:
-        raise CMRRiskError(f"{path}: image has {data.ndim} dimensions {data.shape}; expected 3D or 4D.")
+        raise CMRRiskError(f"{path}: image has {data.ndim} dimensions {data.shape}; expected 3D or 4D.", code="image_not_3d")
     # nibabel order is (i, j, k[, t]); ours is ([t,] k, j, i)
     arr = np.ascontiguousarray(data.transpose(tuple(range(data.ndim))[::-1]))
     hdr = img.header
@@ -193,14 +193,14 @@ def _read_itk(path: str) -> Volume:
     try:
         img = sitk.ReadImage(path)
     except Exception as exc:
-        raise CMRRiskError(f"{path}: cannot read image ({str(exc).strip().splitlines()[-1]}).") from exc
+        raise CMRRiskError(f"{path}: cannot read image ({str(exc).strip().splitlines()[-1]}).", code="unreadable") from exc
     if img.GetNumberOfComponentsPerPixel() != 1:
         raise CMRRiskError(f"{path}: image has {img.GetNumberOfComponentsPerPixel()} components per "
-                           "voxel; a scalar (grey-level) image is needed.")
+                           "voxel; a scalar (grey-level) image is needed.", code="unreadable")
     dim = img.GetDimension()
     if dim == 2:
         raise CMRRiskError(f"{path}: image is 2D {img.GetSize()}; a 3D short-axis stack "
-                           "(or a 4D cine) is needed.")
+                           "(or a 4D cine) is needed.", code="image_not_3d")
     arr = sitk.GetArrayFromImage(img)  # (k, j, i) or (t, k, j, i)
     sp = img.GetSpacing()[:3]
     org = img.GetOrigin()[:3]

@@ -359,19 +359,9 @@ def volume_qc(vol, seg: np.ndarray | None = None, role: str = "image", structure
 
 # ------------------------------------------------------------------------------ one subject
 
-_READ_CODES = (("no such file", "missing_file"), ("NaN", "nan_voxels"), ("is 2D", "image_not_3d"), ("dimensions", "image_not_3d"),
-               ("too small", "matrix_too_small"), ("duplicate phase", "cine_phases"),
-               ("phases are missing", "cine_phases"), ("TriggerTime", "cine_phases"),
-               ("not evenly spaced", "slice_gap"), ("different orientations", "inconsistent_orientation"),
-               ("different pixel spacings", "inconsistent_spacing"), ("different sizes", "inconsistent_matrix"),
-               ("degenerate", "degenerate_geometry"), ("series (", "mixed_series"))
-
-
-def _read_error_code(msg: str) -> str:
-    for needle, code in _READ_CODES:
-        if needle in msg:
-            return code
-    return "unreadable"
+def _read_error_code(exc: CMRRiskError) -> str:
+    """The QC finding of an image that could not be read: the error's own code."""
+    return "unreadable" if exc.code == "error" else exc.code
 
 
 def _read(path: str, role: str, checks: list):
@@ -380,7 +370,7 @@ def _read(path: str, role: str, checks: list):
     try:
         return read_image(path)
     except CMRRiskError as exc:
-        checks.append(check(_read_error_code(str(exc)), EXCLUDE, str(exc), role))
+        checks.append(check(_read_error_code(exc), EXCLUDE, str(exc), role))
     except Exception as exc:  # any reader failure is a finding, not a crash
         checks.append(check("unreadable", EXCLUDE, f"{path}: {type(exc).__name__}: {exc}", role))
     return None
@@ -410,7 +400,7 @@ def _seg_for(row: dict, role: str, vol, checks: list):
     try:
         return _read_seg(path, vol, row.get("seg_labels", ""))
     except CMRRiskError as exc:
-        code = "seg_shape_mismatch" if "shape" in str(exc) else "seg_unreadable"
+        code = "seg_shape_mismatch" if exc.code == "seg_shape_mismatch" else "seg_unreadable"
         checks.append(check(code, EXCLUDE, str(exc), role))
     except Exception as exc:
         checks.append(check("seg_unreadable", EXCLUDE, f"{path}: {type(exc).__name__}: {exc}", role))
@@ -787,20 +777,7 @@ def add_commands(subparsers) -> None:
     p.set_defaults(func=cmd_qc)
 
 
-def main(argv=None) -> int:
-    """Stand-alone entry (``python -m cmrrisk.qc qc MANIFEST --out DIR``), as ``cmrrisk qc``."""
-    import argparse
+if __name__ == "__main__":  # pragma: no cover - ``python -m cmrrisk.qc qc ...`` is ``cmrrisk qc ...``
+    from .cli import main
 
-    parser = argparse.ArgumentParser(prog="cmrrisk")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_commands(sub)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except CMRRiskError as exc:
-        print(f"cmrrisk {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
