@@ -1,4 +1,4 @@
-"""``cmrrisk train --param KEY=VALUE`` / ``--params FILE``: a model's hyper-parameters from the
+"""``cmrrisk train --param KEY=VALUE`` / ``--params FILE`` (JSON, or a flat YAML mapping): a model's hyper-parameters from the
 command line, checked before any work, recorded in the model directory and the report."""
 
 import json
@@ -59,7 +59,8 @@ def test_param_alpha_trains_with_alpha_5_and_is_recorded(tmp_path, capsys):
 
 def test_params_file_json_and_yaml_with_param_overriding(tmp_path, capsys):
     train = _survival_manifest(tmp_path / "train.csv", 120, 0)
-    (tmp_path / "p.yaml").write_text("alpha: 2\n")
+    (tmp_path / "p.yaml").write_text("# hyper-parameters\nalpha: 2  # stronger penalty\n")
+    (tmp_path / "n.yml").write_text("hidden: [64, 64]\ndropout: 0.3\nlog_duration: yes\n")
     (tmp_path / "p.json").write_text('{"alpha": 0.5}')
     (tmp_path / "bad.json").write_text('{"alpha": ')
     (tmp_path / "list.yaml").write_text("- alpha\n")
@@ -73,7 +74,12 @@ def test_params_file_json_and_yaml_with_param_overriding(tmp_path, capsys):
                      "--params", str(tmp_path / "p.json"), "--param", "alpha=3"], capsys)
     assert rc == 0, cap.err
     assert json.loads((out / "config.json").read_text())["hyperparameters"] == {"alpha": 3.0}
-    for bad, words in (("bad.json", "not valid JSON"), ("list.yaml", "mapping"), ("none.yaml", "cannot read")):
+    from cmrrisk.predict.commands import read_params_file
+
+    assert read_params_file(str(tmp_path / "n.yml")) == {"hidden": [64, 64], "dropout": 0.3, "log_duration": True}
+    (tmp_path / "nested.yaml").write_text("alpha:\n  value: 2\n")
+    for bad, words in (("bad.json", "not valid JSON"), ("list.yaml", "line 1: give one 'key: value'"),
+                       ("nested.yaml", "line 2"), ("none.yaml", "cannot read")):
         rc, cap = _main(["train", train, "--endpoint", "survival", "--model", "cox", "--out", str(tmp_path / "m3"),
                          "--params", str(tmp_path / bad)], capsys)
         assert rc == 2 and words in cap.err and len(cap.err.strip().splitlines()) == 1, cap.err

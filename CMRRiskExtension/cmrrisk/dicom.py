@@ -20,7 +20,7 @@ from collections import defaultdict
 import numpy as np
 
 from .errors import CMRRiskError
-from .image import Volume, geometry_matrix, lps_to_ras
+from .volume import Volume, geometry_matrix, lps_to_ras
 
 POSITION_TOLERANCE_MM = 0.1
 
@@ -374,7 +374,7 @@ def classify_volume(vol: Volume, name: str | None = None) -> dict:
             return c
         reasons.append(c["reason"])
     if name is None and vol.source:
-        from .image import stem
+        from .volume import stem
 
         name = stem(vol.source)
     if name:

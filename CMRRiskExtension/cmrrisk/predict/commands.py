@@ -7,20 +7,18 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 
 from ..errors import CMRRiskError
+from .formatting import fmt
 from .models.targets import parse_horizons
 
 
-def _fmt(x, nd=3):
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
 
 
 def _ci(lo_hi):
-    return f"[{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]" if lo_hi else ""
+    return f"[{fmt(lo_hi[0])}, {fmt(lo_hi[1])}]" if lo_hi else ""
 
 
 def _threads(n):
@@ -42,8 +40,37 @@ def _about(manifest: str):
         raise CMRRiskError(f"{manifest}: {text}") from None
 
 
+def _flat_yaml(text: str, path: str) -> dict:
+    """A flat YAML mapping, one ``key: value`` per line (``#`` comments; values in YAML's flow
+    syntax as JSON writes it: numbers, true/false, null, [lists], "strings" or bare words)."""
+    import json
+
+    out = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        body = line.split(" #", 1)[0].rstrip() if not line.lstrip().startswith("#") else ""
+        if not body.strip() or body.strip() == "---":
+            continue
+        key, sep, value = body.partition(":")
+        if not sep or not key.strip() or key != key.lstrip() or key.strip().startswith("-"):
+            raise CMRRiskError(f"--params {path}: line {n}: give one 'key: value' per line (a flat mapping; "
+                               "nested values as JSON, e.g. hidden: [64, 64]).")
+        value = value.strip()
+        low = value.lower()
+        if low in ("true", "yes", "on", "false", "no", "off"):
+            parsed = low in ("true", "yes", "on")
+        elif low in ("null", "~", ""):
+            parsed = None
+        else:
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                parsed = value[1:-1] if len(value) > 1 and value[0] == value[-1] == "'" else value
+        out[key.strip()] = parsed
+    return out
+
+
 def read_params_file(path: str) -> dict:
-    """``--params FILE``: a JSON object or a YAML mapping {parameter: value}."""
+    """``--params FILE``: a JSON object (``.json``) or a flat YAML mapping (other names)."""
     import json
 
     try:
@@ -51,19 +78,14 @@ def read_params_file(path: str) -> dict:
             text = f.read()
     except OSError as exc:
         raise CMRRiskError(f"--params {path}: cannot read ({exc.strerror or exc}).") from None
-    try:
-        if path.lower().endswith(".json"):
+    if path.lower().endswith(".json"):
+        try:
             data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except Exception as exc:  # json.JSONDecodeError, yaml.YAMLError
-        raise CMRRiskError(f"--params {path}: not valid {'JSON' if path.lower().endswith('.json') else 'YAML'} "
-                           f"({str(exc).splitlines()[0]}).") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        except ValueError as exc:
+            raise CMRRiskError(f"--params {path}: not valid JSON ({exc}).") from None
+    else:
+        data = _flat_yaml(text, path)
+    if not isinstance(data, dict):
         raise CMRRiskError(f"--params {path}: give a mapping of parameter names to values, "
                            "e.g. {\"alpha\": 0.5}.")
     return data
@@ -128,26 +150,26 @@ def cmd_evaluate(args) -> int:
                   file=sys.stderr)
     if "c_index_harrell" in res:
         print(f"n {res['n']} ({res['n_events']} events)")
-        print(f"Harrell C-index   {_fmt(res['c_index_harrell'])} {_ci(res.get('c_index_harrell_ci'))}")
+        print(f"Harrell C-index   {fmt(res['c_index_harrell'])} {_ci(res.get('c_index_harrell_ci'))}")
         if "c_index_oracle" in res:
-            print(f"oracle C-index    {_fmt(res['c_index_oracle'])} (the simulation's true log-hazard "
+            print(f"oracle C-index    {fmt(res['c_index_oracle'])} (the simulation's true log-hazard "
                   "on the same subjects: the best any model could reach)")
-        print(f"Uno C-index       {_fmt(res['c_index_uno'])} {_ci(res.get('c_index_uno_ci'))} "
+        print(f"Uno C-index       {fmt(res['c_index_uno'])} {_ci(res.get('c_index_uno_ci'))} "
               f"(tau {res['uno_tau']:g})")
-        print(f"integrated Brier  {_fmt(res.get('integrated_brier'))} {_ci(res.get('integrated_brier_ci'))}")
+        print(f"integrated Brier  {fmt(res.get('integrated_brier'))} {_ci(res.get('integrated_brier_ci'))}")
         if res.get("td_auc"):
-            print("time-dependent AUC " + ", ".join(f"t={k}: {_fmt(v)}" for k, v in res["td_auc"].items()))
+            print("time-dependent AUC " + ", ".join(f"t={k}: {fmt(v)}" for k, v in res["td_auc"].items()))
         cal = res.get("calibration")
         if cal:
-            print(f"calibration at t={cal['horizon']:g}: observed {_fmt(cal['observed_overall'])}, "
-                  f"predicted {_fmt(cal['predicted_overall'])}, slope {_fmt(cal['slope'])}")
+            print(f"calibration at t={cal['horizon']:g}: observed {fmt(cal['observed_overall'])}, "
+                  f"predicted {fmt(cal['predicted_overall'])}, slope {fmt(cal['slope'])}")
         rg = res["risk_groups"]
         print("risk groups (low..high): " + ", ".join(f"n {g['n']}" for g in rg["groups"])
-              + f"; log-rank p {_fmt(rg['logrank_p'], 4)}")
+              + f"; log-rank p {fmt(rg['logrank_p'], 4)}")
     else:
-        print(f"n {res['n']}  accuracy {_fmt(res['accuracy'])} {_ci(res.get('accuracy_ci'))}  "
-              f"balanced accuracy {_fmt(res['balanced_accuracy'])} {_ci(res.get('balanced_accuracy_ci'))}  "
-              f"macro AUC {_fmt(res.get('auc_macro'))}")
+        print(f"n {res['n']}  accuracy {fmt(res['accuracy'])} {_ci(res.get('accuracy_ci'))}  "
+              f"balanced accuracy {fmt(res['balanced_accuracy'])} {_ci(res.get('balanced_accuracy_ci'))}  "
+              f"macro AUC {fmt(res.get('auc_macro'))}")
         print("classes: " + ", ".join(res["classes"]))
         for c, row in zip(res["classes"], res["confusion_matrix"]):
             print(f"  {c:>12s}: {row}")
@@ -182,8 +204,8 @@ def add_commands(subparsers) -> None:
     t.add_argument("--param", action="append", default=None, metavar="KEY=VALUE",
                    help="a hyper-parameter of the model, e.g. alpha=0.5 or hidden=[64,64] (repeatable; "
                    "checked before any work; an unknown key is refused with the list of allowed ones)")
-    t.add_argument("--params", default=None, metavar="FILE", help="hyper-parameters from a JSON or YAML "
-                   "file ({key: value}); --param entries override it")
+    t.add_argument("--params", default=None, metavar="FILE", help="hyper-parameters from a JSON file or a flat YAML mapping "
+                   "(key: value per line); --param entries override it")
     t.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     t.set_defaults(func=cmd_train)
 

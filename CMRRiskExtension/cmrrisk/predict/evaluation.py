@@ -36,6 +36,17 @@ def harrell(time, event, risk) -> float:
                                             np.asarray(risk, float))[0])
 
 
+def harrell_or_nan(time, event, score) -> float:
+    """Harrell's C of a known score (e.g. a simulation's true log-hazard), NaN when it is not
+    defined (no event, fewer than two subjects, or no comparable pair)."""
+    if not np.any(event) or len(time) < 2:
+        return float("nan")
+    try:
+        return harrell(time, event, score)
+    except Exception:  # no comparable pair (sksurv raises NoComparablePairException)
+        return float("nan")
+
+
 def uno(time, event, risk, tau) -> float:
     from sksurv.metrics import concordance_index_ipcw
 

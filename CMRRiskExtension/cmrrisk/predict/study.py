@@ -27,7 +27,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import Cancelled, CMRRiskError, stepper  # noqa: F401  (Cancelled: re-exported, see below)
-from .commands import _fmt
+from .formatting import fmt
 from .models.targets import risk_group
 from .tabular import Table, feature_settings
 
@@ -268,7 +268,7 @@ def train_model(manifest: str, endpoint: str, out: str, model: str | None = None
                                                f"cross-validation fold {done + 1}" if done < of else "final fit"))
             metrics["seconds"] = round(time.time() - c0, 1)
             log(f"{k}-fold cross-validation: " + ", ".join(
-                f"{key} {_fmt(v['mean'])} (SD {_fmt(v['sd'])})" for key, v in metrics["summary"].items()))
+                f"{key} {fmt(v['mean'])} (SD {fmt(v['sd'])})" for key, v in metrics["summary"].items()))
         pipe = Pipeline(endpoint, name, seed=seed, max_features=max_features, model_params=params).fit(table)
     chosen = getattr(pipe.model, "chosen", None)
     if chosen:

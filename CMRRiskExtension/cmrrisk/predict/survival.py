@@ -35,7 +35,6 @@ import warnings
 
 import numpy as np
 
-from ..errors import CMRRiskError
 from .models.baseline import BreslowBaseline, BreslowMixin, step_at
 from .models.params import COUNT, FRACTION, NON_NEGATIVE, NONE, POSITIVE, Anything, IntList, Interval, Options
 from .models.registry import Model, lookup, register
