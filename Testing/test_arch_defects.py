@@ -147,3 +147,29 @@ def test_qc_module_entry_runs_the_cli_checks(tmp_path):
     r = subprocess.run([sys.executable, "-m", "cmrrisk.qc", "qc", str(man), "--out", str(tmp_path / "file")],
                        capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 2 and "is a file; give a folder" in r.stderr, r.stderr
+
+
+def test_report_evaluation_uses_the_model_as_it_is(tmp_path, monkeypatch):
+    """The report's evaluation returns per-subject predictions instead of swapping the
+    pipeline's model for a caching wrapper."""
+    from cmrrisk.report import evaluate_model, load_model_info
+
+    model_dir, _, test = _cox_model(tmp_path)
+    info = load_model_info(model_dir)
+    model = info["pipe"].model
+    seen = []
+    original = type(model).predict_risk
+
+    def spy(self, x, inputs=None):
+        seen.append(info["pipe"].model is model)
+        return original(self, x, inputs)
+
+    monkeypatch.setattr(type(model), "predict_risk", spy)
+    res = evaluate_model(info, test, n_boot=0, seed=0)
+    assert seen and all(seen)
+    assert info["pipe"].model is model
+    from cmrrisk.predict.tabular import load_table
+
+    table = load_table(test, "survival")
+    np.testing.assert_array_equal(res["predictions"]["risk"], original(model, info["pipe"].features(table)))
+    assert res["predictions"]["subjects"] == list(table.subjects)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import csv
 import glob
-import hashlib
 import json
 import math
 import os
@@ -163,38 +162,6 @@ def read_explanations(folders: list, max_subjects: int = MAX_EXPLANATIONS) -> di
 
 # ------------------------------------------------------------------------------ models
 
-class _Memo:
-    """Wraps a fitted model so that repeated predictions on the same inputs are computed once
-    (the evaluation and the report's own figures ask for the same predictions)."""
-
-    def __init__(self, inner):
-        self.inner = inner
-        self._cache: dict = {}
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
-
-    def _key(self, name, x, inputs, times=None):
-        a = np.ascontiguousarray(np.asarray(x))
-        h = hashlib.sha1(a.tobytes()).hexdigest() + str(a.shape)
-        t = "" if times is None else hashlib.sha1(np.asarray(times, float).tobytes()).hexdigest()
-        return name, h, id(inputs), t
-
-    def _get(self, key, fn):
-        if key not in self._cache:
-            self._cache[key] = np.asarray(fn())
-        return self._cache[key].copy()
-
-    def predict_risk(self, x, inputs=None):
-        return self._get(self._key("risk", x, inputs), lambda: self.inner.predict_risk(x, inputs))
-
-    def predict_survival(self, x, times, inputs=None):
-        return self._get(self._key("surv", x, inputs, times), lambda: self.inner.predict_survival(x, times, inputs))
-
-    def predict_proba(self, x, inputs=None):
-        return self._get(self._key("proba", x, inputs), lambda: self.inner.predict_proba(x, inputs))
-
-
 def read_json(path):
     with open(path) as f:
         return json.load(f)
@@ -245,8 +212,9 @@ def check_outcome_columns(manifest: str, endpoint: str, role: str) -> list:
 
 def evaluate_model(info: dict, manifest: str, n_boot: int, seed: int, cache_dir=None, tables=None) -> dict:
     """Evaluate one model on a manifest with outcomes, exactly as
-    :func:`cmrrisk.predict.validation.external_validation`, and keep the per-subject predictions
-    (for Kaplan-Meier curves, ROC curves and subgroups)."""
+    :func:`cmrrisk.predict.validation.external_validation`, with the per-subject predictions the
+    evaluation returns (for Kaplan-Meier curves, ROC curves and subgroups): the model is used
+    as it is, never wrapped or replaced."""
     from ..predict.evaluation import evaluate_pipeline
     from ..predict.tabular import load_table
     from ..predict.validation import needs_image_features
@@ -259,37 +227,23 @@ def evaluate_model(info: dict, manifest: str, n_boot: int, seed: int, cache_dir=
         tables[key] = load_table(manifest, pipe.endpoint, need_outcome=True, cache_dir=cache_dir,
                                  image_features=imf)
     table = tables[key]
-    memo = _Memo(pipe.model)
-    pipe.model = memo
     try:
-        try:
-            res = evaluate_pipeline(pipe, table, n_boot=n_boot, seed=seed)
-        except CMRRiskError as exc:
-            raise CMRRiskError(f"{manifest}: cannot evaluate model {info['model_dir']}: {exc}") from exc
-        res["model_dir"] = info["model_dir"]
-        res["manifest"] = manifest
-        res["model"] = pipe.model_name
-        if pipe.endpoint == "survival":
-            from ..predict.validation import oracle_c_index_on
+        res = evaluate_pipeline(pipe, table, n_boot=n_boot, seed=seed, predictions=True)
+    except CMRRiskError as exc:
+        raise CMRRiskError(f"{manifest}: cannot evaluate model {info['model_dir']}: {exc}") from exc
+    pred = res.pop("predictions")
+    res["model_dir"] = info["model_dir"]
+    res["manifest"] = manifest
+    res["model"] = pipe.model_name
+    if pipe.endpoint == "survival":
+        from ..predict.validation import oracle_c_index_on
 
-            oracle = oracle_c_index_on(table, manifest)
-            if oracle is not None:
-                res["c_index_oracle"] = oracle
-        pred = {"subjects": list(table.subjects)}
-        if pipe.endpoint == "survival":
-            risk = pipe.predict_risk(table)
-            pred.update({"risk": risk.tolist(), "time": np.asarray(table.time, float).tolist(),
-                         "event": np.asarray(table.event, int).tolist()})
-            cut = res["risk_groups"]["cutpoints"]
-            res["km_curves"] = km_curves(table.time, table.event, risk, cut)
-        else:
-            proba = pipe.predict_proba(table)
-            y = pipe.target(table).y
-            pred.update({"proba": np.asarray(proba).tolist(), "y": np.asarray(y).tolist(),
-                         "classes": list(pipe.classes)})
-        res["predictions"] = pred
-    finally:
-        pipe.model = memo.inner
+        oracle = oracle_c_index_on(table, manifest)
+        if oracle is not None:
+            res["c_index_oracle"] = oracle
+        res["km_curves"] = km_curves(table.time, table.event, np.asarray(pred["risk"], float),
+                                     res["risk_groups"]["cutpoints"])
+    res["predictions"] = pred
     return res
 
 
