@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-
+from .context import ReportContext
 from .format import MIN_EPV, MIN_VALIDATION_EVENTS, ci_text, fnum, p_text
 
 
 # -------------------------------------------------------------------------- limitations
 
-def limitations(endpoint, infos, test_res, apparent_res, test_desc, train_desc, overlap, qc, extra,
-                qc_in_manifests, has_test) -> list:
+def limitations(ctx: ReportContext) -> list:
     """Honest, automatically derived limitations (each one sentence)."""
+    endpoint = ctx.endpoint
+    infos = ctx.infos
+    test_res = ctx.test_res
+    apparent_res = ctx.app_res
+    test_desc = ctx.test_desc
+    train_desc = ctx.train_desc
+    overlap = ctx.overlap
+    qc = ctx.qc_rep
+    extra = ctx.extra
+    qc_in_manifests = ctx.qc_in
+    has_test = ctx.has_test
     out = []
     extra = extra or {}
     synthetic = bool(extra.get("synthetic")) or "synthetic" in str(extra.get("data_source", "")).lower()

@@ -8,12 +8,21 @@ import os
 
 
 from .data import feature_family
+from .context import ReportContext
 from .format import MAX_QC_ROWS, MIN_VALIDATION_EVENTS, fnum, gnum, pct, with_ci
 
 
 # ------------------------------------------------------------------------------ sections
 
-def section_summary(H, endpoint, infos, test_res, app_res, train_desc, test_desc, lims, has_test):
+def section_summary(H, ctx: ReportContext):
+    endpoint = ctx.endpoint
+    infos = ctx.infos
+    test_res = ctx.test_res
+    app_res = ctx.app_res
+    train_desc = ctx.train_desc
+    test_desc = ctx.test_desc
+    lims = ctx.lims
+    has_test = ctx.has_test
     H.h2("summary")
     items = []
     if endpoint == "survival":
@@ -59,7 +68,14 @@ def section_summary(H, endpoint, infos, test_res, app_res, train_desc, test_desc
         H.p("Main limitations: " + " ".join(lims[:3]), cls="note")
 
 
-def section_data(H, extra, train_manifest, test_manifest, train_desc, test_desc, qc_rep, infos):
+def section_data(H, ctx: ReportContext):
+    extra = ctx.extra
+    train_manifest = ctx.train_manifest
+    test_manifest = ctx.test_manifest
+    train_desc = ctx.train_desc
+    test_desc = ctx.test_desc
+    qc_rep = ctx.qc_rep
+    infos = ctx.infos
     H.h2("data")
     if extra.get("data_source"):
         H.p(extra["data_source"])
@@ -101,7 +117,8 @@ def section_data(H, extra, train_manifest, test_manifest, train_desc, test_desc,
         "give them in the text of the report (see the last section).")
 
 
-def section_prep(H, qc_rep, infos, qc_in):
+def section_prep(H, ctx: ReportContext):
+    qc_rep, infos, qc_in = ctx.qc_rep, ctx.infos, ctx.qc_in
     H.h2("prep")
     if qc_rep is None:
         H.p("No quality-control report was given (run 'cmrrisk qc MANIFEST --out DIR' and pass --qc DIR).",
@@ -142,7 +159,8 @@ def section_prep(H, qc_rep, infos, qc_in):
           "'cmrrisk features' from the segmentations; image networks read the cine frames directly."])
 
 
-def section_outcome(H, endpoint, infos, train_desc, test_desc):
+def section_outcome(H, ctx: ReportContext):
+    endpoint, infos, train_desc, test_desc = ctx.endpoint, ctx.infos, ctx.train_desc, ctx.test_desc
     H.h2("outcome")
     if endpoint == "survival":
         H.p("Time to event: 'time' is the follow-up time in the cohort's unit, 'event' 1 when the event was "
@@ -178,7 +196,8 @@ def section_outcome(H, endpoint, infos, train_desc, test_desc):
         H.table(["data", "subjects", "classes"], rows)
 
 
-def section_predictors(H, infos):
+def section_predictors(H, ctx: ReportContext):
+    infos = ctx.infos
     H.h2("predictors")
     for i in infos:
         p = i["pipe"].preprocessor.params
@@ -207,7 +226,8 @@ def section_predictors(H, infos):
         H.kv(rows)
 
 
-def section_sample(H, endpoint, infos, test_res, test_desc):
+def section_sample(H, ctx: ReportContext):
+    endpoint, infos, test_res, test_desc = ctx.endpoint, ctx.infos, ctx.test_res, ctx.test_desc
     H.h2("sample")
     H.p("The sample size was given by the available data; no sample-size calculation is known to the software. "
         "Events per candidate predictor parameter (EPV) of development:")
@@ -227,7 +247,8 @@ def section_sample(H, endpoint, infos, test_res, test_desc):
                 + ", ".join(f"{k} {v}" for k, v in r["class_counts"].items()) + ".")
 
 
-def section_missing(H, train_desc, test_desc):
+def section_missing(H, ctx: ReportContext):
+    train_desc, test_desc = ctx.train_desc, ctx.test_desc
     H.h2("missing")
     cols = sorted({c for d in (train_desc, test_desc) if d for c in d["covariates"]})
     rows = []

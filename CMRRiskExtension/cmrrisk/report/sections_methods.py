@@ -8,11 +8,21 @@ import math
 
 
 from .data import cov_cell, linear_terms, std_mean_diff
+from .context import ReportContext
 from .format import fnum, gnum, with_ci
 
 
-def section_methods(H, endpoint, infos, has_test, test_manifest, test_desc, train_desc, overlap, apparent,
-                     n_boot, seed):
+def section_methods(H, ctx: ReportContext):
+    endpoint = ctx.endpoint
+    infos = ctx.infos
+    has_test = ctx.has_test
+    test_manifest = ctx.test_manifest
+    test_desc = ctx.test_desc
+    train_desc = ctx.train_desc
+    overlap = ctx.overlap
+    apparent = ctx.apparent
+    n_boot = ctx.n_boot
+    seed = ctx.seed
     H.h2("methods")
     H.h3("Model specification")
     rows = []
@@ -70,13 +80,15 @@ def section_methods(H, endpoint, infos, has_test, test_manifest, test_desc, trai
     H.ul(items)
 
 
-def section_imbalance(H, infos, train_desc, test_desc):
+def section_imbalance(H, ctx: ReportContext):
+    infos, train_desc, test_desc = ctx.infos, ctx.train_desc, ctx.test_desc
     H.h2("imbalance")
     H.p("Class counts are reported under Outcome; the CMRRisk diagnosis models use no resampling or class "
         "weights. Balanced accuracy and per-class AUC are reported alongside accuracy.")
 
 
-def section_output(H, endpoint, infos):
+def section_output(H, ctx: ReportContext):
+    endpoint, infos = ctx.endpoint, ctx.infos
     H.h2("output")
     if endpoint == "survival":
         i = infos[0]
@@ -94,7 +106,12 @@ def section_output(H, endpoint, infos):
               "threshold)."])
 
 
-def section_participants(H, endpoint, train_desc, test_desc, qc_rep, qc_in):
+def section_participants(H, ctx: ReportContext):
+    endpoint = ctx.endpoint
+    train_desc = ctx.train_desc
+    test_desc = ctx.test_desc
+    qc_rep = ctx.qc_rep
+    qc_in = ctx.qc_in
     H.h2("participants")
     flow = []
     if qc_rep is not None:
@@ -129,7 +146,8 @@ def section_participants(H, endpoint, train_desc, test_desc, qc_rep, qc_in):
         H.p(f"Simulation truth columns present and never used as predictors: {', '.join(truth)}.")
 
 
-def section_development(H, endpoint, infos):
+def section_development(H, ctx: ReportContext):
+    endpoint, infos = ctx.endpoint, ctx.infos
     H.h2("development")
     keys = ("c_index_harrell", "c_index_uno", "integrated_brier", "td_auc_mean") if endpoint == "survival" \
         else ("accuracy", "balanced_accuracy", "auc_macro")

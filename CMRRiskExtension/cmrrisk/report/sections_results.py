@@ -9,10 +9,17 @@ import numpy as np
 
 from ..predict.models.targets import group_names
 from .figures import at_risk_table
+from .context import ReportContext
 from .format import ci_text, fnum, gnum, p_text, with_ci
 
 
-def section_performance(H, endpoint, infos, test_res, app_res, figs, has_test):
+def section_performance(H, ctx: ReportContext):
+    endpoint = ctx.endpoint
+    infos = ctx.infos
+    test_res = ctx.test_res
+    app_res = ctx.app_res
+    figs = ctx.figs
+    has_test = ctx.has_test
     H.h2("performance")
     if not has_test:
         H.p("No test data: the measures below are APPARENT (the models were evaluated on the data they were "
@@ -91,7 +98,8 @@ def section_performance(H, endpoint, infos, test_res, app_res, figs, has_test):
                 H.img(figs[f"confusion_{tag}"], f"confusion matrices ({tag})", "Confusion matrices (counts).")
 
 
-def section_subgroups(H, endpoint, subgroups, on_test):
+def section_subgroups(H, ctx: ReportContext):
+    endpoint, subgroups, on_test = ctx.endpoint, ctx.subgroups, ctx.on_test
     H.h2("fairness")
     H.p("Performance within subgroups defined by categorical covariates of the manifest and, when a QC report was "
         f"given, by vendor and field strength ({'test' if on_test else 'development data, apparent'}). "
@@ -107,7 +115,8 @@ def section_subgroups(H, endpoint, subgroups, on_test):
                  + " (95% CI)"], tr, lab)
 
 
-def section_explanations(H, expl):
+def section_explanations(H, ctx: ReportContext):
+    expl = ctx.expl
     H.h2("explanations")
     items = expl["items"]
     if not items:
@@ -158,7 +167,8 @@ def flatten(d, prefix=""):
     return out
 
 
-def section_extra(H, extra):
+def section_extra(H, ctx: ReportContext):
+    extra = ctx.extra
     H.h2("extra")
     rest = {k: v for k, v in extra.items() if k not in ("data_source", "notes", "metrics")}
     if extra.get("metrics"):
@@ -171,7 +181,13 @@ def section_extra(H, extra):
         H.ul([notes] if isinstance(notes, str) else list(notes))
 
 
-def section_software(H, infos, version):
+def section_limitations(H, ctx: ReportContext):
+    H.h2("limitations")
+    H.ul(ctx.lims, cls="lim")
+
+
+def section_software(H, ctx: ReportContext):
+    infos, version = ctx.infos, ctx.version
     from ..predict.store import versions
 
     H.h2("software")
@@ -189,7 +205,7 @@ def section_software(H, infos, version):
         "evaluate', 'cmrrisk qc', 'cmrrisk explain', 'cmrrisk report'.")
 
 
-def section_todo(H):
+def section_todo(H, ctx: ReportContext):
     H.h2("todo")
     H.ul(["Items 3-4: health-care context, target population, known inequalities and objectives.",
           "Items 5b-6: key dates, setting and centres, eligibility criteria, treatments received.",
