@@ -141,3 +141,17 @@ def test_networks_are_module_level_classes():
     net = build_net(8, 2, 1, width=4, slices=2)
     assert type(net) is networks.MultiInputNet
     assert type(networks.MLP(3, 1, [4], 0.1)).__module__ == "cmrrisk.predict.models.networks"
+
+
+def test_structured_parameters_are_checked_before_fitting():
+    from cmrrisk.predict import create
+    from cmrrisk.predict.base import parse_params
+
+    with pytest.raises(CMRRiskError, match="'foo' is not a survival model"):
+        parse_params("auto", "survival", {"candidates": '[["cox"], ["foo"]]'})
+    with pytest.raises(CMRRiskError, match="'candidates'"):
+        parse_params("auto", "survival", {"candidates": "[[]]"})
+    with pytest.raises(CMRRiskError, match="no parameter 'hiden'"):
+        create("ensemble", "survival", members=[["deepsurv", {"hiden": [3]}]])
+    with pytest.raises(CMRRiskError, match="'members'"):
+        create("ensemble", "survival", members=[["deepsurv"]])

@@ -56,6 +56,7 @@ def parse_params(name: str | None, endpoint: str, values: dict) -> dict:
     out = {}
     for key, value in values.items():
         out[key] = parse_value(cls, key, value) if isinstance(value, str) else validate(cls, {key: value})[key]
+    cls(**out)  # the checks that look at several parameters or at other kinds (ensemble members)
     return out
 
 

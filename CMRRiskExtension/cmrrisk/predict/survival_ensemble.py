@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .models.params import COUNT, NONE, Anything, Interval
+from ..errors import CMRRiskError
+from .models.params import COUNT, NONE, Anything, Interval, validate
 from .models.registry import Model, lookup, register
 from .models.targets import check_target
 from .survival_networks import NetSurvival
@@ -28,6 +29,11 @@ class Ensemble(Model):
 
     def __init__(self, seed=0, members=None, max_epochs=None):
         members = [list(m) for m in (members or DEFAULT_MEMBERS)]
+        for m in members:  # each member's kind and parameters checked now, not at fit time
+            if len(m) != 2 or not isinstance(m[0], str) or not isinstance(m[1], dict):
+                raise CMRRiskError(f"model 'ensemble' parameter 'members': {m!r} is not a "
+                                   "[model name, {parameters}] pair.")
+            validate(lookup(m[0], "survival"), m[1])
         super().__init__(seed, members=members, max_epochs=max_epochs)
 
     def _make(self, i, name, params):
@@ -175,8 +181,14 @@ class AutoSurvival(Model):
                              "folds": [Interval(int, 2, None)], "max_epochs": [NONE, COUNT]}
 
     def __init__(self, seed=0, candidates=None, folds=5, max_epochs=None):
-        super().__init__(seed, candidates=[list(c) for c in (candidates or AUTO_CANDIDATES)],
-                         folds=folds, max_epochs=max_epochs)
+        candidates = [list(c) for c in (candidates or AUTO_CANDIDATES)]
+        for c in candidates:  # every member key known now, not at fit time
+            if not c or not all(isinstance(k, str) for k in c):
+                raise CMRRiskError(f"model 'auto' parameter 'candidates': {c!r} is not a non-empty list "
+                                   f"of member keys ({', '.join(AUTO_MEMBERS)} or a survival model name).")
+            for key in c:
+                auto_member(key)
+        super().__init__(seed, candidates=candidates, folds=folds, max_epochs=max_epochs)
 
     def fit(self, x, y, inputs=None):
         from .evaluation import harrell
