@@ -90,6 +90,8 @@ import numpy as np
 
 from . import labels as L
 from .errors import CMRRiskError
+from .qcchecks import (EXCLUDE, FLAG, MAX_MVO_WITHOUT_SCAR_SHARE, MAX_SCAR_BURDEN_PCT,  # noqa: F401
+                       MAX_SCAR_OUTSIDE_SHARE, OK, check, scar_plausibility_checks, status_of)
 
 MIN_SLICES = 6
 IN_PLANE_MM = (0.4, 3.0)
@@ -111,24 +113,11 @@ PLAUSIBLE = {
     "rv_edv_ml": (20.0, 600.0, "mL"),
 }
 #: scar plausibility: tolerated share of scar / MVO voxels in implausible pieces, highest burden (%)
-MAX_SCAR_OUTSIDE_SHARE = 0.10
-MAX_MVO_WITHOUT_SCAR_SHARE = 0.10
-MAX_SCAR_BURDEN_PCT = 80.0
 #: frame_flags codes that make a segmentation unusable
 SEG_EXCLUDE = ("no_heart_found", "lv_empty", "myocardium_empty")
 
-EXCLUDE, FLAG, OK = "exclude", "flag", "ok"
 
 QC_JSON, QC_CSV, QC_MD = "qc.json", "qc_subjects.csv", "qc.md"
-
-
-def check(code: str, severity: str, message: str, role: str = "") -> dict:
-    return {"code": code, "severity": severity, "role": role, "message": message}
-
-
-def status_of(checks) -> str:
-    sev = {c["severity"] for c in checks}
-    return EXCLUDE if EXCLUDE in sev else FLAG if FLAG in sev else OK
 
 
 # ------------------------------------------------------------------------------ one volume
@@ -319,47 +308,6 @@ def segmentation_checks(seg: np.ndarray, spacing_xyz, role: str = "image", struc
     return out
 
 
-def _share_in_pieces_not_touching(mask: np.ndarray, other: np.ndarray) -> float:
-    """Share of ``mask``'s voxels in face-connected pieces that do not touch ``other`` (0 when
-    ``mask`` is empty)."""
-    from scipy import ndimage
-
-    n = int(mask.sum())
-    if n == 0:
-        return 0.0
-    pieces, k = ndimage.label(mask)
-    touching = np.unique(pieces[ndimage.binary_dilation(other) & mask])
-    lonely = np.isin(pieces, touching[touching > 0], invert=True) & mask
-    return float(lonely.sum()) / n
-
-
-def scar_plausibility_checks(seg: np.ndarray, role: str = "lge", source: str = "reference") -> list:
-    """Flags for an implausible scar in one LGE label map (project labels): scar away from the
-    myocardium, MVO without surrounding scar, scar burden above 80 % (module docstring)."""
-    seg = np.asarray(seg)
-    out = []
-    scar_all = np.isin(seg, L.SCAR_WITH_MVO)
-    if not scar_all.any() or seg.ndim != 3:
-        return out
-    share = _share_in_pieces_not_touching(scar_all, seg == L.LV_MYOCARDIUM)
-    if share > MAX_SCAR_OUTSIDE_SHARE:
-        out.append(check("scar_outside_myocardium", FLAG, f"{source} segmentation: {100 * share:.0f} % of the scar "
-                         f"+ MVO lies in pieces that touch no healthy myocardium (more than "
-                         f"{100 * MAX_SCAR_OUTSIDE_SHARE:.0f} %): scar away from the LV wall.", role))
-    mvo = seg == L.MVO
-    share = _share_in_pieces_not_touching(mvo, seg == L.SCAR)
-    if share > MAX_MVO_WITHOUT_SCAR_SHARE:
-        out.append(check("mvo_without_scar", FLAG, f"{source} segmentation: {100 * share:.0f} % of the MVO lies in "
-                         f"pieces without surrounding scar (more than {100 * MAX_MVO_WITHOUT_SCAR_SHARE:.0f} %).",
-                         role))
-    myo_n = int(np.isin(seg, L.MYOCARDIAL).sum())
-    burden = 100.0 * int(scar_all.sum()) / myo_n if myo_n else float("nan")
-    if math.isfinite(burden) and burden > MAX_SCAR_BURDEN_PCT:
-        out.append(check("scar_burden_implausible", FLAG, f"{source} segmentation: scar + MVO is {burden:.0f} % of "
-                         f"the LV myocardium (more than {MAX_SCAR_BURDEN_PCT:g} %).", role))
-    return out
-
-
 def index_checks(indices: dict, source: str = "reference") -> list:
     """Flags for cine indices outside :data:`PLAUSIBLE`."""
     out = []
@@ -413,19 +361,9 @@ def volume_qc(vol, seg: np.ndarray | None = None, role: str = "image", structure
 
 # ------------------------------------------------------------------------------ one subject
 
-_READ_CODES = (("no such file", "missing_file"), ("NaN", "nan_voxels"), ("is 2D", "image_not_3d"), ("dimensions", "image_not_3d"),
-               ("too small", "matrix_too_small"), ("duplicate phase", "cine_phases"),
-               ("phases are missing", "cine_phases"), ("TriggerTime", "cine_phases"),
-               ("not evenly spaced", "slice_gap"), ("different orientations", "inconsistent_orientation"),
-               ("different pixel spacings", "inconsistent_spacing"), ("different sizes", "inconsistent_matrix"),
-               ("degenerate", "degenerate_geometry"), ("series (", "mixed_series"))
-
-
-def _read_error_code(msg: str) -> str:
-    for needle, code in _READ_CODES:
-        if needle in msg:
-            return code
-    return "unreadable"
+def _read_error_code(exc: CMRRiskError) -> str:
+    """The QC finding of an image that could not be read: the error's own code."""
+    return "unreadable" if exc.code == "error" else exc.code
 
 
 def _read(path: str, role: str, checks: list):
@@ -434,7 +372,7 @@ def _read(path: str, role: str, checks: list):
     try:
         return read_image(path)
     except CMRRiskError as exc:
-        checks.append(check(_read_error_code(str(exc)), EXCLUDE, str(exc), role))
+        checks.append(check(_read_error_code(exc), EXCLUDE, str(exc), role))
     except Exception as exc:  # any reader failure is a finding, not a crash
         checks.append(check("unreadable", EXCLUDE, f"{path}: {type(exc).__name__}: {exc}", role))
     return None
@@ -464,7 +402,7 @@ def _seg_for(row: dict, role: str, vol, checks: list):
     try:
         return _read_seg(path, vol, row.get("seg_labels", ""))
     except CMRRiskError as exc:
-        code = "seg_shape_mismatch" if "shape" in str(exc) else "seg_unreadable"
+        code = "seg_shape_mismatch" if exc.code == "seg_shape_mismatch" else "seg_unreadable"
         checks.append(check(code, EXCLUDE, str(exc), role))
     except Exception as exc:
         checks.append(check("seg_unreadable", EXCLUDE, f"{path}: {type(exc).__name__}: {exc}", role))
@@ -841,20 +779,7 @@ def add_commands(subparsers) -> None:
     p.set_defaults(func=cmd_qc)
 
 
-def main(argv=None) -> int:
-    """Stand-alone entry (``python -m cmrrisk.qc qc MANIFEST --out DIR``), as ``cmrrisk qc``."""
-    import argparse
+if __name__ == "__main__":  # pragma: no cover - ``python -m cmrrisk.qc qc ...`` is ``cmrrisk qc ...``
+    from .cli import main
 
-    parser = argparse.ArgumentParser(prog="cmrrisk")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_commands(sub)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except CMRRiskError as exc:
-        print(f"cmrrisk {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -1083,7 +1083,7 @@ def rows_time_event(rows):
 
 def oracle_c_index(manifest) -> float:
     """Harrell's C of the true log hazard: a manifest path, or a (time, event, log_hazard) tuple."""
-    from .predict.evaluation import harrell
+    from .predict.evaluation import harrell_or_nan
 
     if isinstance(manifest, (str, os.PathLike)):
         with open(manifest, newline="") as fh:
@@ -1091,12 +1091,7 @@ def oracle_c_index(manifest) -> float:
         t, e, lh = rows_time_event(rows)
     else:
         t, e, lh = manifest
-    if not np.any(e) or len(t) < 2:
-        return float("nan")
-    try:
-        return harrell(t, e, lh)
-    except Exception:  # no comparable pair (sksurv raises NoComparablePairException)
-        return float("nan")
+    return harrell_or_nan(t, e, lh)
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -81,10 +81,10 @@ def _valid_date(v) -> bool:
 def load_series(folder: str, shape=None) -> Series:
     """Read the headers of the single series in ``folder`` (as the image reader did), order them
     [slice][phase] and repair what is safe. ``shape``: the image's array shape, checked."""
-    from ..dicom import POSITION_TOLERANCE_MM, _quiet_pydicom, _read_headers
+    from ..dicom import POSITION_TOLERANCE_MM, quiet_pydicom, read_headers
 
-    with _quiet_pydicom():
-        items = _read_headers(folder)
+    with quiet_pydicom():
+        items = read_headers(folder)
     if not items:
         raise CMRRiskError(f"{folder}: no readable DICOM image files in this folder.")
     for path, ds in items:

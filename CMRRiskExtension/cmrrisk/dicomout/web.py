@@ -130,13 +130,13 @@ def classify_remote(client, url: str, study: str, series: str) -> dict:
     import requests
     from pydicom import Dataset
 
-    from ..dicom import _quiet_pydicom, classify_series, meta_from_headers
+    from ..dicom import quiet_pydicom, classify_series, meta_from_headers
 
     try:
         meta = client.retrieve_series_metadata(study, series)
     except requests.exceptions.RequestException as exc:
         raise _http_error(url, exc, f"read the metadata of series {series}") from exc
-    with _quiet_pydicom():
+    with quiet_pydicom():
         datasets = [Dataset.from_json(m) for m in meta]
         if not datasets:
             return {"kind": "unknown", "reason": "no instances"}
@@ -233,9 +233,9 @@ def segment_from_server(url: str, study: str, series: str | None, out_dir: str, 
     """Retrieve the series (one, or every image series of the study that is a short-axis cine or
     LGE), segment them with ``--dicom`` outputs, and with ``stow`` store each input's SEG(s) and
     SR back. Returns the segment report with ``dicomweb`` details."""
-    from ..dicom import _quiet_pydicom
+    from ..dicom import quiet_pydicom
 
-    with _quiet_pydicom():
+    with quiet_pydicom():
         return _segment_from_server(url, study, series, out_dir, model, stow, segment_options)
 
 

@@ -162,9 +162,9 @@ def export_frames(source_folder: str, frames: dict, algorithm: dict, out_folder:
             raise CMRRiskError("ED and ES are the same phase; give two different phases.")
         info["indices"] = clinical_indices(labels[info["ed_phase"]], labels[info["es_phase"]], sp)
         structures, kind = L.CINE_LABELS, "cine"
-    from ..dicom import _quiet_pydicom
+    from ..dicom import quiet_pydicom
 
-    with _quiet_pydicom():  # the source's non-conforming values are reported as repairs
+    with quiet_pydicom():  # the source's non-conforming values are reported as repairs
         datasets = build_outputs(series, labels, info, structures, algorithm, kind)
         files = write_outputs(datasets, out_folder)
     return {"folder": os.path.abspath(out_folder), "files": files, "repairs": series.repairs, "info": info}

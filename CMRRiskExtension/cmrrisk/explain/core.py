@@ -113,7 +113,9 @@ def _prediction(pipe, x, images=None) -> tuple:
     out = {"endpoint": "survival", "risk": r}
     cut = (getattr(pipe, "training", {}) or {}).get("risk_cutpoints")
     if cut:
-        out["risk_group"] = ["low", "intermediate", "high"][int(np.searchsorted(cut, r, side="right"))]
+        from ..predict.models.targets import risk_group
+
+        out["risk_group"] = risk_group(cut, r)
     return out, None
 
 

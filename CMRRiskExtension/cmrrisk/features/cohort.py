@@ -141,7 +141,7 @@ def _read_seg(path: str, like, convention: str):
     seg = read_image(path)
     if seg.array.shape != like.array.shape:
         raise CMRRiskError(f"{path}: segmentation size {size_text(seg.array.shape)} differs from its image "
-                           f"{like.source} {size_text(like.array.shape)} (columns x rows x slices).")
+                           f"{like.source} {size_text(like.array.shape)} (columns x rows x slices).", code="seg_shape_mismatch")
     arr = np.rint(seg.array).astype(np.int16)
     mapping = SEG_LABEL_CONVENTIONS.get(convention or "cmrrisk", "bad")
     if mapping == "bad":

@@ -224,11 +224,11 @@ def _write_dicom(series, seg: Volume, entry: dict, seg_model: Segmenter, out_dir
 
     algorithm = {"name": seg_model.name, "weights_sha256": modeldir.read_json(
         os.path.join(seg_model.model_dir, modeldir.CHECKSUMS))[modeldir.WEIGHTS]}
-    from ..dicom import _quiet_pydicom
+    from ..dicom import quiet_pydicom
 
     kind = "cine" if seg.is_cine else ("lge" if SCAR in seg_model.structures else "frame")
     folder = os.path.join(out_dir, dicom_folder_name(stem(path)))
-    with _quiet_pydicom():  # the source's non-conforming values were reported once as repairs
+    with quiet_pydicom():  # the source's non-conforming values were reported once as repairs
         datasets = build_outputs(series, seg.array.astype(np.uint8), entry, seg_model.structures,
                                  algorithm, kind)
         files = write_outputs(datasets, folder)
