@@ -7,13 +7,16 @@ weights on real cases: ACDC subjects (ED and ES frames) for ``cine``, EMIDEC cas
 Reported per model: Dice per structure of each variant against the reference segmentation, and
 the fraction of voxels on which the two variants give the same label. The bundled models were
 trained on all subjects of their data set, so the Dice values are not held-out figures; they
-only show whether float16 storage moves them. Whichever precision the bundled files hold, the
-"float32" variant is their exact float32 values and the "float16" variant their rounding to
-float16.
+only show whether float16 storage moves them. The "float32" variant is the given weights as
+float32, the "float16" variant their rounding to float16; the JSON records the dtype the given
+files held (``weights_dtype``). The recorded results were measured on the float32 weights before
+the bundled files were converted (``cmrrisk.modeldir.store_half``). The bundled files now hold
+float16, so both variants are then the same weights; to repeat the comparison, give folders of
+float32 weights with ``--cine`` / ``--lge`` (the float32 files are in the repository's history).
 
 Writes bench/results/half_precision.json. One intra-op thread by default.
 
-    .venv/bin/python bench/eval_half_precision.py [--acdc 10] [--emidec 10] [--threads 1]
+    .venv/bin/python bench/eval_half_precision.py [--acdc 10] [--emidec 10] [--threads 1] [--cine DIR] [--lge DIR]
 """
 
 import argparse
@@ -31,14 +34,15 @@ sys.path.insert(0, str(ROOT / "CMRRiskExtension"))
 DATA = Path(os.environ.get("CMRRISK_DATA", ROOT.parent / "shared" / "data"))
 
 
-def precision_copy(model: str, dtype, folder: str) -> str:
-    """A copy of a bundled model folder whose floating-point weights are stored as ``dtype``."""
+def precision_copy(model: str, dtype, folder: str, name: str) -> str:
+    """A copy of a model folder (bundled name or path) whose floating-point weights are stored
+    as ``dtype``."""
     from safetensors.torch import load_file, save_file
 
     from cmrrisk import modeldir
 
     src = modeldir.resolve(model)
-    dst = os.path.join(folder, f"{model}_{str(dtype).split('.')[-1]}")
+    dst = os.path.join(folder, f"{name}_{str(dtype).split('.')[-1]}")
     shutil.copytree(src, dst)
     state = load_file(os.path.join(src, modeldir.WEIGHTS))
     save_file({k: (v.float().to(dtype) if v.is_floating_point() else v).contiguous() for k, v in state.items()},
@@ -82,6 +86,8 @@ def main() -> int:
     ap.add_argument("--acdc", type=int, default=10, help="ACDC subjects for the cine model (ED and ES each)")
     ap.add_argument("--emidec", type=int, default=10, help="EMIDEC cases for the lge model")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cine", default="cine", help="cine model: bundled name or folder (default: bundled)")
+    ap.add_argument("--lge", default="lge", help="lge model: bundled name or folder (default: bundled)")
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "half_precision.json"))
     args = ap.parse_args()
     import torch
@@ -96,9 +102,14 @@ def main() -> int:
         for task, n in (("cine", args.acdc), ("lge", args.emidec)):
             if n <= 0:
                 continue
-            path = modeldir.resolve(task)
-            stored = {str(v.dtype) for v in modeldir.load(path)[1].values()}
-            seg = {p: Segmenter.load(precision_copy(task, getattr(torch, p), tmp)) for p in ("float32", "float16")}
+            source = getattr(args, task)
+            path = modeldir.resolve(source)
+            from safetensors import safe_open
+
+            with safe_open(os.path.join(path, modeldir.WEIGHTS), "pt") as f:
+                stored = {str(f.get_slice(k).get_dtype()) for k in f.keys()}
+            seg = {p: Segmenter.load(precision_copy(source, getattr(torch, p), tmp, task))
+                   for p in ("float32", "float16")}
             sizes = {p: os.path.getsize(os.path.join(s.model_dir, modeldir.WEIGHTS)) for p, s in seg.items()}
             struct = structures(task)
             rows = []
@@ -125,7 +136,8 @@ def main() -> int:
             dice_keys = [f"dice_{k}" for k in struct]
             summary["dice_max_abs_difference"] = max(
                 abs(r[f"{k}_float32"] - r[f"{k}_float16"]) for r in rows for k in dice_keys if f"{k}_float32" in r)
-            out["models"][task] = {"bundled_weights_dtype": sorted(stored), "weights_bytes": sizes,
+            out["models"][task] = {"weights_sha256": modeldir.sha256(os.path.join(path, modeldir.WEIGHTS)),
+                                   "weights_dtype": sorted(stored), "weights_bytes": sizes,
                                    "data": "ACDC training, first subjects by name, ED and ES" if task == "cine"
                                    else "EMIDEC, first infarct and normal cases by name",
                                    "summary": summary, "cases": rows,
