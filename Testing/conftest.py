@@ -40,7 +40,7 @@ def validation_subjects(task: str = "cine"):
 
 @pytest.fixture
 def scene():
-    """A real MRML scene that behaves like Slicer's (DESIGN.md section 5)."""
+    """A real MRML scene that behaves like Slicer's (docs/explanation/architecture.md)."""
     slicer = pytest.importorskip("slicer")
     from cmrrisk.mrml.scene import new_scene
 

@@ -1,4 +1,4 @@
-"""Explanations (issue #6): saliency sanity checks on synthetic LGE-like images, covariate
+"""Explanations: saliency sanity checks on synthetic LGE-like images, covariate
 attributions, similar cases, text, heatmap geometry, the ``explain`` command end to end and the
 Slicer Logic against a real MRML scene. Tiny networks and few epochs (the whole file runs in well
 under 90 s on two CPU cores)."""

@@ -1,4 +1,4 @@
-"""Model directories on disk (DESIGN.md section 3).
+"""Model directories on disk (docs/explanation/architecture.md).
 
 A model directory holds ``model.safetensors`` (weights only, never a pickled object),
 ``config.json`` (network, preprocessing, labels, training summary, software versions),
