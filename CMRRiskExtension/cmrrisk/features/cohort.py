@@ -150,7 +150,7 @@ def _read_seg(path: str, like, convention: str):
         arr = map_labels(arr, mapping)
     if arr.min() < 0 or arr.max() > 5:
         raise CMRRiskError(f"{path}: labels {int(arr.min())}..{int(arr.max())} are outside the project's "
-                           "0-5 (DESIGN.md section 3); set the manifest's seg_labels column if they "
+                           "0-5 (0 background, 1 LV blood pool, 2 LV myocardium, 3 RV blood pool, 4 scar, 5 MVO); set the manifest's seg_labels column if they "
                            "follow another convention.")
     return arr.astype(np.uint8)
 
