@@ -29,6 +29,11 @@ SOURCE_REFERENCE = "CMRRiskSource"  # the segmented volume or cine sequence
 PARTNER_REFERENCE = "CMRRiskPartner"  # the ES node of an ED node and the reverse
 
 
+def _path(value):
+    """A path parameter as text; "" for none (parameterNodeWrapper gives Path("") as ".")."""
+    return "" if value is None or str(value) in ("", ".") else str(value)
+
+
 class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
     """Segmentation of volume nodes and cine sequences into segmentation and table nodes.
 
@@ -645,7 +650,7 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
         """:meth:`exportDicom` of the parameter node's ``exportSegmentation`` into
         ``dicomOutputFolder`` (``dicomSourceFolder`` when set)."""
         p = params if params is not None else self.parameters()
-        return self.exportDicom(p.exportSegmentation, str(p.dicomOutputFolder or ""), str(p.dicomSourceFolder or ""))
+        return self.exportDicom(p.exportSegmentation, _path(p.dicomOutputFolder), _path(p.dicomSourceFolder))
 
     @staticmethod
     def sendDicom(url, files):
@@ -739,5 +744,5 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
     def importDicomSegParameters(self, params=None):
         """:meth:`importDicomSeg` of the parameter node's ``dicomSegFile``."""
         p = params if params is not None else self.parameters()
-        return self.importDicomSeg(str(p.dicomSegFile or ""), scene=p.parameterNode.GetScene()
+        return self.importDicomSeg(_path(p.dicomSegFile), scene=p.parameterNode.GetScene()
                                    if hasattr(p, "parameterNode") else None)
