@@ -9,12 +9,30 @@ and table nodes, scar analysis and quality checks; usable without the GUI::
     qc = logic.qcVolume(volumeNode, segmentationNode)             # quality checks as a table node
     result = logic.process(volumeNode, model="auto")              # what Apply does, in one call
     result = logic.processParameters()                            # the same, from the parameter node
+    export = logic.exportDicom(result, "/path/out")               # DICOM SEG(s) + SR of a result
+    logic.sendDicom("https://pacs.example.org/dicom-web", export["files"])  # STOW-RS
+    segNode = logic.importDicomSeg("/path/seg_ed.dcm")            # a SEG into a segmentation node
 """
 
+import json
 import os
 
 import slicer
 from slicer.ScriptedLoadableModule import ScriptedLoadableModuleLogic
+
+#: what an Apply result's segmentation nodes carry for the DICOM export (saved with the scene)
+MODEL_ATTRIBUTE = "CMRRisk.model"
+FRAME_ATTRIBUTE = "CMRRisk.cineFrame"  # "ed" or "es" of a cine
+PHASE_ATTRIBUTE = "CMRRisk.phase"
+FILES_ATTRIBUTE = "CMRRisk.dicomFiles"  # JSON list of the last export's files
+SOURCE_REFERENCE = "CMRRiskSource"  # the segmented volume or cine sequence
+PARTNER_REFERENCE = "CMRRiskPartner"  # the ES node of an ED node and the reverse
+
+
+def _path(value):
+    """A path parameter as text; "" for none (parameterNodeWrapper gives Path("") as ".")."""
+    return "" if value is None or str(value) in ("", ".") else str(value)
+
 
 class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
     """Segmentation of volume nodes and cine sequences into segmentation and table nodes.
@@ -87,11 +105,13 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
             result = self.segmentSequence(inputNode, model=model, device=device, ed=ed, es=es,
                                           progress=progress, cancel=cancel)
             result.update(model=model, segmentsTable=None)
+            self._markForExport(result, model, inputNode)
             which = "every phase" if "sequence" in result else "ED and ES"
             result["status"] = f"Segmented {which} of '{name}' with the {model} model; clinical indices in '{result['table'].GetName()}'."
             return result
         segNode = self.segmentVolume(inputNode, model=model, device=device, progress=progress, cancel=cancel)
         result = {"model": model, "segmentation": segNode, "table": None, "segmentsTable": None}
+        self._markForExport(result, model, inputNode)
         if L.SCAR in self.segmenter(model, device).structures:
             scar = self.scarAnalysis(segNode, inputNode)
             result.update(table=scar["table"], segmentsTable=scar["segmentsTable"], scar=scar["measures"])
@@ -369,6 +389,11 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
         for key in ("sequence", "ed", "es"):
             if key in result:
                 result[key].SetAttribute("CMRRisk.sliceOrder", sliceOrderNote)
+        for key, phase in (("ed", ed_phase), ("es", es_phase)):
+            result[key].SetAttribute(FRAME_ATTRIBUTE, key)
+            result[key].SetAttribute(PHASE_ATTRIBUTE, str(phase))
+        result["ed"].SetNodeReferenceID(PARTNER_REFERENCE, result["es"].GetID())
+        result["es"].SetNodeReferenceID(PARTNER_REFERENCE, result["ed"].GetID())
         indices = clinical_indices(labels[ed_i], labels[es_i], spacing)
         result["indices"] = indices
         result["table"] = self.indicesTable(scene, indices, f"{name} clinical indices", studyNode,
@@ -414,6 +439,7 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
                 result = self._sequenceResults(sequenceNode, labels, phases, int(report["ed_phase"]),
                                                int(report["es_phase"]), report["slice_order"])
                 result.update(model=model, segmentsTable=None)
+                self._markForExport(result, model, sequenceNode)
                 result["status"] = (f"Segmented every phase of '{sequenceNode.GetName()}' with the {model} model; "
                                     f"clinical indices in '{result['table'].GetName()}'.")
                 job.results = result
@@ -496,3 +522,227 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
                 newProxy.SetAndObserveTransformNodeID(proxy.GetTransformNodeID())
 
 
+
+    # ---- DICOM SEG + SR export, DICOMweb, SEG import (cmrrisk.mrml.dicomseg)
+
+    @staticmethod
+    def _markForExport(result, model, inputNode):
+        """Record on a result's segmentation nodes what the DICOM export needs later (also after
+        the scene is saved and reloaded): the model and the segmented node."""
+        for key in ("segmentation", "ed", "es"):
+            node = result.get(key)
+            if node is not None:
+                node.SetAttribute(MODEL_ATTRIBUTE, str(model))
+                node.SetNodeReferenceID(SOURCE_REFERENCE, inputNode.GetID())
+
+    @staticmethod
+    def _dicomFilesOfInput(inputNode):
+        """The DICOM files of a volume or cine sequence loaded from Slicer's DICOM database (its
+        ``DICOM.instanceUIDs``, or those of a sequence's proxy and frame nodes)."""
+        nodes = [inputNode]
+        if inputNode.IsA("vtkMRMLSequenceNode"):
+            proxy = CMRRiskSegmentLogic._proxyNode(inputNode.GetScene(), inputNode)
+            nodes += ([proxy] if proxy is not None else []) + [
+                inputNode.GetNthDataNode(i) for i in range(inputNode.GetNumberOfDataNodes())]
+        files = []
+        for node in nodes:
+            if node is not None:
+                files += [f for f in CMRRiskSegmentLogic._dicomFiles(node) if f not in files]
+        return files
+
+    def dicomSourceFolder(self, inputNode, sourceFolder="", workDir=None):
+        """The folder of ``inputNode``'s DICOM series: ``sourceFolder`` when given, else its
+        files from Slicer's DICOM database, linked (or copied) into a new folder under
+        ``workDir``. Raises ``CMRRiskError`` saying what to do when neither tells."""
+        import shutil
+        import tempfile
+
+        from cmrrisk.errors import CMRRiskError
+
+        if sourceFolder:
+            if not os.path.isdir(sourceFolder):
+                raise CMRRiskError(f"DICOM source folder {sourceFolder}: not a folder; choose the folder that "
+                                   "holds the input's DICOM files.")
+            return sourceFolder
+        files = self._dicomFilesOfInput(inputNode)
+        if not files:
+            raise CMRRiskError(f"'{inputNode.GetName()}' was not loaded from Slicer's DICOM database, so its DICOM "
+                               "files are unknown; load the series with the DICOM module, or set 'DICOM source "
+                               "folder' to the folder of its DICOM files.")
+        folder = tempfile.mkdtemp(prefix="cmrrisk-source-", dir=workDir)
+        for i, f in enumerate(files):
+            target = os.path.join(folder, f"{i:05d}.dcm")
+            try:
+                os.symlink(os.path.abspath(f), target)
+            except OSError:  # no symbolic links (Windows without the privilege)
+                shutil.copyfile(f, target)
+        return folder
+
+    def _exportNodes(self, result):
+        """(model, input node, reference volume node, export_seg keywords, segmentation nodes)
+        of an Apply result dict or of one of its segmentation nodes."""
+        from cmrrisk import mrml
+        from cmrrisk.errors import CMRRiskError
+
+        if isinstance(result, dict):
+            nodes = [result[k] for k in ("segmentation", "ed", "es") if result.get(k) is not None]
+            if not nodes:
+                raise CMRRiskError("nothing to export: segment the input first (Apply).")
+            node = nodes[0]
+        else:
+            node = result
+        if node is None:
+            raise CMRRiskError("choose the segmentation to export (a result of Apply).")
+        inputNode = node.GetNodeReference(SOURCE_REFERENCE)
+        if inputNode is None:
+            raise CMRRiskError(f"'{node.GetName()}': not a result of Apply in this module, so its image is unknown; "
+                               "export a segmentation made by Apply.")
+        model = node.GetAttribute(MODEL_ATTRIBUTE) or "cine"
+        frame = node.GetAttribute(FRAME_ATTRIBUTE)
+        if frame in ("ed", "es"):
+            partner = node.GetNodeReference(PARTNER_REFERENCE)
+            if partner is None:
+                raise CMRRiskError(f"'{node.GetName()}': its {'ES' if frame == 'ed' else 'ED'} segmentation is no "
+                                   "longer in the scene; segment the ED and ES phases again (Apply).")
+            ed, es = (node, partner) if frame == "ed" else (partner, node)
+            phase = int(ed.GetAttribute(PHASE_ATTRIBUTE))
+            reference = (mrml.sequence_volume_nodes(inputNode)[phase] if inputNode.IsA("vtkMRMLSequenceNode")
+                         else inputNode)
+            keywords = {"ed": (phase, ed), "es": (int(es.GetAttribute(PHASE_ATTRIBUTE)), es)}
+            return model, inputNode, reference, keywords, [ed, es]
+        if inputNode.IsA("vtkMRMLSequenceNode"):
+            raise CMRRiskError(f"'{node.GetName()}': one phase of a cine; export its ED or ES segmentation.")
+        return model, inputNode, inputNode, {"stack": node}, [node]
+
+    def exportDicom(self, result, outFolder, sourceFolder=""):
+        """What "Export SEG + SR" does: DICOM SEG(s) and SR of an Apply result (its dict, or one
+        of its segmentation nodes: a cine's ED or ES node exports both) through the same core
+        code as ``cmrrisk segment --dicom``, into ``outFolder/<input>_dicom``. The source DICOM
+        series: ``sourceFolder``, else the input's files in Slicer's DICOM database. The files
+        are remembered on the segmentation nodes (attribute ``CMRRisk.dicomFiles``) for
+        :meth:`sendDicomParameters`. Returns ``{"folder", "files", "repairs", "info", "status"}``."""
+        import re
+        import shutil
+
+        from cmrrisk.dicomout.write import dicom_folder_name
+        from cmrrisk.errors import CMRRiskError
+        from cmrrisk.mrml import dicomseg
+
+        model, inputNode, reference, keywords, nodes = self._exportNodes(result)
+        if not outFolder:
+            raise CMRRiskError("choose a DICOM output folder first.")
+        source = self.dicomSourceFolder(inputNode, sourceFolder)
+        try:
+            stem = re.sub(r"[^A-Za-z0-9._-]+", "_", inputNode.GetName()).strip("_") or "input"
+            out = os.path.join(outFolder, dicom_folder_name(stem))
+            res = dicomseg.export_seg(source, out, reference, model=model, **keywords)
+        finally:
+            if source != sourceFolder:
+                shutil.rmtree(source, ignore_errors=True)
+        for node in nodes:
+            node.SetAttribute(FILES_ATTRIBUTE, json.dumps(res["files"]))
+        repaired = f" Repaired in the copies: {'; '.join(res['repairs'])}." if res["repairs"] else ""
+        res["status"] = (f"Wrote {len(res['files'])} DICOM files (SEG + SR) of '{inputNode.GetName()}' to "
+                         f"{res['folder']}.{repaired}")
+        return res
+
+    def exportDicomParameters(self, params=None):
+        """:meth:`exportDicom` of the parameter node's ``exportSegmentation`` into
+        ``dicomOutputFolder`` (``dicomSourceFolder`` when set)."""
+        p = params if params is not None else self.parameters()
+        return self.exportDicom(p.exportSegmentation, _path(p.dicomOutputFolder), _path(p.dicomSourceFolder))
+
+    @staticmethod
+    def sendDicom(url, files):
+        """What "Send" does: store ``files`` (one export's SEG(s) and SR) on the DICOMweb server
+        at ``url`` in one STOW-RS request, all or nothing. Credentials come from the environment
+        only (``CMRRISK_DICOMWEB_TOKEN``, or ``CMRRISK_DICOMWEB_USER`` and
+        ``CMRRISK_DICOMWEB_PASSWORD``). Returns ``{"stored": SOP instance UIDs, "status"}``."""
+        from cmrrisk.errors import CMRRiskError
+        from cmrrisk.mrml import dicomseg
+
+        if not url:
+            raise CMRRiskError("enter the DICOMweb server's URL (its DICOMweb root, e.g. "
+                               "https://pacs.example.org/dicom-web) first.")
+        files = list(files or [])
+        if not files:
+            raise CMRRiskError("nothing to send: export the segmentation as DICOM SEG + SR first.")
+        gone = [f for f in files if not os.path.isfile(f)]
+        if gone:
+            raise CMRRiskError(f"{gone[0]}: no longer exists; export the segmentation again.")
+        try:
+            stored = dicomseg.send(url, files)
+        except CMRRiskError as exc:  # the core's messages name command-line options
+            raise CMRRiskError(str(exc).replace("--dicomweb ", "DICOMweb server ").replace("--stow: ", "")) from exc
+        from cmrrisk.dicomout.web import _safe_url
+
+        return {"stored": stored, "status": f"Stored {len(stored)} DICOM files on {_safe_url(url)}."}
+
+    def sendDicomParameters(self, params=None):
+        """:meth:`sendDicom` of the files last exported from ``exportSegmentation`` to
+        ``dicomwebUrl``."""
+        from cmrrisk.errors import CMRRiskError
+
+        p = params if params is not None else self.parameters()
+        node = p.exportSegmentation
+        if node is None:
+            raise CMRRiskError("choose the segmentation to send, and export it first.")
+        files = json.loads(node.GetAttribute(FILES_ATTRIBUTE) or "[]")
+        return self.sendDicom(str(p.dicomwebUrl or "").strip(), files)
+
+    @staticmethod
+    def referenceVolumeOfSeg(scene, dataset):
+        """The loaded volume a DICOM SEG was made on: the scalar volume (or a cine sequence's
+        proxy) whose ``DICOM.instanceUIDs`` share the most instances with the SEG's references;
+        None when no loaded volume is its source."""
+        refs = set()
+        for series in dataset.get("ReferencedSeriesSequence", []):
+            refs |= {str(i.ReferencedSOPInstanceUID) for i in series.get("ReferencedInstanceSequence", [])}
+        best, overlap = None, 0
+        for cls in ("vtkMRMLScalarVolumeNode", "vtkMRMLSequenceNode"):
+            nodes = scene.GetNodesByClass(cls)
+            nodes.UnRegister(None)
+            for i in range(nodes.GetNumberOfItems()):
+                node = nodes.GetItemAsObject(i)
+                candidates = [node]
+                if cls == "vtkMRMLSequenceNode":
+                    candidates = [node.GetNthDataNode(k) for k in range(node.GetNumberOfDataNodes())]
+                for c in candidates:
+                    n = len(refs & set((c.GetAttribute("DICOM.instanceUIDs") or "").split())) if c else 0
+                    if n > overlap:
+                        shown = CMRRiskSegmentLogic._proxyNode(scene, node) if cls == "vtkMRMLSequenceNode" else node
+                        best, overlap = shown or c, n
+        return best
+
+    def importDicomSeg(self, path, referenceNode=None, scene=None):
+        """What "Import SEG" does: a DICOM SEG file (CMRRisk's or another tool's) into a new
+        segmentation node with the SEG's segment names, colours, codes and geometry, placed
+        over its reference volume (``referenceNode``, else the loaded volume it references,
+        :meth:`referenceVolumeOfSeg`). Returns ``{"segmentation", "reference", "status"}``."""
+        import pydicom
+
+        from cmrrisk.errors import CMRRiskError
+        from cmrrisk.mrml import dicomseg
+
+        scene = scene if scene is not None else slicer.mrmlScene
+        if not path or not os.path.isfile(path):
+            raise CMRRiskError(f"DICOM SEG file {path or '(none)'}: not found; choose a DICOM SEG file (.dcm).")
+        try:
+            ds = pydicom.dcmread(path)
+        except Exception as exc:
+            raise CMRRiskError(f"{path}: not a readable DICOM file ({exc}); choose a DICOM SEG file.") from exc
+        if str(ds.get("Modality", "")) != "SEG":
+            raise CMRRiskError(f"{path}: a DICOM {ds.get('Modality', '?')} object, not a SEG; choose a DICOM SEG "
+                               "file.")
+        reference = referenceNode if referenceNode is not None else self.referenceVolumeOfSeg(scene, ds)
+        node = dicomseg.import_seg(scene, ds, reference_node=reference)
+        where = (f"over '{reference.GetName()}'" if reference is not None else
+                 "with its own geometry (its source series is not loaded)")
+        return {"segmentation": node, "reference": reference,
+                "status": f"Read '{node.GetName()}' ({node.GetSegmentation().GetNumberOfSegments()} segments) {where}."}
+
+    def importDicomSegParameters(self, params=None):
+        """:meth:`importDicomSeg` of the parameter node's ``dicomSegFile``."""
+        p = params if params is not None else self.parameters()
+        return self.importDicomSeg(_path(p.dicomSegFile), scene=p.parameterNode.GetScene()
+                                   if hasattr(p, "parameterNode") else None)

@@ -19,6 +19,14 @@ PARAMETERS = (
     Parameter("device", "str", "cpu"),
     Parameter("qcSegmentation", "node", nodeClass="vtkMRMLSegmentationNode",
               help="segmentation checked with the image by Check quality"),
+    Parameter("exportSegmentation", "node", nodeClass="vtkMRMLSegmentationNode",
+              help="segmentation exported as DICOM SEG + SR (an Apply result: a cine's ED or ES, or a volume's)"),
+    Parameter("dicomSourceFolder", "path", "",
+              help="folder of the input's DICOM files, when it was not loaded from Slicer's DICOM database"),
+    Parameter("dicomOutputFolder", "path", "", help="folder the SEG + SR folders are written into"),
+    Parameter("dicomwebUrl", "str", "",
+              help="DICOMweb root of the server to send to (credentials from the environment only)"),
+    Parameter("dicomSegFile", "path", "", help="a DICOM SEG file to read into a segmentation node"),
 )
 
 _WRAPPER = []

@@ -17,11 +17,13 @@ except ImportError:  # slicer-core (tests): no translation
         return text
 
 #: what the user could change or start while a run is going (Cancel excepted)
-ACTIONS = ("applyButton", "qcButton")
+ACTIONS = ("applyButton", "qcButton", "exportDicomButton", "sendDicomButton", "importDicomSegButton")
 #: milliseconds between two reads of a separate process's progress
 POLL_MS = 200
 INPUTS = ("inputSelector", "phaseComboBox", "edSpinBox", "esSpinBox", "modelComboBox",
-          "deviceComboBox", "qcSegmentationSelector")
+          "deviceComboBox", "qcSegmentationSelector", "exportSegmentationSelector",
+          "dicomSourceFolderPathLineEdit", "dicomOutputFolderPathLineEdit", "dicomwebUrlLineEdit",
+          "dicomSegFilePathLineEdit")
 
 
 class SegmentWidgetMixin(ParameterNodeWidgetMixin):
@@ -48,6 +50,9 @@ class SegmentWidgetMixin(ParameterNodeWidgetMixin):
         self.ui.applyButton.connect("clicked(bool)", self.onApply)
         self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
         self.ui.qcButton.connect("clicked(bool)", self.onQC)
+        self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicom)
+        self.ui.sendDicomButton.connect("clicked(bool)", self.onSendDicom)
+        self.ui.importDicomSegButton.connect("clicked(bool)", self.onImportDicomSeg)
         self.ui.cancelButton.enabled = False
         self.observeScene()  # binds the parameter node to the widgets
 
@@ -73,6 +78,10 @@ class SegmentWidgetMixin(ParameterNodeWidgetMixin):
             n = max(1, node.GetNumberOfDataNodes())
             self.ui.edSpinBox.maximum = self.ui.esSpinBox.maximum = n - 1
         self.ui.applyButton.enabled = self.ui.qcButton.enabled = node is not None
+        exportable = p.exportSegmentation is not None
+        self.ui.exportDicomButton.enabled = exportable and bool(str(p.dicomOutputFolder or "").strip("."))
+        self.ui.sendDicomButton.enabled = exportable and bool(p.dicomwebUrl)
+        self.ui.importDicomSegButton.enabled = bool(str(p.dicomSegFile or "").strip("."))
 
     def ensureDependencies(self, quality=False):
         """Install what is missing after the user agrees (quality checks need scipy only)."""
@@ -138,11 +147,45 @@ class SegmentWidgetMixin(ParameterNodeWidgetMixin):
                     self._showTable(result["table"])
                 if result.get("segmentation") is not None:  # "Check quality" then checks it too
                     self._parameterNode.qcSegmentation = result["segmentation"]
+                exported = result.get("segmentation") or result.get("ed")
+                if exported is not None:  # "Export SEG + SR" then exports it
+                    self._parameterNode.exportSegmentation = exported
                 message = result["status"]
         except Exception as exc:  # already displayed by tryWithErrorDisplay
             message = _("Failed: {error}").format(error=exc)
         finally:
             self.busy.stop(message)
+
+    def _dicomAction(self, failed, action):
+        """One DICOM button: its packages (asked for once), then one Logic call with the
+        parameter node; the result's status line shown."""
+        from cmrrisk.mrml import dicomseg
+        from cmrrisk.mrml.dependencies import ensure
+
+        if self._parameterNode is None:
+            return None
+        try:
+            if not ensure(dicomseg.REQUIRED_PACKAGES, also=(), status=self.busy.status):
+                return None
+        except Exception as exc:
+            slicer.util.errorDisplay(_("Installing CMRRisk's Python packages failed: {error}").format(error=exc))
+            return None
+        with slicer.util.tryWithErrorDisplay(failed, waitCursor=True):
+            result = action(self._parameterNode)
+            self.busy.status(result["status"])
+            return result
+        return None
+
+    def onExportDicom(self):
+        self._dicomAction(_("CMRRisk DICOM export failed."), self.logic.exportDicomParameters)
+
+    def onSendDicom(self):
+        self._dicomAction(_("Sending to the DICOMweb server failed."), self.logic.sendDicomParameters)
+
+    def onImportDicomSeg(self):
+        result = self._dicomAction(_("Reading the DICOM SEG failed."), self.logic.importDicomSegParameters)
+        if result is not None and result["reference"] is not None:
+            slicer.util.setSliceViewerLayers(background=result["reference"])
 
     def _frames(self, done, total):
         self.busy.progress(done / max(1, total))

@@ -24,6 +24,8 @@ ENV_USER = "CMRRISK_DICOMWEB_USER"
 ENV_PASSWORD = "CMRRISK_DICOMWEB_PASSWORD"
 #: seconds to wait for the server (connect, read)
 TIMEOUT = (10, 300)
+#: attempts per request (busy servers answer 429 / 503 now and then), 0.5 s and 1 s apart
+RETRY_ATTEMPTS = 3
 #: series that are results, not images
 RESULT_MODALITIES = ("SEG", "SR", "RTSTRUCT", "PR", "KO", "DOC")
 
@@ -62,8 +64,12 @@ def connect(url: str):
         if not (user and password):
             raise CMRRiskError(f"{ENV_USER} and {ENV_PASSWORD}: set both (or neither) for basic authentication.")
         session.auth = (user, password)
-    return DICOMwebClient(url.rstrip("/"), session=session, headers=headers or None,
-                          permissive_uid=True, timeout=TIMEOUT)
+    client = DICOMwebClient(url.rstrip("/"), session=session, headers=headers or None,
+                            permissive_uid=True, timeout=TIMEOUT)
+    # dicomweb-client retries every failed request (a refused connection too) five times with
+    # waits of 2, 4, 8 and 16 s; a server that is down should be reported in seconds
+    client.set_http_retry_params(retry=True, max_attempts=RETRY_ATTEMPTS, wait_exponential_multiplier=250)
+    return client
 
 
 def _http_error(url: str, exc, what: str) -> CMRRiskError:
