@@ -154,11 +154,11 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         import logging
         import warnings
 
-        from cmrrisk.explain.core import _models
+        from cmrrisk.explain.core import register_models
         from cmrrisk.modeldir import VersionWarning
         from cmrrisk.predict.store import load_pipeline
 
-        _models()
+        register_models()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", VersionWarning)
             pipe = load_pipeline(modelDir)
