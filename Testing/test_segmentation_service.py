@@ -15,7 +15,7 @@ def subject():
     rng = np.random.default_rng(11)
     p = S.draw_subject(rng)
     r = S.render_subject(p, rng)
-    m = S._affine(p)
+    m = S.affine(p)
     return {ph: Volume(np.asarray(r[f"{ph}_img"], np.float32), m, ph) for ph in ("ed", "es", "lge")}, r
 
 
