@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import __version__, modeldir
 from ..errors import CMRRiskError
-from ..labelmap import SEG_LABEL_CONVENTIONS, read_labelmap  # noqa: F401  (SEG_LABEL_CONVENTIONS: re-exported)
+from ..labelmap import read_labelmap
 from ..manifest import IMAGE_ROLES, Manifest, mosteller_bsa, read_manifest, write_csv
 
 #: bump when the features computed from the same inputs change (invalidates every cache)
