@@ -1,4 +1,4 @@
-"""Slicer builds install only what CMakeLists.txt names; pyproject pins what DESIGN.md lists."""
+"""Slicer builds install only what CMakeLists.txt names; pyproject pins the known-good versions."""
 
 import re
 import subprocess

@@ -1,6 +1,6 @@
 """Reading label maps (segmentations) beside their images: the file is read as an image
 (:func:`cmrrisk.image.read_image`), checked against the image it labels, mapped from its
-labelling convention to the project's labels (DESIGN.md section 3) and checked to hold only
+labelling convention to the project's labels (:mod:`cmrrisk.labels`) and checked to hold only
 those labels."""
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def read_labelmap(path: str, like, convention: str = "") -> np.ndarray:
         arr = map_labels(arr, mapping)
     if arr.min() < 0 or arr.max() > 5:
         raise CMRRiskError(f"{path}: labels {int(arr.min())}..{int(arr.max())} are outside the project's "
-                           "0-5 (DESIGN.md section 3); set the manifest's seg_labels column if they "
+                           "0-5 (0 background, 1 LV blood pool, 2 LV myocardium, 3 RV blood pool, 4 scar, 5 MVO); "
+                           "set the manifest's seg_labels column if they "
                            "follow another convention.")
     return arr.astype(np.uint8)

@@ -1,4 +1,4 @@
-"""Model directories on disk (DESIGN.md section 3).
+"""Model directories on disk (docs/explanation/architecture.md).
 
 A model directory holds ``model.safetensors`` (weights only, never a pickled object),
 ``config.json`` (network, preprocessing, labels, training summary, software versions),
@@ -178,7 +178,10 @@ def verify(model_dir: str) -> None:
 
 
 def load(model_dir: str):
-    """Verify checksums and return (config dict, state dict of tensors)."""
+    """Verify checksums and return (config dict, state dict of tensors). Weights stored in half
+    precision (float16 or bfloat16, e.g. the bundled segmentation models) come back as float32;
+    other dtypes as stored."""
+    import torch
     from safetensors.torch import load_file
 
     verify(model_dir)
@@ -189,7 +192,32 @@ def load(model_dir: str):
 
         warnings.warn(message, VersionWarning, stacklevel=2)
     state = load_file(os.path.join(model_dir, WEIGHTS))
-    return config, state
+    half = (torch.float16, torch.bfloat16)
+    return config, {k: v.float() if v.dtype in half else v for k, v in state.items()}
+
+
+def store_half(model_dir: str) -> dict:
+    """Rewrite a model directory's weights with every floating-point tensor stored as float16
+    (half the file size; :func:`load` casts them back to float32) and its checksums; returns the
+    new checksums. Other files stay as they are. For the bundled segmentation models, whose
+    segmentations float16 storage does not change (bench/eval_half_precision.py)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    verify(model_dir)
+    path = os.path.join(model_dir, WEIGHTS)
+    state = load_file(path)
+    half = {k: (v.to(torch.float16) if v.is_floating_point() else v).contiguous() for k, v in state.items()}
+    fd, tmp = tempfile.mkstemp(prefix="." + WEIGHTS + ".", dir=model_dir)
+    os.close(fd)
+    try:
+        save_file(half, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return write_checksums(model_dir)
 
 
 def save(model_dir: str, state_dict: dict, config: dict, extra_files: dict | None = None) -> None:

@@ -1,5 +1,6 @@
 """One way to run a function over a cohort's subjects: in this process (one worker) or in
-``spawn``-started worker processes (one per core by default), with a progress bar."""
+``spawn``-started worker processes (one per core by default), with a progress bar
+(:func:`cmrrisk.progress.progress_bar`)."""
 
 from __future__ import annotations
 
@@ -31,9 +32,9 @@ def run_subjects(fn, jobs: list, workers: int | None = None, desc: str = "subjec
     out: dict = {}
     bar = None
     if progress and jobs:
-        from tqdm import tqdm
+        from .progress import progress_bar
 
-        bar = tqdm(total=len(jobs), unit="subject", desc=desc, file=sys.stderr)
+        bar = progress_bar(total=len(jobs), unit="subject", desc=desc, file=sys.stderr)
     try:
         if n == 1:
             for key, args in jobs:

@@ -1,4 +1,4 @@
-"""Cohort and study quality control (issue #7, data selection): ``cmrrisk qc MANIFEST``.
+"""Cohort and study quality control (data selection): ``cmrrisk qc MANIFEST``.
 
 A cohort report in three parts:
 

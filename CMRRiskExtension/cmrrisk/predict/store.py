@@ -1,4 +1,4 @@
-"""Prediction model directories (DESIGN.md section 3).
+"""Prediction model directories (docs/explanation/architecture.md).
 
 Files: ``model.safetensors`` (every array of the model: network weights, coefficients, tree
 nodes, baseline hazards), ``config.json`` (endpoint, model name and hyper-parameters, seed,

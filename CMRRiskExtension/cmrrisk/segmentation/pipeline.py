@@ -159,9 +159,9 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
     n_frames = sum((cache[p].array.shape[0] if cache[p].is_cine else 1) if p in cache else 1 for p in inputs)
     bar = None
     if progress:
-        from tqdm import tqdm
+        from ..progress import progress_bar
 
-        bar = tqdm(total=n_frames, unit="frame", desc="segment", leave=False)
+        bar = progress_bar(total=n_frames, unit="frame", desc="segment", leave=False)
     report = {
         "model": _model_info(seg_model),
         "device": str(seg_model.device),
