@@ -50,7 +50,7 @@ def main(argv=None):
 
     from cmrrisk import labels as L
     from cmrrisk import synthetic
-    from cmrrisk.explain.core import _models, explain_subject
+    from cmrrisk.explain.core import register_models, explain_subject
     from cmrrisk.image import read_image
     from cmrrisk.metrics import clinical_indices
     from cmrrisk.mrml.sampledata import SEED
@@ -101,7 +101,7 @@ def main(argv=None):
     _save(fig, os.path.join(args.out, "indices-table.png"))
 
     # 3-4. a small multi-input survival model: heatmap and predicted survival curve
-    _models()
+    register_models()
     data = load_table(manifest, "survival", image_features=False)
     pipe = Pipeline("survival", "multiinput", seed=0,
                     model_params={"width": 4, "max_epochs": 3, "batch_size": 4, "use_lge": False}).fit(data)

@@ -15,7 +15,7 @@ def synthetic_subject(seed: int = 0, slices=slice(3, 7)):
     rng = np.random.default_rng(seed)
     p = S.draw_subject(rng)
     r = S.render_subject(p, rng)
-    sp = float(-S._affine(p)[0, 0])
+    sp = float(-S.affine(p)[0, 0])
     return {"ed_img": r["ed_img"][slices], "es_img": r["es_img"][slices], "lge_img": r["lge_img"][slices],
             "ed": r["ed"][slices], "es": r["es"][slices], "lge": r["lge"][slices], "spacing": sp}
 

@@ -17,19 +17,7 @@ PKG = Path(__file__).resolve().parents[1] / "CMRRiskExtension" / "cmrrisk"
 
 #: private names still imported across modules, outside the files this test's fixes covered;
 #: each entry: (importing module, imported module, name) -> why it remains
-PRIVATE_ALLOWED = {
-    ("cmrrisk.predict.images", "cmrrisk.features.cohort", "_read_seg"):
-        "segmentation reading and the segmenter cache live in features/cohort.py (cohort features, "
-        "being reworked separately); they move to a segmentation service",
-    ("cmrrisk.predict.images", "cmrrisk.features.cohort", "_segmenter"): "as above",
-    ("cmrrisk.qc", "cmrrisk.features.cohort", "_read_seg"): "as above",
-    ("cmrrisk.qc", "cmrrisk.features.cohort", "_segmenter"): "as above",
-    ("cmrrisk.explain.core", "cmrrisk.features.cohort", "_segmenter"): "as above",
-    ("cmrrisk.explain.commands", "cmrrisk.explain.core", "_models"):
-        "explain's model loading helper, also called by the Slicer Predict module; to be renamed "
-        "with the Predict module's next change",
-    ("cmrrisk.demo", "cmrrisk.explain.core", "_models"): "as above",
-}
+PRIVATE_ALLOWED: dict = {}
 #: import cycles that remain, with the reason; empty means none may exist
 CYCLES_ALLOWED: dict = {}
 
@@ -214,9 +202,7 @@ def test_layers():
 
 
 #: core files still over the size limit, with the reason (the limit applies to everything else)
-LONG_ALLOWED = {
-    "cmrrisk/synthetic.py": "the cohort generator; to become a package",
-}
+LONG_ALLOWED: dict = {}
 MAX_LINES = 800
 
 

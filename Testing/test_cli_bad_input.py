@@ -182,18 +182,18 @@ def test_synth_builds_the_cohort_aside_and_never_mixes_it_with_other_files(tmp_p
     assert code == 2 and "keep.txt" in err and os.listdir(other) == ["keep.txt"]
 
     out = tmp_path / "cohort"
-    real = S._subject
+    real = S.cohort._subject
 
     def failing(i, ss, out_dir):
         if i == 1:
             raise RuntimeError("disk full")
         return real(i, ss, out_dir)
 
-    monkeypatch.setattr(S, "_subject", failing)
+    monkeypatch.setattr(S.cohort, "_subject", failing)
     with pytest.raises(RuntimeError):
         S.generate_cohort(str(out), n=2, seed=0, progress=False)
     assert not out.exists() and os.listdir(tmp_path) == ["other"]  # no partial folder anywhere
-    monkeypatch.setattr(S, "_subject", real)
+    monkeypatch.setattr(S.cohort, "_subject", real)
     man = S.generate_cohort(str(out), n=1, seed=0, progress=False)
     assert man == str(out / "manifest.csv") and (out / "synthetic.json").is_file()
     S.generate_cohort(str(out), n=1, seed=1, progress=False)  # a previous cohort is replaced whole

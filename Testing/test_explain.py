@@ -254,12 +254,12 @@ def _write_study(folder, name, seed, big):
 @pytest.fixture(scope="module")
 def cine_model(tmp_path_factory):
     """A tiny multi-input diagnosis model directory trained on 8 synthetic studies."""
-    from cmrrisk.explain.core import _models
+    from cmrrisk.explain.core import register_models
     from cmrrisk.predict.pipeline import Pipeline
     from cmrrisk.predict.store import save_pipeline
     from cmrrisk.predict.tabular import load_table
 
-    _models()
+    register_models()
     d = tmp_path_factory.mktemp("explain")
     rows = []
     for i in range(8):

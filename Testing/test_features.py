@@ -218,7 +218,7 @@ def test_features_of_a_stack_given_apex_first_equal_those_of_the_base_first_stac
     deep features (captured from the segmentation pass, or computed separately on given labels)
     are those of the base-first stack."""
     from cmrrisk.features import deep
-    from cmrrisk.features.cohort import _segmenter, image_features
+    from cmrrisk.features.cohort import segmenter, image_features
 
     subj = validation_subjects()[2]
     vols = {ph: read_image(acdc_frame(subj, ph)) for ph in ("ed", "es")}
@@ -229,7 +229,7 @@ def test_features_of_a_stack_given_apex_first_equal_those_of_the_base_first_stac
     assert a.keys() == b.keys() and "deep_ed_000" in a
     for k in a:
         assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-5), k
-    seg_model = _segmenter("cine", "cpu")
+    seg_model = segmenter("cine", "cpu")
     seg = seg_model.predict_frame(vols["ed"].array, vols["ed"].spacing[:2])
     v1 = deep.embedding(seg_model, vols["ed"].array, seg, vols["ed"].spacing[:2])
     v2 = deep.embedding(seg_model, flipped["ed"].array, np.ascontiguousarray(seg[::-1]), vols["ed"].spacing[:2])

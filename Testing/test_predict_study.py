@@ -242,8 +242,11 @@ def test_logic_train_then_predict_covariates_only(scene, predict_module, tmp_pat
         logic.parseCovariates("age 61")
     with pytest.raises(ValueError, match="twice"):
         logic.parseCovariates("age=1, age=2")
-    with pytest.raises(ValueError, match="> 0"):
+    with pytest.raises(ValueError, match="finite positive"):
         logic.parseHorizons("0, 5")
+    with pytest.raises(ValueError, match="finite positive"):  # as cmrrisk predict --horizons
+        logic.parseHorizons("365, inf")
+    assert logic.parseHorizons("365; 730") == [365.0, 730.0] and logic.parseHorizons(" ") is None
 
 
 def test_explanation_of_a_study_uses_its_computed_image_features(tmp_path):

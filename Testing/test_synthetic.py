@@ -311,7 +311,7 @@ def test_sim_model_choice_rules():
 
 def test_restricted_fields_give_the_whole_grid_result(monkeypatch):
     """The generator computes the wall depth and angle on the LV's box (AUX_MARGIN_MM) and the
-    trabeculae on the cavity's box, and _ellipse in place, to save time: the labels and images
+    trabeculae on the cavity's box, and ellipse in place, to save time: the labels and images
     must be those of the whole-grid computation, bit for bit (a subject with scar and MVO)."""
     rng = np.random.default_rng(0)
     while True:
@@ -320,16 +320,16 @@ def test_restricted_fields_give_the_whole_grid_result(monkeypatch):
             break
     p.update(nz=5, ny=112, nx=112)
 
-    # _ellipse against its plain formula
-    x, y = S._grid(p, 2)
+    # ellipse against its plain formula
+    x, y = S.grid(p, 2)
     c, s = np.cos(0.7), np.sin(0.7)
     plain = (((x - 3.0) * c + (y + 2.0) * s) / 20.0) ** 2 + ((-(x - 3.0) * s + (y + 2.0) * c) / 14.0) ** 2
-    np.testing.assert_array_equal(S._ellipse(x, y, 3.0, -2.0, 20.0, 14.0, 0.7), plain)
+    np.testing.assert_array_equal(S.ellipse(x, y, 3.0, -2.0, 20.0, 14.0, 0.7), plain)
 
     fast = S.render_subject(p, np.random.default_rng(5))
-    monkeypatch.setattr(S, "AUX_MARGIN_MM", 1e6)  # box = the whole grid
-    real_box = S._trabeculae_box
-    monkeypatch.setattr(S, "_trabeculae", lambda p_, a, x_, y_, lab, ph: (
+    monkeypatch.setattr(S.shapes, "AUX_MARGIN_MM", 1e6)  # box = the whole grid
+    real_box = S.render._trabeculae_box
+    monkeypatch.setattr(S.render, "_trabeculae", lambda p_, a, x_, y_, lab, ph: (
         real_box(p_, a, x_, y_, ph) & (lab == S.L.LV_BLOOD_POOL) if a["r_endo"] > 4
         else np.zeros(x_.shape, bool)))
     whole = S.render_subject(p, np.random.default_rng(5))
@@ -337,8 +337,8 @@ def test_restricted_fields_give_the_whole_grid_result(monkeypatch):
     for k in ("ed", "es", "lge", "ed_img", "es_img", "lge_img"):
         np.testing.assert_array_equal(fast[k], whole[k], err_msg=k)
     # the box really is smaller than the grid (otherwise this test compares a thing with itself)
-    monkeypatch.setattr(S, "AUX_MARGIN_MM", 20.0)
-    lab, aux = S.labels_slice(p, S._phase_shape(p, "ed"), 5.0, x, y)
+    monkeypatch.setattr(S.shapes, "AUX_MARGIN_MM", 20.0)
+    lab, aux = S.labels_slice(p, S.shapes._phase_shape(p, "ed"), 5.0, x, y)
     rows, cols = aux["box"]
     assert (rows.stop - rows.start) * (cols.stop - cols.start) < 0.6 * x.size
     assert np.isnan(aux["phi"]).any() and not np.isnan(aux["phi"][lab == S.L.LV_MYOCARDIUM]).any()

@@ -76,13 +76,13 @@ def synthetic(seed=0, n_train=256, n_test=60):
 
 def acdc(epochs, max_val, seed=0, save_model=None):
     from cmrrisk.explain.attributions import permutation_importance
-    from cmrrisk.explain.core import _models, explain_subject, reference_latents, subject_rows
+    from cmrrisk.explain.core import register_models, explain_subject, reference_latents, subject_rows
     from cmrrisk.explain.saliency import randomisation_test
     from cmrrisk.manifest import acdc_manifest
     from cmrrisk.predict.pipeline import Pipeline
     from cmrrisk.predict.tabular import load_table
 
-    _models()
+    register_models()
     root = os.path.join(DATA, "acdc", "training")
     tmp = tempfile.mkdtemp(prefix="explain_bench_")
     manifest = os.path.join(tmp, "acdc.csv")

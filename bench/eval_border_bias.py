@@ -149,7 +149,7 @@ def ablated(name):
     import cmrrisk.synthetic as S
 
     spec = ABLATIONS[name]
-    saved = {"draw": S.draw_subject, "trab": S._trabeculae, "trab_c": dict(S.TRABECULAE)}
+    saved = {"draw": S.cohort.draw_subject, "trab": S.render._trabeculae, "trab_c": dict(S.TRABECULAE)}
 
     def draw(rng):
         p = saved["draw"](rng)
@@ -163,11 +163,11 @@ def ablated(name):
         return p
 
     def apply():
-        S.draw_subject = draw
+        S.cohort.draw_subject = draw
         if "trabeculae_max_mm" in spec:
             S.TRABECULAE["max_mm"] = spec["trabeculae_max_mm"]
         if spec.get("no_cavity_muscle"):
-            S._trabeculae = lambda p, a, x, y, lab, phase: np.zeros(x.shape, bool)
+            S.render._trabeculae = lambda p, a, x, y, lab, phase: np.zeros(x.shape, bool)
         if "endo_inset_mm" in spec:
             from scipy import ndimage
 
@@ -176,10 +176,10 @@ def ablated(name):
                 step = float(x[0, 1] - x[0, 0])
                 edge = cav & (ndimage.distance_transform_edt(cav) * step <= spec["endo_inset_mm"])
                 return saved["trab"](p, a, x, y, lab, phase) | edge
-            S._trabeculae = trab
+            S.render._trabeculae = trab
 
     def undo():
-        S.draw_subject, S._trabeculae = saved["draw"], saved["trab"]
+        S.cohort.draw_subject, S.render._trabeculae = saved["draw"], saved["trab"]
         S.TRABECULAE.clear()
         S.TRABECULAE.update(saved["trab_c"])
 

@@ -61,7 +61,7 @@ def cohort_rows(n: int, seed: int) -> list:
         ci = clinical_indices(lab["ed"], lab["es"], sp)
         lm = lge_measures(lab["lge"], sp)
         lh = S.log_hazard(ci["lv_ef_pct"], lm["scar_burden_pct"], p["age"], p["diabetes"], p["sex"])
-        t, ev = S._event_time(r_out, lh)
+        t, ev = S.cohort._event_time(r_out, lh)
         rows.append({"subject": f"SYN{i + 1:03d}", "age": p["age"], "sex": p["sex"],
                      "diabetes": p["diabetes"], **{k: ci[k] for k in DEMO_INPUTS[3:8]},
                      "scar_burden_pct": lm["scar_burden_pct"], "mvo_ml": lm["mvo_ml"],

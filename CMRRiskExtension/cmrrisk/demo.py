@@ -108,17 +108,12 @@ def split_subjects(rows: list, test_fraction: float, seed: int) -> tuple[list, l
 
 # ---- step 4: segmentation (module-level, runs in worker processes)
 
-_SEGMENTERS: dict = {}
-
-
 def _segmenter(name: str):
     """The bundled model with its default inference, as ``cmrrisk segment`` runs it (lge:
     test-time flips on the heart's window, about 1.9 plain passes; cine: plain)."""
-    from .segmentation.infer import Segmenter
+    from .segmentation.service import segmenter
 
-    if name not in _SEGMENTERS:
-        _SEGMENTERS[name] = Segmenter.load(name, device="cpu")
-    return _SEGMENTERS[name]
+    return segmenter(name, "cpu")
 
 
 def _dice_rows(pred: np.ndarray, ref: np.ndarray, role: str) -> dict:
@@ -137,6 +132,7 @@ def _dice_rows(pred: np.ndarray, ref: np.ndarray, role: str) -> dict:
 def segment_subject(subject: str, images: dict, truths: dict, out_dir: str) -> dict:
     """Segment one subject's cine ED/ES and LGE with the bundled models; Dice vs the truth."""
     from .image import read_image, write_image
+    from .segmentation.service import segment_frame
 
     res = {"subject": subject, "paths": {}, "dice": {}, "seconds": {}}
     try:
@@ -147,9 +143,10 @@ def segment_subject(subject: str, images: dict, truths: dict, out_dir: str) -> d
             path = images[role]
             vol = read_image(path, allow_4d=False)
             t0 = time.perf_counter()
-            seg = _segmenter("lge" if role == "lge" else "cine").segment(
-                vol, prior=labels.get("cine_ed") if role == "cine_es" else None)
-            labels[role] = np.asarray(seg.array)
+            r = segment_frame(vol, "lge" if role == "lge" else "cine",
+                              prior=labels.get("cine_ed") if role == "cine_es" else None)
+            seg = vol.with_array(r.labels)
+            labels[role] = r.labels
             res["seconds"][role] = round(time.perf_counter() - t0, 3)
             out = os.path.join(out_dir, f"{role}_seg.nii.gz")
             write_image(seg.with_array(seg.array.astype(np.uint8)), out)
@@ -561,11 +558,11 @@ def _run(root, n, seed, test_fraction, cv, n_explain, workers, max_epochs, boots
 
 def _explain(d: dict, model_dir: str, man: dict, test_ids: list, k: int, frows: dict, images: dict,
              seg_res: dict, steps: _Steps) -> list:
-    from .explain.core import _models, explain_subject, reference_latents, write_explanation
+    from .explain.core import register_models, explain_subject, reference_latents, write_explanation
     from .predict.store import load_pipeline
     from .predict.tabular import load_table
 
-    _models()
+    register_models()
     pipe = load_pipeline(model_dir)
     test = load_table(man["test"], "survival", need_outcome=False, image_features=False)
     train = load_table(man["train"], "survival", need_outcome=True, image_features=False)

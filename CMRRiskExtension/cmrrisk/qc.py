@@ -394,13 +394,13 @@ def _meta_from_row(info: dict, row: dict) -> None:
 
 def _seg_for(row: dict, role: str, vol, checks: list):
     """Reference segmentation of ``role`` as a project-label array (None when absent or bad)."""
-    from .features.cohort import _read_seg
+    from .labelmap import read_labelmap
 
     path = row.get(f"{role}_seg")
     if not path:
         return None
     try:
-        return _read_seg(path, vol, row.get("seg_labels", ""))
+        return read_labelmap(path, vol, row.get("seg_labels", ""))
     except CMRRiskError as exc:
         code = "seg_shape_mismatch" if exc.code == "seg_shape_mismatch" else "seg_unreadable"
         checks.append(check(code, EXCLUDE, str(exc), role))
@@ -410,9 +410,9 @@ def _seg_for(row: dict, role: str, vol, checks: list):
 
 
 def _model_seg(model: str, vol, prior=None):
-    from .features.cohort import _segmenter
+    from .segmentation.service import segment_frame
 
-    return _segmenter(model).segment(vol, prior=prior).array
+    return segment_frame(vol, model, prior=prior).labels
 
 
 def subject_qc(row: dict, segment: bool = True) -> dict:
@@ -480,10 +480,10 @@ def subject_qc(row: dict, segment: bool = True) -> dict:
                 cine = vols["cine"]
                 s = _seg_for(row, "cine", cine, checks)
                 if s is None:
-                    from .features.cohort import _segmenter
+                    from .segmentation.service import segment_cine
 
-                    s, ed_t, es_t = _segmenter("cine").segment_phases(cine.array, cine.spacing,
-                                                                       geometry=cine.ijk_to_ras)
+                    r = segment_cine(cine)
+                    s, ed_t, es_t = r.labels, r.ed_phase, r.es_phase
                     src = "model cine"
                 else:
                     src = "reference"

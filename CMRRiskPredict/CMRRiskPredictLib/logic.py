@@ -154,11 +154,11 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         import logging
         import warnings
 
-        from cmrrisk.explain.core import _models
+        from cmrrisk.explain.core import register_models
         from cmrrisk.modeldir import VersionWarning
         from cmrrisk.predict.store import load_pipeline
 
-        _models()
+        register_models()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", VersionWarning)
             pipe = load_pipeline(modelDir)
@@ -325,15 +325,16 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def parseHorizons(text):
-        """'365, 730' -> [365.0, 730.0]; empty -> None (the model's default horizons)."""
-        items = [t.strip() for t in (text or "").replace(";", ",").split(",") if t.strip()]
+        """'365, 730' (commas or semicolons) -> [365.0, 730.0]; empty -> None (the model's
+        default horizons); the rule of ``cmrrisk predict --horizons``
+        (:func:`cmrrisk.predict.models.parse_horizons`: finite times > 0)."""
+        from cmrrisk.errors import CMRRiskError
+        from cmrrisk.predict.models import parse_horizons
+
         try:
-            values = [float(t) for t in items]
-        except ValueError as exc:
-            raise ValueError(f"horizons {text!r}: give times separated by commas (e.g. 365, 730).") from exc
-        if any(v <= 0 for v in values):
-            raise ValueError(f"horizons {text!r}: times must be > 0.")
-        return values or None
+            return parse_horizons((text or "").replace(";", ","), what="horizons")
+        except CMRRiskError as exc:
+            raise ValueError(str(exc)) from exc
 
     def predictStudy(self, modelDir, edVolumeNode=None, esVolumeNode=None, edSegmentationNode=None,
                      esSegmentationNode=None, lgeVolumeNode=None, lgeSegmentationNode=None,

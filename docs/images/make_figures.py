@@ -82,11 +82,11 @@ def saliency_figure(manifest: str, subject: str, path: str) -> None:
     import matplotlib.pyplot as plt
 
     from cmrrisk import labels as L
-    from cmrrisk.explain.core import _models, explain_subject
+    from cmrrisk.explain.core import register_models, explain_subject
     from cmrrisk.predict.pipeline import Pipeline
     from cmrrisk.predict.tabular import load_table
 
-    _models()
+    register_models()
     table = load_table(manifest, "survival", image_features=False)
     train = table.subset([i for i, s in enumerate(table.subjects) if s != subject])
     pipe = Pipeline("survival", "multiinput", seed=0,

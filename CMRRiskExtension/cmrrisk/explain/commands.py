@@ -16,10 +16,10 @@ def cmd_explain(args) -> int:
     from ..predict.store import load_pipeline
     from ..predict.tabular import load_table
     from ..predict.validation import needs_image_features
-    from .core import _models, explain_subject, load_reference, reference_latents, write_explanation
+    from .core import register_models, explain_subject, load_reference, reference_latents, write_explanation
     from .saliency import METHODS
 
-    _models()
+    register_models()
     if args.threads:
         import torch
 

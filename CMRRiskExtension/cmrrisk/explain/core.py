@@ -61,7 +61,8 @@ def _finite(obj):
     return obj
 
 
-def _models():
+def register_models():
+    """Register the model kinds that explanation may meet (the multi-input image model)."""
     from ..predict import multiinput  # noqa: F401  (registers the multi-input model)
 
 
@@ -122,7 +123,7 @@ def _prediction(pipe, x, images=None) -> tuple:
 
 def reference_latents(pipe, reference_table) -> dict:
     """Latent vectors and outcomes of reference (training) subjects, for :func:`similar_cases`."""
-    _models()
+    register_models()
     x = pipe.preprocessor.transform(reference_table)
     imgs = None
     if pipe.model.uses_inputs:
@@ -242,7 +243,7 @@ def explain_subject(pipe, table, subject: str, method: str = "ig", reference=Non
     ``reference``: a Table of reference subjects with outcomes, a precomputed
     :func:`reference_latents` dict, or None (no similar cases).
     """
-    _models()
+    register_models()
     if subject not in table.subjects:
         raise CMRRiskError(f"{table.source}: subject {subject!r} not found "
                            f"(first subjects: {', '.join(table.subjects[:5])}).")
@@ -284,7 +285,7 @@ def explain_volumes(pipe, ed, es, ed_seg=None, es_seg=None, covariates: dict | N
 
     step = stepper(progress, cancel)
 
-    _models()
+    register_models()
     sub = None if progress is None else (lambda f, msg: progress(0.6 * f, msg))
     table, notes = study_table(pipe, ed, es, ed_seg, es_seg, lge, lge_seg, covariates=covariates,
                                subject=subject, device=device, progress=sub, cancel=cancel)
@@ -294,15 +295,12 @@ def explain_volumes(pipe, ed, es, ed_seg=None, es_seg=None, covariates: dict | N
         step(0.7, "attributions")
         e = _explain(pipe, subject, x, values, method, reference=reference, k=k, **kw)
     else:
-        from ..features.cohort import _segmenter
         from ..predict.images import subject_tensor
+        from ..segmentation.service import segment_ed_es
 
-        segs = {}
-        for key, vol, seg in (("cine_ed", ed, ed_seg), ("cine_es", es, es_seg)):
-            prior = segs["cine_ed"] if key == "cine_es" else None  # ES anchored to ED
-            if seg is None:
-                step(0.62 if key == "cine_ed" else 0.66, f"segmentation ({key[-2:].upper()})")
-            segs[key] = seg if seg is not None else _segmenter("cine", device or "cpu").segment(vol, prior=prior).array
+        r = segment_ed_es(ed, es, ed_seg, es_seg, device=device or "cpu",  # ES anchored to ED
+                          progress=lambda ph: step(0.62 if ph == "ed" else 0.66, f"segmentation ({ph.upper()})"))
+        segs = {"cine_ed": r.ed, "cine_es": r.es}
         tensor, geom = subject_tensor(ed, es, segs["cine_ed"], segs["cine_es"], pipe.model.grid)
         step(0.7, f"image saliency ({method}) and attributions")
         e = _explain(pipe, subject, x, values, method, tensor, geom, {"cine_ed": ed, "cine_es": es}, segs,

@@ -27,7 +27,7 @@ import numpy as np
 
 from .. import __version__, modeldir
 from ..errors import CMRRiskError
-from ..labels import ACDC_TO_PROJECT, map_labels
+from ..labelmap import read_labelmap
 from ..manifest import IMAGE_ROLES, Manifest, mosteller_bsa, read_manifest, write_csv
 
 #: bump when the features computed from the same inputs change (invalidates every cache)
@@ -38,19 +38,11 @@ FEATURES_VERSION = 5  # 3: model ES segmentations anchored to ED (Segmenter.pred
 #: what a subject row can ask for
 DEFAULT_OPTIONS = {"radiomics": True, "deep": True, "radiomics_params": None, "device": "cpu"}
 
-#: passthrough columns copied from the manifest into the features table (after ``subject``)
-SEG_LABEL_CONVENTIONS = {"cmrrisk": None, "acdc": ACDC_TO_PROJECT}
+def segmenter(name: str, device: str = "cpu"):
+    """The bundled segmenter ``name`` on ``device`` (see :mod:`cmrrisk.segmentation.service`)."""
+    from ..segmentation.service import segmenter as load
 
-_MODELS: dict = {}
-
-
-def _segmenter(name: str, device: str = "cpu"):
-    from ..segmentation.infer import Segmenter
-
-    key = (name, device)
-    if key not in _MODELS:
-        _MODELS[key] = Segmenter.load(name, device=device)
-    return _MODELS[key]
+    return load(name, device)
 
 
 def model_checksums(names=("cine", "lge")) -> dict:
@@ -135,26 +127,6 @@ def _bsa(row: dict):
     return mosteller_bsa(hgt, wgt) if hgt and wgt else None
 
 
-def _read_seg(path: str, like, convention: str):
-    from ..image import read_image, size_text
-
-    seg = read_image(path)
-    if seg.array.shape != like.array.shape:
-        raise CMRRiskError(f"{path}: segmentation size {size_text(seg.array.shape)} differs from its image "
-                           f"{like.source} {size_text(like.array.shape)} (columns x rows x slices).", code="seg_shape_mismatch")
-    arr = np.rint(seg.array).astype(np.int16)
-    mapping = SEG_LABEL_CONVENTIONS.get(convention or "cmrrisk", "bad")
-    if mapping == "bad":
-        raise CMRRiskError(f"seg_labels {convention!r}: use one of {', '.join(SEG_LABEL_CONVENTIONS)}.")
-    if mapping:
-        arr = map_labels(arr, mapping)
-    if arr.min() < 0 or arr.max() > 5:
-        raise CMRRiskError(f"{path}: labels {int(arr.min())}..{int(arr.max())} are outside the project's "
-                           "0-5 (0 background, 1 LV blood pool, 2 LV myocardium, 3 RV blood pool, 4 scar, 5 MVO); set the manifest's seg_labels column if they "
-                           "follow another convention.")
-    return arr.astype(np.uint8)
-
-
 def _segment_and_embed(model: str, image: np.ndarray, spacing_xy, options: dict, timings: dict, tag: str,
                        prior=None, geometry=None):
     """Segment with the bundled model; the deep features come from the same pass. ``prior``:
@@ -162,7 +134,7 @@ def _segment_and_embed(model: str, image: np.ndarray, spacing_xy, options: dict,
     ijk-to-RAS matrix (slice order, see ``predict_frame``)."""
     from . import deep
 
-    seg_model = _segmenter(model, options["device"])
+    seg_model = segmenter(model, options["device"])
     t0 = time.perf_counter()
     if options["deep"] and seg_model.tta:  # flips average several passes: embed the plain image
         seg = seg_model.predict_frame(image, spacing_xy, prior=prior, geometry=geometry)
@@ -182,7 +154,7 @@ def _embed(model: str, image, seg, spacing_xy, options, timings, tag):
     from . import deep
 
     t0 = time.perf_counter()
-    vec = deep.embedding(_segmenter(model, options["device"]), image, seg, spacing_xy)
+    vec = deep.embedding(segmenter(model, options["device"]), image, seg, spacing_xy)
     timings[f"deep_{tag}"] = time.perf_counter() - t0
     return vec
 
@@ -318,8 +290,8 @@ def subject_features(row: dict, options: dict | None = None) -> tuple[dict, dict
         es = read_image(row["cine_es"], allow_4d=False)
         if ed.array.shape != es.array.shape:
             raise CMRRiskError(f"{row['cine_ed']} and {row['cine_es']}: ED and ES frames differ in shape.")
-        ed_seg = _read_seg(row["cine_ed_seg"], ed, conv) if row.get("cine_ed_seg") else None
-        es_seg = _read_seg(row["cine_es_seg"], es, conv) if row.get("cine_es_seg") else None
+        ed_seg = read_labelmap(row["cine_ed_seg"], ed, conv) if row.get("cine_ed_seg") else None
+        es_seg = read_labelmap(row["cine_es_seg"], es, conv) if row.get("cine_es_seg") else None
     elif row.get("cine"):
         cine = read_image(row["cine"])
         if not cine.is_cine:
@@ -327,11 +299,13 @@ def subject_features(row: dict, options: dict | None = None) -> tuple[dict, dict
                                "use cine_ed / cine_es for single frames.")
         sp = cine.spacing[:2]
         if row.get("cine_seg"):
-            all_seg, src = _read_seg(row["cine_seg"], cine, conv), "reference"
+            all_seg, src = read_labelmap(row["cine_seg"], cine, conv), "reference"
         else:
             t1 = time.perf_counter()
-            all_seg, ed_t, es_t = _segmenter("cine", opts["device"]).segment_phases(
-                cine.array, cine.spacing, geometry=cine.ijk_to_ras)
+            from ..segmentation.service import segment_cine
+
+            r = segment_cine(cine, device=opts["device"])
+            all_seg, ed_t, es_t = r.labels, r.ed_phase, r.es_phase
             timings["segment_cine"] = time.perf_counter() - t1
             src = "model cine"
         if src == "reference":
@@ -343,7 +317,7 @@ def subject_features(row: dict, options: dict | None = None) -> tuple[dict, dict
         ed, es, ed_seg, es_seg = cine.frame(ed_t), cine.frame(es_t), all_seg[ed_t], all_seg[es_t]
     if row.get("lge"):
         lge = read_image(row["lge"], allow_4d=False)
-        lge_seg = _read_seg(row["lge_seg"], lge, conv) if row.get("lge_seg") else None
+        lge_seg = read_labelmap(row["lge_seg"], lge, conv) if row.get("lge_seg") else None
     timings["read"] = time.perf_counter() - t0
     if ed is None and lge is None:
         raise CMRRiskError(f"subject {row.get('subject')!r}: no image (give cine_ed + cine_es, cine or lge).")

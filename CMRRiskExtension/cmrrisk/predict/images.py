@@ -36,32 +36,28 @@ def _normalise(a: np.ndarray) -> np.ndarray:
 
 def load_cine_pair(row: dict):
     """(ed Volume, es Volume, ed labels, es labels, sources) of a manifest row (absolute paths)."""
-    from ..features.cohort import _read_seg, _segmenter
     from ..image import read_image
+    from ..labelmap import read_labelmap
+    from ..segmentation.service import segment_cine, segment_ed_es
 
     conv = row.get("seg_labels", "")
     if row.get("cine_ed") and row.get("cine_es"):
         ed, es = read_image(row["cine_ed"], allow_4d=False), read_image(row["cine_es"], allow_4d=False)
         if ed.array.shape != es.array.shape:
             raise CMRRiskError(f"{row['cine_ed']} and {row['cine_es']}: ED and ES frames differ in shape.")
-        segs, src = {}, {}
-        for ph, vol in (("ed", ed), ("es", es)):
-            if row.get(f"cine_{ph}_seg"):
-                segs[ph], src[ph] = _read_seg(row[f"cine_{ph}_seg"], vol, conv), "reference"
-            else:  # ES anchored to the ED labels, as in cmrrisk features
-                segs[ph] = _segmenter("cine").segment(vol, prior=segs["ed"] if ph == "es" else None).array
-                src[ph] = "model cine"
-        return ed, es, segs["ed"], segs["es"], src
+        given = {ph: read_labelmap(row[f"cine_{ph}_seg"], vol, conv) if row.get(f"cine_{ph}_seg") else None
+                 for ph, vol in (("ed", ed), ("es", es))}
+        r = segment_ed_es(ed, es, given["ed"], given["es"])  # ES anchored to the ED labels
+        return ed, es, r.ed, r.es, r.sources
     if row.get("cine"):
         cine = read_image(row["cine"])
         if not cine.is_cine:
             raise CMRRiskError(f"{row['cine']}: column cine needs a 4D cine.")
         if row.get("cine_seg"):
-            all_seg, s = _read_seg(row["cine_seg"], cine, conv), "reference"
+            all_seg, s = read_labelmap(row["cine_seg"], cine, conv), "reference"
         else:
-            all_seg, t_ed, t_es = _segmenter("cine").segment_phases(cine.array, cine.spacing,
-                                                                    geometry=cine.ijk_to_ras)
-            s = "model cine"
+            r = segment_cine(cine)
+            all_seg, t_ed, t_es, s = r.labels, r.ed_phase, r.es_phase, r.source
         if s == "reference":
             from ..metrics import ed_es_phases
 
@@ -209,15 +205,17 @@ def prepare(inputs: list, grid: dict = GRID, progress: bool = False):
 def load_lge(row: dict):
     """(LGE Volume, labels, source) of a manifest row: the reference ``lge_seg`` or the bundled
     lge model's segmentation."""
-    from ..features.cohort import _read_seg, _segmenter
     from ..image import read_image
+    from ..labelmap import read_labelmap
+    from ..segmentation.service import segment_frame
 
     if not row.get("lge"):
         raise CMRRiskError(f"subject {row.get('subject')!r}: no LGE image (column lge).")
     vol = read_image(row["lge"], allow_4d=False)
     if row.get("lge_seg"):
-        return vol, _read_seg(row["lge_seg"], vol, row.get("seg_labels", "")), "reference"
-    return vol, _segmenter("lge").segment(vol).array, "model lge"
+        return vol, read_labelmap(row["lge_seg"], vol, row.get("seg_labels", "")), "reference"
+    r = segment_frame(vol, "lge")
+    return vol, r.labels, r.source
 
 
 def lge_tensor(vol, seg, grid: dict = GRID):

@@ -1,0 +1,105 @@
+"""The one place that loads the bundled segmenters and segments a subject's cine.
+
+* :func:`segmenter`: a loaded :class:`~cmrrisk.segmentation.infer.Segmenter`, cached per
+  process by (model, device), so that every caller in a process shares one copy of the weights.
+* :func:`segment_frame`: one 3D frame (ES anchored to ED when ``prior`` is given).
+* :func:`segment_ed_es`: the ED and ES frames of a cine; ED first, then ES anchored to the ED
+  labels (the reference ED labels when given). Reference labels are kept as given.
+* :func:`segment_cine`: every phase of a 4D cine, ED and ES phases found on the labels.
+
+Each returns a small result object telling what was done (model or reference, slice order),
+read once right after the network call instead of from the segmenter's ``last_*`` attributes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+_CACHE: dict = {}
+
+
+def segmenter(model: str = "cine", device: str = "cpu"):
+    """The segmenter of bundled model ``model`` on ``device`` (loaded once per process)."""
+    from .infer import Segmenter
+
+    key = (model, device or "cpu")
+    if key not in _CACHE:
+        _CACHE[key] = Segmenter.load(model, device=device or "cpu")
+    return _CACHE[key]
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """One segmented frame: ``labels`` (uint8, the image's shape), ``source`` ("model cine",
+    "model lge" or "reference"), ``anchored`` (segmented with the ED labels as prior), and for a
+    model segmentation whether the stack was read reversed and what decided it (see
+    ``Segmenter.predict_frame``)."""
+    labels: np.ndarray
+    source: str
+    anchored: bool = False
+    reversed: bool = False
+    order_source: str = "unchecked"
+
+
+@dataclass(frozen=True)
+class EdEsResult:
+    """The ED and ES labels of a cine, with how each was obtained (``frames['ed']`` /
+    ``frames['es']``: :class:`FrameResult`)."""
+    frames: dict = field(default_factory=dict)
+
+    @property
+    def ed(self) -> np.ndarray:
+        return self.frames["ed"].labels
+
+    @property
+    def es(self) -> np.ndarray:
+        return self.frames["es"].labels
+
+    @property
+    def sources(self) -> dict:
+        return {ph: r.source for ph, r in self.frames.items()}
+
+
+@dataclass(frozen=True)
+class CineResult:
+    """Every phase of a 4D cine: ``labels`` (T, Z, H, W), the ED and ES phase indices."""
+    labels: np.ndarray
+    ed_phase: int
+    es_phase: int
+    source: str
+    reversed: bool = False
+    order_source: str = "unchecked"
+
+
+def segment_frame(vol, model: str = "cine", device: str = "cpu", prior: np.ndarray | None = None) -> FrameResult:
+    """Segment the 3D Volume ``vol`` with bundled model ``model``; ``prior``: the ED labels when
+    ``vol`` is the ES frame of the same cine (ES anchored to ED)."""
+    seg = segmenter(model, device)
+    labels = np.asarray(seg.segment(vol, prior=prior).array)
+    return FrameResult(labels, f"model {model}", prior is not None, bool(seg.last_reversed), seg.last_order_source)
+
+
+def segment_ed_es(ed, es, ed_labels: np.ndarray | None = None, es_labels: np.ndarray | None = None,
+                  model: str = "cine", device: str = "cpu", progress=None) -> EdEsResult:
+    """The ED and ES labels of a cine given as two 3D Volumes: each given label array is kept
+    (source "reference"); the others are segmented, ED first, then ES anchored to the ED labels.
+    ``progress(phase)`` is called before each model segmentation ("ed" or "es")."""
+    frames = {}
+    for ph, vol, given in (("ed", ed, ed_labels), ("es", es, es_labels)):
+        if given is not None:
+            frames[ph] = FrameResult(np.asarray(given), "reference")
+            continue
+        if progress is not None:
+            progress(ph)
+        frames[ph] = segment_frame(vol, model, device, prior=frames["ed"].labels if ph == "es" else None)
+    return EdEsResult(frames)
+
+
+def segment_cine(cine, model: str = "cine", device: str = "cpu") -> CineResult:
+    """Every phase of the 4D Volume ``cine`` (ED and ES phases of largest and smallest LV blood
+    pool; ES segmented again anchored to ED, see ``Segmenter.segment_phases``)."""
+    seg = segmenter(model, device)
+    labels, ed_t, es_t = seg.segment_phases(cine.array, cine.spacing, geometry=cine.ijk_to_ras)
+    return CineResult(labels, int(ed_t), int(es_t), f"model {model}", bool(seg.last_reversed), seg.last_order_source)
