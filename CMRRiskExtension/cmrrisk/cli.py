@@ -215,7 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .report import add_commands as add_report_commands
 
     add_report_commands(sub)  # report
+    from .parallel import add_engine_arguments
+
+    for name in ENGINE_COMMANDS:  # their cohort tasks and model fits run on the engine
+        add_engine_arguments(sub.choices[name])
     return p
+
+
+#: commands whose subject loops and model fits run on the engine set for the whole command
+ENGINE_COMMANDS = ("train", "predict", "evaluate", "explain")
 
 
 def cmd_manifest(args) -> int:
@@ -334,6 +342,15 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_arguments(args)
+        if args.command in ENGINE_COMMANDS:
+            from .parallel import engine_from_args, set_default_engine
+
+            with engine_from_args(args) as engine:
+                set_default_engine(engine)
+                try:
+                    return args.func(args)
+                finally:
+                    set_default_engine(None)
         return args.func(args)
     except CMRRiskError as exc:
         print(f"cmrrisk {args.command}: error: {exc}", file=sys.stderr)

@@ -132,8 +132,8 @@ class Engine:
 
     # -- starting and stopping
     def __enter__(self):
-        if self._depth == 0 and self.distributed:
-            self._start()
+        if self._depth == 0 and (self.scheduler or self.cluster_type):
+            self._start()  # a local cluster starts on the first map with more than one task
         self._depth += 1
         return self
 
@@ -251,7 +251,7 @@ class Engine:
 
             bar = tqdm(total=len(jobs), unit=unit, desc=desc, file=sys.stderr)
         try:
-            if not self.distributed or len(jobs) == 0:
+            if not self.distributed or len(jobs) <= 1 and self.client is None:
                 for key, args in jobs:
                     out[key] = fn(*args)
                     if bar is not None:
@@ -368,13 +368,23 @@ def run_subjects(fn, jobs: list, workers: int | None = None, desc: str = "subjec
     return engine.map(fn, jobs, desc=desc, progress=progress, on_crash=on_crash)
 
 
-def map_fits(fn, arglist: list, engine: Engine | None = None) -> list:
-    """``[fn(*args) for args in arglist]`` for independent model fits, on the command's engine
-    when there is one (else in this process), results in the order given."""
+#: a model search on fewer training subjects than this runs in this process unless workers,
+#: a scheduler or a cluster were asked for (starting worker processes costs seconds)
+MIN_SUBJECTS_FOR_WORKERS = 500
+
+
+def map_fits(fn, arglist: list, engine: Engine | None = None, size: int | None = None) -> list:
+    """``[fn(*args) for args in arglist]`` for independent model fits, results in the order
+    given: on the command's engine when there is one (with a progress line that states the
+    remaining time), else in this process. ``size``: training subjects, to keep small searches
+    in this process when the user did not ask for workers."""
     engine = engine or default_engine()
-    if engine is None:
+    if engine is None or not engine.distributed or len(arglist) < 2:
         return [fn(*a) for a in arglist]
-    return engine.map_ordered(fn, arglist)
+    asked = engine.client is not None or engine.workers is not None or engine.scheduler or engine.cluster_type
+    if not asked and size is not None and size < MIN_SUBJECTS_FOR_WORKERS:
+        return [fn(*a) for a in arglist]
+    return engine.map_ordered(fn, arglist, desc="model fits", progress=engine.verbose)
 
 
 def add_engine_arguments(parser, shard: bool = False) -> None:

@@ -1014,14 +1014,21 @@ def cv_member_risks(x, y, keys, folds, seed=0, max_epochs=None, inputs=None):
     z = {m: np.zeros(len(x)) for m in keys}
     splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed)
                   .split(np.zeros(len(x)), y.event))
-    ens = Ensemble(seed=seed, max_epochs=max_epochs)
-    for tr, te in splits:
-        for i, m in enumerate(keys):
-            name, params = auto_member(m)
-            mdl = ens._make(i, name, params).fit(x[tr], y[tr], inputs)
-            rt = mdl.predict_risk(x[tr])
-            z[m][te] = (mdl.predict_risk(x[te]) - rt.mean()) / (rt.std() + 1e-12)
+    from ..parallel import map_fits
+
+    tasks = [(x, y, tr, te, i, m, seed, max_epochs, inputs) for tr, te in splits for i, m in enumerate(keys)]
+    for (_, _, _, te, _, m, *_), risks in zip(tasks, map_fits(_member_fold_risks, tasks, size=len(x))):
+        z[m][te] = risks
     return z, splits
+
+
+def _member_fold_risks(x, y, tr, te, i, m, seed, max_epochs, inputs):
+    """One fit of :func:`cv_member_risks` (an independent task): member ``m`` (index ``i``)
+    fitted on ``tr``, its standardised risks on ``te``."""
+    name, params = auto_member(m)
+    mdl = Ensemble(seed=seed, max_epochs=max_epochs)._make(i, name, params).fit(x[tr], y[tr], inputs)
+    rt = mdl.predict_risk(x[tr])
+    return (mdl.predict_risk(x[te]) - rt.mean()) / (rt.std() + 1e-12)
 
 
 @register
