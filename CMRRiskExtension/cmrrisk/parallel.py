@@ -333,14 +333,21 @@ def job_options(options: dict, dashboard: bool = False) -> dict:
     return kw
 
 
-def job_script(cluster_type: str, options: dict | None = None) -> str:
-    """The batch script that ``--cluster`` would submit (nothing is submitted)."""
-    eng = Engine(cluster=cluster_type, cluster_options=options or {}, verbose=False)
-    cl = eng._jobqueue_cluster()
+def job_script(cluster_type: str, options: dict | None = None, scheduler: str = "tcp://SCHEDULER:8786") -> str:
+    """The batch script of one worker job that ``--cluster`` submits (rendered only: nothing
+    is started or submitted); ``scheduler`` stands for the address the running command fills in."""
+    if cluster_type not in CLUSTER_TYPES:
+        raise CMRRiskError(f"--cluster {cluster_type}: give one of {', '.join(CLUSTER_TYPES)}.")
     try:
-        return cl.job_script()
-    finally:
-        cl.close()
+        from dask_jobqueue.pbs import PBSJob
+        from dask_jobqueue.slurm import SLURMJob
+    except ImportError:
+        raise CMRRiskError(f"--cluster {cluster_type} needs the dask-jobqueue package: "
+                           "pip install dask-jobqueue==0.9.0.") from None
+    kw = job_options(options or {})
+    kw.pop("scheduler_options")
+    job = {"slurm": SLURMJob, "pbs": PBSJob}[cluster_type](scheduler=scheduler, name="cmrrisk-worker", **kw)
+    return job.job_script()
 
 
 #: the engine used when a caller gives none (set by the command line for the whole command)
