@@ -33,7 +33,10 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "CMRRiskExtension"))
-DATA = os.environ.get("CMRRISK_DATA", os.path.join(os.path.dirname(ROOT), "shared", "data"))
+DATA = os.environ.get("CMRRISK_DATA") or next(
+    (d for d in (os.path.join(os.path.dirname(ROOT), "shared", "data"),
+                 os.path.join(os.path.dirname(os.path.dirname(ROOT)), "shared", "data")) if os.path.isdir(d)),
+    os.path.join(os.path.dirname(ROOT), "shared", "data"))
 OUT = os.path.join(ROOT, "bench", "results", "engine.json")
 
 
