@@ -37,12 +37,25 @@ def _read(path):
 
 
 def test_local_cluster_and_shards_give_the_single_run_table(cohort, tmp_path):
+    """One embedded LocalCluster: the features table of a single run, then a task whose worker
+    dies (retried: no task lost) and a task that fails for its own reasons (reported)."""
+    import cloudpickle
+
+    from cmrrisk.features.cohort import write_features
+
     man, single, _ = cohort
     out = str(tmp_path / "local.csv")
-    assert cli.main(["features", man, "--out", out, "--workers", "2"] + FAST) == 0
-    assert _read(out) == _read(single)
-    prov = json.load(open(str(tmp_path / "local.provenance.json")))
-    assert prov["engine"] == {"engine": "dask-local", "workers": 2} and prov["n_computed"] == 3
+    with Engine(workers=2, verbose=False) as eng:
+        prov = write_features(man, out, options={"radiomics": False, "deep": False}, progress=False, engine=eng)
+        assert _read(out) == _read(single)
+        assert prov["engine"] == {"engine": "dask-local", "workers": 2} and prov["n_computed"] == 3
+        cloudpickle.register_pickle_by_value(sys.modules[__name__])
+        crashed = []
+        res = eng.map(_crash_once, [(i, (i, str(tmp_path))) for i in range(8)], progress=False,
+                      on_crash=lambda k, exc: crashed.append((k, str(exc))) or "failed")
+    assert os.path.exists(tmp_path / "crashed2")  # the worker did die
+    assert res == {i: ("failed" if i == 4 else i * i) for i in range(8)}
+    assert crashed == [(4, "subject 4 is bad")]  # the subject's own failure, reported; no other
     parts = []
     for i in (1, 2, 3):
         parts.append(str(tmp_path / f"shard{i}.csv"))
@@ -63,7 +76,6 @@ def test_shard_blocks_cover_every_row_once():
     assert parse_shard("2/5") == (2, 5)
 
 
-
 def _crash_once(i, mark_dir):
     """Task ``i``; task 2's first attempt kills its worker process."""
     mark = os.path.join(mark_dir, f"crashed{i}")
@@ -73,19 +85,6 @@ def _crash_once(i, mark_dir):
     if i == 4:
         raise ValueError("subject 4 is bad")
     return i * i
-
-
-def test_worker_crash_loses_no_task(tmp_path):
-    import cloudpickle
-
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    crashed = []
-    with Engine(workers=2, verbose=False) as eng:
-        res = eng.map(_crash_once, [(i, (i, str(tmp_path))) for i in range(8)], progress=False,
-                      on_crash=lambda k, exc: crashed.append((k, str(exc))) or "failed")
-    assert os.path.exists(tmp_path / "crashed2")  # the worker did die
-    assert res == {i: ("failed" if i == 4 else i * i) for i in range(8)}
-    assert crashed == [(4, "subject 4 is bad")]  # the subject's own failure, reported; no other
 
 
 @pytest.mark.skipif(shutil.which("unshare") is None or shutil.which("ip") is None or os.geteuid() != 0,

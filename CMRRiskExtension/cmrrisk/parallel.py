@@ -180,8 +180,12 @@ class Engine:
             from distributed import LocalCluster
 
             n = self.workers or os.cpu_count() or 1
+            # everything on 127.0.0.1: the scheduler's HTTP server (health routes, and the
+            # dashboard when asked) too, on a free port unless the dashboard is wanted
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
-                                         dashboard_address=":8787" if self.dashboard else None,
+                                         dashboard_address="127.0.0.1:8787" if self.dashboard else None,
+                                         scheduler_kwargs=None if self.dashboard else
+                                         {"dashboard_address": "127.0.0.1:0"},
                                          host="127.0.0.1", silence_logs=50)
             self.client = Client(self._cluster, set_as_default=False)
             if self.dashboard:
