@@ -7,6 +7,8 @@ Parts (``--parts``, comma-separated):
 * ``features``: ``cmrrisk features`` on a synthetic cohort (indices and radiomics, bundled
   reference segmentations, no deep features by default) with ``--workers 1`` and ``2``;
   the tables must be identical;
+* ``cpu``: CPU seconds per subject of ``features --workers 1`` (marginal cost from 2 and 6
+  subjects), the basis of the projection in docs/how-to/cluster.md;
 * ``search``: the default survival model (``auto``: 33 candidate sets x 5 folds) trained on
   the SUPPORT training split (DeepSurv HDF5, shared data) on 1 and 2 workers (torch threads 1),
   with its choice and test C-index (Harrell) for each.
@@ -96,7 +98,40 @@ def features(n: int, repeats: int, deep: bool) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def search(repeats: int, folds: int, save=None) -> dict:
+def cpu_per_subject(n_small: int, n_large: int, deep: bool) -> dict:
+    """CPU seconds (user + system, of the command and its children) of ``features --workers 1``
+    on n_small and on n_large subjects; the difference per extra subject is the marginal CPU
+    cost of one subject, which other processes sharing the cores inflate far less than wall
+    time."""
+    import resource
+
+    from cmrrisk.synthetic import generate_cohort
+
+    tmp = tempfile.mkdtemp(prefix="bench_engine_cpu_")
+    try:
+        env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "CMRRiskExtension"))
+        cpu = {}
+        for n in (n_small, n_large):
+            man = generate_cohort(os.path.join(tmp, f"c{n}"), n=n, seed=0, progress=False)
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "cmrrisk", "features", man, "--out", os.path.join(tmp, f"f{n}.csv"),
+                            "--workers", "1", "--quiet"] + ([] if deep else ["--no-deep"]),
+                           check=True, env=env, stdout=subprocess.DEVNULL)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu[n] = {"cpu_seconds": round(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, 2),
+                      "wall_seconds": round(time.perf_counter() - t0, 2)}
+        per = (cpu[n_large]["cpu_seconds"] - cpu[n_small]["cpu_seconds"]) / (n_large - n_small)
+        return {"runs": {str(k): v for k, v in cpu.items()}, "deep_features": deep, "radiomics": True,
+                "segmentation": "reference label maps of the synthetic cohort (no model pass)",
+                "cpu_seconds_per_subject": round(per, 3),
+                "cpu_seconds_startup": round(cpu[n_small]["cpu_seconds"] - n_small * per, 2),
+                "command": "cmrrisk features MANIFEST --out F.csv --workers 1 --quiet" + ("" if deep else " --no-deep")}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def search(repeats: int, folds: int, save=None, n_train: int | None = None, max_epochs: int | None = None) -> dict:
     import h5py
     import torch
 
@@ -109,10 +144,15 @@ def search(repeats: int, folds: int, save=None) -> dict:
     path = os.path.join(DATA, "survival", "support_train_test.h5")
     with h5py.File(path, "r") as f:
         (x, t, e), (xt, tt, et) = [tuple(f[g][k][:] for k in ("x", "t", "e")) for g in ("train", "test")]
+    if n_train:  # a reduced search: the first n_train training subjects
+        x, t, e = x[:n_train], t[:n_train], e[:n_train]
     train = table_from_arrays(x, t, e, source="support:train")
     test = table_from_arrays(xt, tt, et, source="support:test")
-    res = {"data": "SUPPORT (DeepSurv split)", "n_train": len(x), "n_test": len(xt), "folds": folds,
-           "model": "auto (default)"}
+    params = {"folds": folds} | ({"max_epochs": max_epochs} if max_epochs else {})
+    res = {"data": "SUPPORT (DeepSurv split)" + (f", first {n_train} training subjects" if n_train else ""),
+           "n_train": len(x), "n_test": len(xt), "folds": folds,
+           "model": "auto (33 candidate sets)" + (f", networks capped at {max_epochs} epochs" if max_epochs else " (default)"),
+           "model_params": params}
     for w in (2, 1):
         walls, choices, cs = [], [], []
         for _ in range(repeats):
@@ -121,7 +161,7 @@ def search(repeats: int, folds: int, save=None) -> dict:
                 set_default_engine(eng)
                 try:
                     t0 = time.perf_counter()
-                    pipe = Pipeline("survival", "auto", seed=0, model_params={"folds": folds}).fit(train)
+                    pipe = Pipeline("survival", "auto", seed=0, model_params=dict(params)).fit(train)
                     walls.append(time.perf_counter() - t0)
                 finally:
                     set_default_engine(None)
@@ -149,6 +189,8 @@ def main(argv=None):
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--search-repeats", type=int, default=1)
     ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--search-n", type=int, default=None, help="reduced search: first N training subjects")
+    ap.add_argument("--max-epochs", type=int, default=None, help="reduced search: cap the networks' epochs")
     ap.add_argument("--out", default=OUT)
     args = ap.parse_args(argv)
     results = {}
@@ -161,13 +203,15 @@ def main(argv=None):
             r = overhead(args.repeats)
         elif part == "features":
             r = features(args.n, args.repeats, args.deep)
+        elif part == "cpu":
+            r = cpu_per_subject(2, 6, args.deep)
         elif part == "search":
             def save(partial):
                 from cmrrisk.modeldir import write_json
 
                 write_json(args.out, dict(results, search=partial))
 
-            r = search(args.search_repeats, args.folds, save)
+            r = search(args.search_repeats, args.folds, save, args.search_n, args.max_epochs)
         else:
             raise SystemExit(f"--parts: unknown part {part!r}")
         r["load_average_before_after"] = [load0, _load()]
