@@ -119,8 +119,8 @@ class Engine:
 
     def n_slots(self) -> int:
         """Worker threads available (at least 1)."""
-        if self.client is None:
-            return max(1, self.workers or 1)
+        if self.client is None:  # not started yet: what a local cluster would have
+            return max(1, self.workers or (os.cpu_count() or 1))
         try:
             info = self.client.scheduler_info(n_workers=-1)
         except TypeError:  # older distributed
