@@ -57,6 +57,8 @@ REQUIRED_PACKAGES = {
     "safetensors": "safetensors",
     "nibabel": "nibabel==5.4.2",
     "tqdm": "tqdm",
+    "dask": "dask==2026.8.0",  # the cohort engine (cmrrisk.parallel)
+    "distributed": "distributed==2026.8.0",
 }
 
 

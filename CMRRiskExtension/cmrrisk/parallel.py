@@ -18,6 +18,7 @@ through ``on_crash`` and the others go on.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 import uuid
@@ -200,8 +201,8 @@ class Engine:
         return f"; dashboard {link}" if link and has else ""
 
     def _jobqueue_cluster(self):
-        try:
-            import dask_jobqueue
+        try:  # optional (batch queues only): imported by name, so that Slicer never asks for it
+            dask_jobqueue = importlib.import_module("dask_jobqueue")
         except ImportError:
             raise CMRRiskError(f"--cluster {self.cluster_type} needs the dask-jobqueue package: "
                                "pip install dask-jobqueue==0.9.0 (or use --scheduler with workers you "
@@ -342,9 +343,9 @@ def job_script(cluster_type: str, options: dict | None = None, scheduler: str = 
     is started or submitted); ``scheduler`` stands for the address the running command fills in."""
     if cluster_type not in CLUSTER_TYPES:
         raise CMRRiskError(f"--cluster {cluster_type}: give one of {', '.join(CLUSTER_TYPES)}.")
-    try:
-        from dask_jobqueue.pbs import PBSJob
-        from dask_jobqueue.slurm import SLURMJob
+    try:  # optional, as in Engine._jobqueue_cluster
+        PBSJob = importlib.import_module("dask_jobqueue.pbs").PBSJob
+        SLURMJob = importlib.import_module("dask_jobqueue.slurm").SLURMJob
     except ImportError:
         raise CMRRiskError(f"--cluster {cluster_type} needs the dask-jobqueue package: "
                            "pip install dask-jobqueue==0.9.0.") from None
