@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.cmrrisk-setup
 
-.PHONY: setup test bench demo clean
+.PHONY: setup test bench demo dev-models clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,18 @@ demo: setup
 bench: setup
 	$(PY) bench/bench_segment.py --model cine
 	$(PY) bench/bench_segment.py --model lge
+
+# Weights of the development models (bench/models/<task>_split/model.safetensors, used by the
+# held-out benchmarks; not in the tree), restored from the repository's history and checked
+# against their checksums.json. Needs a clone with history (not --depth 1).
+DEV_MODELS_REV := 3a13e22b66fd11c05e2af602a7f81cefbd795870
+dev-models: setup
+	for m in cine_split lge_split; do \
+	  git show $(DEV_MODELS_REV):bench/models/$$m/model.safetensors > bench/models/$$m/.weights.tmp \
+	    && mv bench/models/$$m/.weights.tmp bench/models/$$m/model.safetensors \
+	    || { rm -f bench/models/$$m/.weights.tmp; echo "dev-models: $(DEV_MODELS_REV) not in this clone's history; clone without --depth"; exit 1; }; \
+	done
+	$(PY) -c "from cmrrisk import modeldir; [modeldir.verify('bench/models/' + m) for m in ('cine_split', 'lge_split')]; print('development models restored and verified')"
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info CMRRiskExtension/*.egg-info demo-output demo-output.previous

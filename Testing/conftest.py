@@ -32,15 +32,15 @@ def validation_subjects(task: str = "cine"):
     """The validation subjects of the development split (bench/devmodels.py): never seen by the
     model trained with that split; the bundled model saw them when it was trained on all
     subjects (its config then lists none), so tests on them detect a broken model, not accuracy."""
-    from devmodels import development_model, val_subjects
+    from devmodels import development_config, val_subjects
 
-    return val_subjects(development_model(task))
+    return val_subjects(development_config(task))
 
 
 
 @pytest.fixture
 def scene():
-    """A real MRML scene that behaves like Slicer's (DESIGN.md section 5)."""
+    """A real MRML scene that behaves like Slicer's (docs/explanation/architecture.md)."""
     slicer = pytest.importorskip("slicer")
     from cmrrisk.mrml.scene import new_scene
 

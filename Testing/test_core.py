@@ -96,6 +96,37 @@ def test_tampered_model_is_refused(tmp_path):
         modeldir.load(str(dst))
 
 
+@pytest.mark.parametrize("task", ["cine", "lge"])
+def test_bundled_weights_are_stored_in_half_precision_and_load_as_float32(task):
+    from safetensors import safe_open
+
+    path = modeldir.resolve(task)
+    with safe_open(os.path.join(path, modeldir.WEIGHTS), "pt") as f:
+        stored = {str(f.get_slice(k).get_dtype()) for k in f.keys()}
+    assert "F16" in stored and "F32" not in stored
+    _, state = modeldir.load(path)
+    assert {str(v.dtype) for v in state.values() if v.is_floating_point()} == {"torch.float32"}
+
+
+def test_store_half_round_trip(tmp_path):
+    """Float32 and float16 model folders both load as float32; store_half keeps the values to
+    float16 rounding, leaves integer tensors alone and rewrites the checksums."""
+    import torch
+
+    state = {"w": torch.linspace(-3, 3, 101, dtype=torch.float32), "n": torch.tensor([7], dtype=torch.int64)}
+    modeldir.save(str(tmp_path / "m"), state, {"name": "m"})
+    _, full = modeldir.load(str(tmp_path / "m"))
+    assert torch.equal(full["w"], state["w"]) and full["w"].dtype == torch.float32
+    before = os.path.getsize(tmp_path / "m" / modeldir.WEIGHTS)
+    sums = modeldir.store_half(str(tmp_path / "m"))
+    assert sums[modeldir.WEIGHTS] == modeldir.sha256(str(tmp_path / "m" / modeldir.WEIGHTS))
+    assert os.path.getsize(tmp_path / "m" / modeldir.WEIGHTS) < before
+    _, half = modeldir.load(str(tmp_path / "m"))  # checksums verified
+    assert half["w"].dtype == torch.float32 and torch.equal(half["w"], state["w"].half().float())
+    assert not torch.equal(half["w"], state["w"])  # rounded: the test would notice a no-op
+    assert half["n"].dtype == torch.int64 and half["n"].item() == 7
+
+
 def test_es_prior_keeps_the_lv_inside_the_ed_wall():
     """End-systole anchored to end-diastole: LV / myocardium scores far outside the ED LV wall
     (here a second, RV-like blob that the scores call LV) lose to the next class; those

@@ -28,7 +28,7 @@ def _copy_without_split(src, dst):
 
 
 def test_development_model_falls_back_and_refuses(tmp_path, monkeypatch):
-    bundled = devmodels.development_model("cine")  # whatever the repository holds now
+    bundled = devmodels.development_config("cine")  # whatever the repository holds now
     assert _config(bundled)["training"]["val_subjects"]
     all_data = _copy_without_split(bundled, str(tmp_path / "all"))
     split_dir = tmp_path / "split"
@@ -37,32 +37,46 @@ def test_development_model_falls_back_and_refuses(tmp_path, monkeypatch):
     monkeypatch.setattr(modeldir, "resolve", lambda m: all_data if m == "cine" else real_resolve(m))
     with pytest.raises(CMRRiskError, match="trained on all subjects"):
         devmodels.development_model("cine")
-    shutil.copytree(bundled, split_dir / "cine_split")
-    assert devmodels.development_model("cine") == str(split_dir / "cine_split")
+    split = split_dir / "cine_split"
+    shutil.copytree(bundled, split, ignore=shutil.ignore_patterns(modeldir.WEIGHTS))
+    # config without weights: its validation subjects are readable, the model is refused
+    assert devmodels.development_config("cine") == str(split)
+    assert "make dev-models" in devmodels.missing_weights("cine")
+    with pytest.raises(CMRRiskError, match="make dev-models"):
+        devmodels.development_model("cine")
+    shutil.copy(os.path.join(real_resolve("cine"), modeldir.WEIGHTS), split / modeldir.WEIGHTS)
+    assert devmodels.missing_weights("cine") is None
+    assert devmodels.development_model("cine") == str(split)
     path, val = devmodels.held_out("cine")
     assert val == set(_config(bundled)["training"]["val_subjects"])
     # a split folder without validation subjects is refused too
     _copy_without_split(bundled, str(tmp_path / "nosplit"))
-    shutil.rmtree(split_dir / "cine_split")
-    shutil.copytree(tmp_path / "nosplit", split_dir / "cine_split")
+    shutil.rmtree(split)
+    shutil.copytree(tmp_path / "nosplit", split)
     with pytest.raises(CMRRiskError, match="no validation subjects"):
-        devmodels.development_model("cine")
+        devmodels.development_config("cine")
 
 
 @pytest.mark.parametrize("task", ["cine", "lge"])
 def test_repository_development_models_are_honest(task, monkeypatch):
     """The development model's split is disjoint; a bundled model trained on all subjects
-    descends from it (its --init weights are the development model's) and was trained on its
-    validation subjects too; use_development_models() swaps the names and nothing else."""
-    dev = devmodels.development_model(task)
+    descends from it (its --init weights are the development model's, by the SHA-256 in the
+    development model's checksums.json) and was trained on its validation subjects too;
+    use_development_models() swaps the names and nothing else (needs the development weights)."""
+    dev = devmodels.development_config(task)
     tr = _config(dev)["training"]
     assert tr["val_subjects"] and not set(tr["val_subjects"]) & set(tr["train_subjects"])
     bundled = modeldir.resolve(task)
+    dev_sha = modeldir.read_json(os.path.join(dev, modeldir.CHECKSUMS))[modeldir.WEIGHTS]
     if dev != bundled:
         btr = _config(bundled)["training"]
         assert not btr["val_subjects"]
         assert set(tr["val_subjects"]) | set(tr["train_subjects"]) <= set(btr["train_subjects"])
-        assert btr["initialised_from"]["weights_sha256"] == modeldir.sha256(os.path.join(dev, modeldir.WEIGHTS))
+        assert btr["initialised_from"]["weights_sha256"] == dev_sha
+    why = devmodels.missing_weights(task)
+    if why:
+        pytest.skip(why)
+    modeldir.verify(dev)  # the restored weights are the ones the checksums name
     monkeypatch.setattr(modeldir, "resolve", modeldir.resolve)  # undone after the test
     chosen = devmodels.use_development_models()
     assert modeldir.resolve(task) == chosen[task] == dev
@@ -77,7 +91,7 @@ def test_model_card_of_an_all_subjects_fine_tune():
     from a model trained on a subset, whose card has the validation figures."""
     from cmrrisk.segmentation.train import model_card
 
-    cfg = _config(devmodels.development_model("cine"))
+    cfg = _config(devmodels.development_config("cine"))
     tr = cfg["training"]
     before = list(tr["train_subjects"])
     cfg["training"] = dict(tr, train_subjects=before + tr["val_subjects"], val_subjects=[],

@@ -1,14 +1,16 @@
-"""Explanations (issue #6): saliency sanity checks on synthetic LGE-like images, covariate
+"""Explanations: saliency sanity checks on synthetic LGE-like images, covariate
 attributions, similar cases, text, heatmap geometry, the ``explain`` command end to end and the
 Slicer Logic against a real MRML scene. Tiny networks and few epochs (the whole file runs in well
 under 90 s on two CPU cores)."""
 
 import argparse
+import io
 import json
 import os
 
 import numpy as np
 import pytest
+from PIL import Image
 from scipy import ndimage
 
 torch = pytest.importorskip("torch")
@@ -301,6 +303,8 @@ def test_cli_explain_end_to_end(cine_model, tmp_path):
         assert np.allclose(heat.ijk_to_ras, ref.ijk_to_ras, atol=1e-5)
         assert heat.array.dtype == np.float32 and heat.array.max() > 0
         assert (out / f"c2_{col}_gradcam.png").stat().st_size > 1000
+        with Image.open(out / f"c2_{col}_gradcam.png") as png:  # panels of readable size, not stamps
+            assert 500 <= png.width <= 2200 and 500 <= png.height <= 700
         # nothing outside the heart's slices (the network's grid covers slices 1-4)
         assert np.abs(heat.array[[0, 5]]).max() == 0
     js = json.loads((out / "c2_explanation.json").read_text())
@@ -326,6 +330,50 @@ def test_cli_explain_ig_and_errors(cine_model, tmp_path):
     assert args.method == "ig"  # the default: best localisation in bench/bench_explain_sanity.py
     with pytest.raises(CMRRiskError, match="nobody"):
         args.func(args)
+
+
+def test_heart_crop_on_synthetic_masks():
+    from cmrrisk.explain.core import heart_crop
+
+    seg = np.zeros((4, 200, 300), np.uint8)
+    seg[2, 80:100, 200:230] = 2  # a 20 x 30 voxel "heart" on one slice
+    y0, y1, x0, x1 = heart_crop(seg.shape, seg)
+    assert y1 - y0 == x1 - x0 == 45  # 30 voxels plus a quarter on each side, square
+    assert y0 <= 80 and y1 >= 100 and x0 <= 200 and x1 >= 230
+    seg[1, 10:20, 280:300] = 1  # a second mark at the border: the window grows, stays inside the image
+    y0, y1, x0, x1 = heart_crop(seg.shape, seg)
+    assert (y0, x1) == (0, 300) and y1 >= 100 and x0 <= 200 and y1 - y0 == x1 - x0 <= 200
+    heat = np.zeros(seg.shape)
+    heat[0, 150:160, 20:30] = 1.0
+    assert heart_crop(seg.shape, None, heat) == (139, 171, 9, 41)  # no segmentation: the heatmap box, 32 wide
+    assert heart_crop(seg.shape, np.zeros_like(seg)) == (0, 200, 0, 300)  # nothing marked: whole plane
+    small = np.zeros((1, 50, 50), np.uint8)
+    small[0, 20:22, 20:22] = 1
+    assert heart_crop(small.shape, small) == (5, 37, 5, 37)  # at least 32 voxels wide
+
+
+def test_overlay_png_is_cropped_and_labelled():
+    from cmrrisk.explain.core import overlay_png
+
+    zz, yy, xx = np.mgrid[:6, :240, :320]
+    disc = (yy - 150) ** 2 + (xx - 220) ** 2 < 20 ** 2
+    seg = np.where(disc, 1, 0).astype(np.uint8)
+    seg[((yy - 150) ** 2 + (xx - 220) ** 2 < 28 ** 2) & ~disc] = 2
+    image = 100.0 + 300.0 * disc + np.random.default_rng(0).normal(0, 5, disc.shape)
+    heat = np.where(seg == 2, 1.0, 0.0) * (zz + 1)
+    data = overlay_png(image, heat, "s1 | model m | cine_ed | ig", max_slices=4, seg=seg)
+    with Image.open(io.BytesIO(data)) as png:
+        assert (png.width, png.height) == (1120, 550)  # 4 slices of 2.4 in, labels and a colour bar, 100 dpi
+        pixels = np.asarray(png.convert("RGB")).astype(int)
+    # the contours' colours are drawn, and the heart fills the panels (cropped): the cyan and
+    # green contour pixels cover far more than they would on the whole 240 x 320 plane
+    cyan = (pixels[..., 0] < 80) & (pixels[..., 1] > 180) & (pixels[..., 2] > 200)
+    green = (pixels[..., 0] < 120) & (pixels[..., 1] > 200) & (pixels[..., 2] < 120)
+    assert cyan.sum() > 400 and green.sum() > 400
+    whole = overlay_png(image, heat, "s1", max_slices=4, seg=np.zeros_like(seg))  # no heart: no crop
+    with Image.open(io.BytesIO(whole)) as png:
+        px = np.asarray(png.convert("RGB")).astype(int)
+    assert ((px[..., 0] < 80) & (px[..., 1] > 180) & (px[..., 2] > 200)).sum() == 0
 
 
 def test_heatmap_share_inside_heart_helper():

@@ -1,4 +1,4 @@
-"""Cohort manifests and features (issue #4): manifest validation, clinical indices, radiomics,
+"""Cohort manifests and features: manifest validation, clinical indices, radiomics,
 deep features, the cohort runner (parallel, cache, failures, provenance), the CLI and the
 CMRRiskPredict Logic against a real MRML scene."""
 

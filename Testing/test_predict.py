@@ -1,4 +1,4 @@
-"""Prediction core (issue #5, tabular part): models, model directories, manifest validation,
+"""Prediction core (tabular models): models, model directories, manifest validation,
 leakage-free cross-validation, evaluation metrics and the train/predict/evaluate commands."""
 
 import argparse

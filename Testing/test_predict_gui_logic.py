@@ -298,23 +298,26 @@ def _test_case(predict_module):
     case = unittest.TestCase()
     t = predict_module.CMRRiskPredictTest()
     t.delayDisplay = lambda *a, **k: None
-    for name in ("assertEqual", "assertAlmostEqual", "assertTrue"):
+    for name in ("assertEqual", "assertAlmostEqual", "assertTrue", "assertIn", "assertGreater"):
         setattr(t, name, getattr(case, name))
     return t
 
 
-def test_self_test_skips_with_a_message_when_packages_are_missing(scene, predict_module, monkeypatch):
-    monkeypatch.setattr(predict_module, "missing_packages", lambda: ["monai", "radiomics"])
+@pytest.mark.parametrize("method", ["test_indices_from_given_segmentation", "test_train_covariate_model_in_a_process",
+                                    "test_explain_on_the_sample_study_in_a_process"])
+def test_each_self_test_method_skips_itself_naming_missing_packages(scene, predict_module, monkeypatch, method):
+    from cmrrisk.mrml import moduleutils
+
+    monkeypatch.setattr(moduleutils, "missing", lambda required, also: [n for n in also if n != "numpy"])
     t = _test_case(predict_module)
-    with pytest.raises(unittest.SkipTest, match="monai, radiomics are not installed"):
-        t.setUp()
-    shown = []
-    t.delayDisplay = lambda message, *a, **k: shown.append(message)
-    assert t.runTest() is None  # Reload and Test: a message, no ImportError
-    assert shown and "skipped" in shown[0]
+    with pytest.raises(unittest.SkipTest, match=r"needs the Python packages torch"):
+        getattr(t, method)()
+    assert scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 0
 
 
 def test_self_test_runs_headless_when_packages_are_present(scene, predict_module):
     if predict_module.missing_packages():
         pytest.skip(f"packages missing here: {predict_module.missing_packages()}")
-    _test_case(predict_module).runTest()  # the self-test's own asserts
+    t = _test_case(predict_module)
+    t.test_indices_from_given_segmentation()  # the self-test's own asserts
+    assert scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 1

@@ -1,4 +1,4 @@
-"""Cohort quality control (issue #7, data selection): per-volume and per-subject checks, the
+"""Cohort quality control (data selection): per-volume and per-subject checks, the
 cohort report (volume, variety, veracity), the ``qc`` command and the CMRRiskSegment Logic's
 ``qcVolume`` against a real MRML scene; ACDC and Sunnybrook when present."""
 

@@ -1,4 +1,4 @@
-"""Scar per AHA segment, transmurality, n-SD / FWHM, LGE series recognition (issue #3).
+"""Scar per AHA segment, transmurality, n-SD / FWHM, LGE series recognition.
 
 Phantoms are rings whose correct answers follow from their construction: angles are measured
 around the ring centre in mm, from +i towards +j, exactly as the module documents.

@@ -1,4 +1,4 @@
-"""Issue #5, survival part: the Cox-Time and PC-Hazard models and the ``auto`` model's inner-CV
+"""Survival models: the Cox-Time and PC-Hazard models and the ``auto`` model's inner-CV
 choice among them (small synthetic data; runs in well under a minute)."""
 
 import json

@@ -40,7 +40,7 @@ def test_window_holds_the_heart_plus_margin_in_multiples_of_16():
     assert s.tta_window(pad_only, (8, 0, 48, 80)) is None
     assert s.tta_window(torch.zeros(2, 64, 80, dtype=torch.long), (0, 0, 64, 80)) is None
 
-    # margin None: the whole grid, as before the window existed
+    # margin None: the whole grid, no window
     assert _segmenter(None).tta_window(labels, valid) == (0, 272, 0, 240)
 
 

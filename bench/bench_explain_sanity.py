@@ -1,4 +1,4 @@
-"""Sanity benchmark of the saliency methods (issue #6). Writes bench/results/explain_sanity.json.
+"""Sanity benchmark of the saliency methods. Writes bench/results/explain_sanity.json.
 
 1. Synthetic LGE-like localisation: a small multi-input network learns "scar / no scar" from
    slices where the label depends only on a bright blob in the myocardium; for held-out scar

@@ -3,7 +3,7 @@ model (deep features from the same pass), clinical indices, radiomics (bundled p
 
 Runs the cohort runner on N ACDC subjects without reference segmentations and without cache,
 with all cores (one worker process per core), `--repeats` times; reports the median wall time per
-subject (the goal of issue #4 is <= 5 s on 2 cores) and the per-step breakdown (median over
+subject (target: <= 5 s on 2 cores) and the per-step breakdown (median over
 subjects of the worker's own timings). Writes bench/results/features_speed.json.
 
     .venv/bin/python bench/bench_features.py [--subjects 10] [--repeats 3] [--workers N]

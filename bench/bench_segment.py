@@ -6,8 +6,7 @@ separately; the model's default inference is timed, and the other setting of tes
 too (flips run on a window around the heart, `Segmenter.tta_window`), and plain inference with
 the network as trained (batch normalisation not folded into the convolutions, i.e. without
 `network.fuse_for_inference`), and plain inference with the slices run one chunk after the
-other with all intra-op threads (``Segmenter.PARALLEL_SLICES`` off, as before 2026-11-29's
-sixth session), alternating run by run so that all four see the same machine. One warm-up
+other with all intra-op threads (``Segmenter.PARALLEL_SLICES`` off), alternating run by run so that all four see the same machine. One warm-up
 run each, then --repeats timed runs; medians.
 Writes bench/results/segment_speed_<model>.json.
 
@@ -68,8 +67,7 @@ def lge_stack():
 
 def unfused_plain(model: str, device: str):
     """A plain (no flips) segmenter whose network is the one built from the weights, without
-    the inference-time fusion that Segmenter applies (the speed it had before 2026-11-29's
-    fourth session)."""
+    the inference-time fusion that Segmenter applies."""
     from cmrrisk import modeldir
     from cmrrisk.segmentation.infer import Segmenter
     from cmrrisk.segmentation.network import build_network

@@ -1,5 +1,5 @@
 """Where the development models' (bench/devmodels.py) myocardium errors go, on real data and on the synthetic cohort
-(issue #7: the synthetic Dice goal; "fix the cause, not the threshold").
+(the synthetic Dice target; the cause, not the threshold).
 
 For every slice third (base / mid / apex) it counts, over all subjects, the reference
 myocardium voxels by predicted class (``true_myo_to``: LV blood pool, myocardium, RV, background)

@@ -1,5 +1,5 @@
 """Where along the stack the lge development model (bench/devmodels.py) loses myocardium: real held-out EMIDEC cases
-against synthetic LGE stacks (issue #7: synthetic Dice goal).
+against synthetic LGE stacks.
 
 Each stack is cut into thirds by slice index (apex / mid / base; both EMIDEC and the synthetic
 LGE are stored apex first). Per third, over all stacks: predicted / true myocardial voxel count

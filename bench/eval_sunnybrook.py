@@ -5,8 +5,7 @@ For every contoured image: Dice of the predicted LV blood pool vs the endocardia
 of LV blood pool + myocardium vs the epicardial contour, and of the myocardium vs the ring
 between them (images with both contours). Each phase is segmented on its own, twice: as the
 segmenter does by default (slice order read from the DICOM geometry, ``summary``) and with the
-slice order judged from the LV area along the stack only, as before 2026-11-29's fifth session
-(``summary_order_from_labels``). Writes bench/results/sunnybrook_eval.json.
+slice order judged from the LV area along the stack only (``summary_order_from_labels``). Writes bench/results/sunnybrook_eval.json.
 
     .venv/bin/python bench/eval_sunnybrook.py [--model cine|MODEL_DIR] [--out PATH]
 """

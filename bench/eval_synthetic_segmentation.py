@@ -1,4 +1,4 @@
-"""Dice of the bundled segmentation models on the synthetic cohort (issue #7 goal: >= 0.90).
+"""Dice of the bundled segmentation models on the synthetic cohort (target: >= 0.90).
 
 Generates `--n` subjects with `cmrrisk.synthetic.generate_cohort` (seed `--seed`) in a temporary
 folder, segments every cine ED/ES frame with the bundled cine model (ES anchored to the ED

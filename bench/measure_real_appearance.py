@@ -20,7 +20,7 @@ generator's realism figures (``cmrrisk.synthetic``, ``synthetic.json``) are repr
 * RV (cine): RV / LV cavity area ratio at basal, mid and apical thirds of the LV, RV / LV
   volume, RV ES / ED volume, RV solidity (crescent shape), slices with RV / slices with LV;
 * field of view, matrix, spacing;
-* border profiles (issue #7): median (I - myocardium) / (blood - myocardium) in bins of signed
+* border profiles: median (I - myocardium) / (blood - myocardium) in bins of signed
   distance (mm) across the annotated LV endocardium and epicardium (``endo_prof_*``,
   ``epi_prof_*``; pixels within 4 mm of the RV left out of the epicardial profile), and the
   fractions of the 0-3 mm band outside the epicardium darker / brighter than the myocardium by

@@ -1,4 +1,4 @@
-"""How close to the oracle can a Cox model get at the demo's sample size? (issue #7)
+"""How close to the oracle can a Cox model get at the demo's sample size?
 
 The demo's goal is "best model's test C-index within 0.03 of the oracle" on one train / test
 split of one synthetic cohort (100 subjects, 30 % test). This benchmark asks how often a

@@ -25,20 +25,42 @@ def cmd_segment(args) -> int:
     from .segmentation.pipeline import segment_inputs
 
     _threads(args.threads)
-    report = segment_inputs(args.inputs, args.out, model=args.model, device=args.device,
-                            progress=not args.quiet, tta=args.tta,
-                            check_slice_order=not args.keep_slice_order)
+    options = {"device": args.device, "progress": not args.quiet, "tta": args.tta,
+               "check_slice_order": not args.keep_slice_order}
+    if args.dicomweb:
+        from .dicomout.web import segment_from_server
+
+        if args.inputs:
+            raise CMRRiskError(f"--dicomweb: give no INPUT ({args.inputs[0]}); the series come from the server "
+                               "(--study, --series).")
+        if not args.study:
+            raise CMRRiskError("--dicomweb needs --study UID (and optionally --series UID).")
+        report = segment_from_server(args.dicomweb, args.study, args.series, args.out,
+                                     model=args.model or "auto", stow=args.stow, **options)
+    else:
+        for flag in ("study", "series", "stow"):
+            if getattr(args, flag):
+                raise CMRRiskError(f"--{flag} needs --dicomweb URL.")
+        if not args.inputs:
+            raise CMRRiskError("no input given; name one or more images or DICOM folders (or --dicomweb URL --study UID).")
+        report = segment_inputs(args.inputs, args.out, model=args.model or "cine", dicom=args.dicom, **options)
     for e in report["inputs"]:
+        for r in (e.get("dicom") or {}).get("repairs", []):
+            print(f"{os.path.basename(e['input'])}: repaired in the DICOM outputs' copies: {r}", file=sys.stderr)
         flags = ", ".join(e["flags"]) or "none"
         chosen = f"model {e['model']}: {e['model_selected_because']}; " if "model_selected_because" in e else ""
         print(f"{e['output']}  ({chosen}{e['seconds_per_frame']:.2f} s/frame; flags: {flags})")
+        if e.get("dicom"):
+            print(f"{e['dicom']['folder']}  (DICOM SEG and SR: {', '.join(os.path.basename(f) for f in e['dicom']['files'])})")
+    if report.get("dicomweb", {}).get("stored"):
+        print(f"stored on {report['dicomweb']['url']}: {len(report['dicomweb']['stored'])} instances (SEG and SR)")
     print(f"report: {os.path.join(args.out, 'segment.json')}")
     return 0
 
 
 def cmd_evaluate_segmentation(args) -> int:
     from .modeldir import write_json
-    from .segmentation.evaluate import evaluate_folders
+    from .segmentation.evaluate import FAIL_BURDEN_ERROR_PP, FAIL_SCAR_DICE, evaluate_folders
 
     res = evaluate_folders(args.pred, args.ref, args.ref_labels)
     short = {"LV blood pool": "LV", "LV myocardium": "Myo", "RV blood pool": "RV", "Myocardium (all)": "Myo",
@@ -61,6 +83,12 @@ def cmd_evaluate_segmentation(args) -> int:
     print("\nsummary:")
     for k, v in res["summary"].items():
         print(f"  {k}: " + ", ".join(f"{kk} {_fmt(vv)}" for kk, vv in v.items()))
+    fails = res.get("lge_failures") or []
+    if fails:
+        print(f"\nLGE cases where the scar is unsafe (scar Dice < {FAIL_SCAR_DICE:.2f} or scar-burden "
+              f"error > {FAIL_BURDEN_ERROR_PP:g} points): {len(fails)}")
+        for f in fails:
+            print(f"  {f['name']:26s} " + "; ".join(f["reasons"]))
     if res["missing_reference"]:
         print(f"no reference for: {', '.join(res['missing_reference'])}", file=sys.stderr)
     if args.json:
@@ -107,16 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="cmrrisk", description="CMRRisk: cardiac MRI segmentation, "
                                 "features, prognostic models and explanations.")
     p.add_argument("--version", action="version", version=f"cmrrisk {__version__}")
+    p.add_argument("--progress", default="bar", choices=["bar", "json", "none"],
+                   help="progress output: the commands' own bars (default), 'json' (one JSON object "
+                   "per line on standard output: event, fraction, message; see cmrrisk/progress.py) "
+                   "for programs that start cmrrisk, or none")
     sub = p.add_subparsers(dest="command", required=True)
 
     s = sub.add_parser("segment", help="segment cine frames, 4D cines, LGE stacks or DICOM folders")
-    s.add_argument("inputs", nargs="+", metavar="INPUT",
+    s.add_argument("inputs", nargs="*", metavar="INPUT",
                    help="NIfTI/NRRD/MHA 3D frame or 4D cine, or a folder with one DICOM series")
     s.add_argument("--out", required=True, help="output folder for <name>_seg.nii.gz and segment.json")
-    s.add_argument("--model", default="cine",
+    s.add_argument("--model", default=None,
                    help="bundled model name (cine, lge), model directory, or 'auto': cine or lge per "
                    "input from its DICOM headers (trigger times, InversionTime, description) or "
-                   "LGE/cine keywords in its name (default: cine)")
+                   "LGE/cine keywords in its name (default: cine; auto with --dicomweb)")
     s.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     s.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     s.add_argument("--tta", action=argparse.BooleanOptionalAction, default=None,
@@ -129,6 +161,18 @@ def build_parser() -> argparse.ArgumentParser:
                    "short-axis orientation, else judged from the LV area along the stack); "
                    "segment.json's slice_order says what was done")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--dicom", action="store_true",
+                   help="DICOM folder inputs also get <name>_dicom/ with one DICOM SEG per segmented frame "
+                   "(ED and ES of a cine, the LGE stack) and a DICOM SR measurement report")
+    s.add_argument("--dicomweb", metavar="URL", default=None,
+                   help="segment series fetched from this DICOMweb server (WADO-RS) instead of INPUTs; "
+                   "implies --dicom; credentials from CMRRISK_DICOMWEB_USER/_PASSWORD or _TOKEN")
+    s.add_argument("--study", metavar="UID", default=None,
+                   help="with --dicomweb: the study; without --series, every short-axis cine or LGE series in it")
+    s.add_argument("--series", metavar="UID", default=None, help="with --dicomweb: the one series to segment")
+    s.add_argument("--stow", action="store_true",
+                   help="with --dicomweb: store the SEG(s) and SR back on the server (STOW-RS, one request; "
+                   "nothing is kept if the server refuses any)")
     s.set_defaults(func=cmd_segment)
 
     e = sub.add_parser("evaluate-segmentation", help="Dice, HD95, volumes and clinical indices "
@@ -339,7 +383,10 @@ def _os_error_message(exc: OSError) -> str:
 
 
 def main(argv=None) -> int:
+    from . import progress
+
     args = build_parser().parse_args(argv)
+    progress.set_mode(args.progress)
     try:
         check_arguments(args)
         if args.command in ENGINE_COMMANDS:
@@ -348,15 +395,20 @@ def main(argv=None) -> int:
             with engine_from_args(args) as engine:
                 set_default_engine(engine)
                 try:
-                    return args.func(args)
+                    status = args.func(args)
                 finally:
                     set_default_engine(None)
-        return args.func(args)
+        else:
+            status = args.func(args)
+        progress.done(status or 0)
+        return status
     except CMRRiskError as exc:
         print(f"cmrrisk {args.command}: error: {exc}", file=sys.stderr)
+        progress.error(exc)
         return 2
     except OSError as exc:  # a file or folder that cannot be read or written
         print(f"cmrrisk {args.command}: error: {_os_error_message(exc)}", file=sys.stderr)
+        progress.error(_os_error_message(exc))
         return 2
     except KeyboardInterrupt:
         print(f"cmrrisk {args.command}: interrupted", file=sys.stderr)

@@ -113,9 +113,7 @@ _SEGMENTERS: dict = {}
 
 def _segmenter(name: str):
     """The bundled model with its default inference, as ``cmrrisk segment`` runs it (lge:
-    test-time flips on the heart's window, about 1.9 plain passes; cine: plain). Until the flips
-    were confined to that window (2026-11-29) they tripled the LGE time and the demo ran without
-    them."""
+    test-time flips on the heart's window, about 1.9 plain passes; cine: plain)."""
     from .segmentation.infer import Segmenter
 
     if name not in _SEGMENTERS:

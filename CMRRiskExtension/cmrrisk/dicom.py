@@ -20,12 +20,12 @@ from collections import defaultdict
 import numpy as np
 
 from .errors import CMRRiskError
-from .image import Volume, geometry_matrix, lps_to_ras
+from .volume import Volume, geometry_matrix, lps_to_ras
 
 POSITION_TOLERANCE_MM = 0.1
 
 
-class _quiet_pydicom:
+class quiet_pydicom:
     """Accept non-conforming values (e.g. invalid UIDs) without warnings while we read."""
 
     def __enter__(self):
@@ -55,7 +55,7 @@ def _files(folder: str) -> list[str]:
     return sorted(out)
 
 
-def _read_headers(folder: str):
+def read_headers(folder: str):
     import pydicom
 
     headers = []
@@ -75,8 +75,8 @@ def _read_headers(folder: str):
 def list_series(folder: str) -> dict:
     """{series key: [file paths]} for every image series in ``folder``."""
     groups = defaultdict(list)
-    with _quiet_pydicom():
-        for path, ds in _read_headers(folder):
+    with quiet_pydicom():
+        for path, ds in read_headers(folder):
             groups[_series_key(ds)].append(path)
     return dict(groups)
 
@@ -95,16 +95,16 @@ def _short(paths, n=4) -> str:
 
 def read_dicom_folder(folder: str) -> Volume:
     """Read the single image series in ``folder`` as a 3D stack or a 4D cine."""
-    with _quiet_pydicom():
+    with quiet_pydicom():
         return _read_dicom_folder(folder)
 
 
 def _read_dicom_folder(folder: str) -> Volume:
     import pydicom
 
-    headers = _read_headers(folder)
+    headers = read_headers(folder)
     if not headers:
-        raise CMRRiskError(f"{folder}: no readable DICOM image files in this folder.")
+        raise CMRRiskError(f"{folder}: no readable DICOM image files in this folder.", code="unreadable")
     groups = defaultdict(list)
     for path, ds in headers:
         groups[_series_key(ds)].append((path, ds))
@@ -112,20 +112,20 @@ def _read_dicom_folder(folder: str) -> Volume:
         desc = "; ".join(f"{k} ({len(v)} files, e.g. {_short([p for p, _ in v], 2)})"
                          for k, v in groups.items())
         raise CMRRiskError(f"{folder}: holds {len(groups)} series ({desc}); put each series in "
-                           "its own folder.")
+                           "its own folder.", code="mixed_series")
     items = next(iter(groups.values()))
 
     for path, ds in items:
         for tag in ("ImagePositionPatient", "ImageOrientationPatient", "PixelSpacing", "Rows", "Columns"):
             if ds.get(tag) is None:
-                raise CMRRiskError(f"{path}: DICOM tag {tag} is missing; cannot place the image in space.")
+                raise CMRRiskError(f"{path}: DICOM tag {tag} is missing; cannot place the image in space.", code="unreadable")
 
     sizes = defaultdict(list)
     for path, ds in items:
         sizes[(int(ds.Rows), int(ds.Columns))].append(path)
     if len(sizes) > 1:
         desc = "; ".join(f"{r}x{c}: {_short(p)}" for (r, c), p in sizes.items())
-        raise CMRRiskError(f"{folder}: images of different sizes in one series ({desc}).")
+        raise CMRRiskError(f"{folder}: images of different sizes in one series ({desc}).", code="inconsistent_matrix")
 
     orients = defaultdict(list)
     for path, ds in items:
@@ -133,17 +133,17 @@ def _read_dicom_folder(folder: str) -> Volume:
         orients[key].append(path)
     if len(orients) > 1:
         desc = "; ".join(f"{list(k)}: {_short(p)}" for k, p in orients.items())
-        raise CMRRiskError(f"{folder}: images with different orientations in one series ({desc}).")
+        raise CMRRiskError(f"{folder}: images with different orientations in one series ({desc}).", code="inconsistent_orientation")
 
     spacings = {tuple(np.round(np.asarray(ds.PixelSpacing, float), 4)) for _, ds in items}
     if len(spacings) > 1:
-        raise CMRRiskError(f"{folder}: images with different pixel spacings {sorted(spacings)}.")
+        raise CMRRiskError(f"{folder}: images with different pixel spacings {sorted(spacings)}.", code="inconsistent_spacing")
 
     iop = np.asarray(items[0][1].ImageOrientationPatient, float)
     row_dir, col_dir = iop[:3], iop[3:]
     normal = np.cross(row_dir, col_dir)
     if np.linalg.norm(normal) < 1e-6:
-        raise CMRRiskError(f"{items[0][0]}: ImageOrientationPatient {list(iop)} is degenerate.")
+        raise CMRRiskError(f"{items[0][0]}: ImageOrientationPatient {list(iop)} is degenerate.", code="degenerate_geometry")
     normal /= np.linalg.norm(normal)
 
     # group by location along the normal
@@ -165,7 +165,7 @@ def _read_dicom_folder(folder: str) -> Volume:
             if any(t is None for t in tts):
                 missing = [p for (_, p, ds) in loc if ds.get("TriggerTime") is None]
                 raise CMRRiskError(f"{folder}: several images at one slice location but no "
-                                   f"TriggerTime in {_short(missing)}; cannot order the phases.")
+                                   f"TriggerTime in {_short(missing)}; cannot order the phases.", code="cine_phases")
             seen = defaultdict(list)
             for _, p, ds in loc:
                 seen[round(float(ds.TriggerTime), 3)].append(p)
@@ -173,14 +173,14 @@ def _read_dicom_folder(folder: str) -> Volume:
             if dups:
                 t, ps = next(iter(dups.items()))
                 raise CMRRiskError(f"{folder}: duplicate phase: TriggerTime {t} appears "
-                                   f"{len(ps)} times at slice {loc[0][0]:.2f} mm ({_short(ps)}).")
+                                   f"{len(ps)} times at slice {loc[0][0]:.2f} mm ({_short(ps)}).", code="cine_phases")
             loc.sort(key=lambda e: float(e[2].TriggerTime))
     for loc in locations:
         if len(loc) != n_phases:
             raise CMRRiskError(
                 f"{folder}: slice at {loc[0][0]:.2f} mm along the normal has {len(loc)} phases, "
                 f"others have {n_phases} (files {_short([p for _, p, _ in loc])}); phases are "
-                "missing or the folder mixes series.")
+                "missing or the folder mixes series.", code="cine_phases")
 
     positions = np.array([loc[0][0] for loc in locations])
     if len(positions) > 1:
@@ -188,7 +188,7 @@ def _read_dicom_folder(folder: str) -> Volume:
         dz = float(np.median(gaps))
         if np.max(np.abs(gaps - dz)) > 0.1 * dz + 0.01:
             raise CMRRiskError(f"{folder}: slice positions are not evenly spaced (gaps "
-                               f"{np.round(gaps, 2).tolist()} mm); a slice may be missing.")
+                               f"{np.round(gaps, 2).tolist()} mm); a slice may be missing.", code="slice_gap")
     else:
         dz = float(items[0][1].get("SpacingBetweenSlices") or items[0][1].get("SliceThickness") or 1.0)
 
@@ -202,7 +202,7 @@ def _read_dicom_folder(folder: str) -> Volume:
                     ds = pydicom.dcmread(path)
                     px = ds.pixel_array.astype(np.float32)
                 except Exception as exc:
-                    raise CMRRiskError(f"{path}: cannot decode pixel data ({exc}).") from exc
+                    raise CMRRiskError(f"{path}: cannot decode pixel data ({exc}).", code="unreadable") from exc
             slope = float(ds.get("RescaleSlope", 1) or 1)
             inter = float(ds.get("RescaleIntercept", 0) or 0)
             arr[t, z] = px * slope + inter
@@ -349,7 +349,7 @@ def classify_files(paths) -> dict:
     import pydicom
 
     datasets = []
-    with _quiet_pydicom():
+    with quiet_pydicom():
         for p in paths:
             try:
                 datasets.append(pydicom.dcmread(p, stop_before_pixels=True))
@@ -374,7 +374,7 @@ def classify_volume(vol: Volume, name: str | None = None) -> dict:
             return c
         reasons.append(c["reason"])
     if name is None and vol.source:
-        from .image import stem
+        from .volume import stem
 
         name = stem(vol.source)
     if name:

@@ -1,4 +1,5 @@
-"""Image volumes with full geometry: reading NIfTI / NRRD / MHA / DICOM folders and writing results.
+"""Image volumes with full geometry: reading NIfTI / NRRD / MHA / DICOM folders and writing results
+(the :class:`~cmrrisk.volume.Volume` type itself lives in :mod:`cmrrisk.volume`).
 
 Conventions (the only place where coordinate systems are converted):
 
@@ -13,95 +14,17 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import CMRRiskError
-
-NIFTI_EXT = (".nii", ".nii.gz")
-ITK_EXT = (".nrrd", ".nhdr", ".mha", ".mhd")
-
-#: flips the first two axes: LPS <-> RAS (its own inverse)
-LPS_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
-
-
-def lps_to_ras(matrix_lps: np.ndarray) -> np.ndarray:
-    """Convert a 4x4 index-to-LPS matrix into index-to-RAS (and back: the flip is an involution)."""
-    return LPS_RAS @ np.asarray(matrix_lps, dtype=float)
-
-
-def geometry_matrix(spacing, origin, direction) -> np.ndarray:
-    """4x4 index-to-world matrix from spacing (i, j, k), origin and 3x3 direction (columns = axes)."""
-    m = np.eye(4)
-    m[:3, :3] = np.asarray(direction, dtype=float).reshape(3, 3) @ np.diag(np.asarray(spacing, float))
-    m[:3, 3] = np.asarray(origin, dtype=float)
-    return m
-
-
-
-def size_text(shape) -> str:
-    """An array shape (phases,) slices, rows, columns as a file states it: columns x rows x slices
-    (x phases), the order of NIfTI / NRRD headers and of most viewers."""
-    return " x ".join(str(int(n)) for n in reversed(tuple(shape)))
-
-@dataclass
-class Volume:
-    """A 3D or 4D (cine) image and its geometry."""
-
-    array: np.ndarray
-    ijk_to_ras: np.ndarray
-    source: str = ""
-    #: seconds (or ms) between cine phases when known
-    time_spacing: float | None = None
-    #: free-form metadata (vendor, field strength, trigger times, ...)
-    meta: dict = field(default_factory=dict)
-    #: nibabel header of a NIfTI input, kept so that outputs copy it exactly
-    nifti_header: object = None
-
-    @property
-    def is_cine(self) -> bool:
-        return self.array.ndim == 4
-
-    @property
-    def spacing(self) -> tuple:
-        """Voxel size (i, j, k) in mm."""
-        return tuple(float(x) for x in np.linalg.norm(self.ijk_to_ras[:3, :3], axis=0))
-
-    @property
-    def frame_shape(self) -> tuple:
-        return tuple(self.array.shape[-3:])
-
-    def frame(self, t: int) -> "Volume":
-        """Phase ``t`` of a cine as a 3D volume with the same geometry."""
-        if not self.is_cine:
-            raise ValueError("frame() needs a 4D cine volume")
-        return Volume(self.array[t], self.ijk_to_ras.copy(), f"{self.source}[phase {t}]",
-                      meta=dict(self.meta))
-
-    def with_array(self, array: np.ndarray) -> "Volume":
-        """A volume with the same geometry (and NIfTI header) holding ``array``."""
-        if array.shape != self.array.shape:
-            raise ValueError(f"shape {array.shape} differs from the volume's {self.array.shape}")
-        return Volume(array, self.ijk_to_ras.copy(), self.source, self.time_spacing,
-                      dict(self.meta), self.nifti_header)
+from .volume import (ITK_EXT, LPS_RAS, NIFTI_EXT, Volume, geometry_matrix, lps_to_ras,  # noqa: F401
+                     size_text, stem)
 
 
 def _is_ext(path: str, exts) -> bool:
     low = path.lower()
     return any(low.endswith(e) for e in exts)
-
-
-def stem(path: str) -> str:
-    """File name without its image extension (``patient101_frame01.nii.gz`` -> ``patient101_frame01``);
-    for a folder, the folder's name."""
-    name = os.path.basename(os.path.normpath(path))
-    if os.path.isdir(path):
-        return name
-    for ext in NIFTI_EXT + ITK_EXT + (".dcm",):
-        if name.lower().endswith(ext):
-            return name[: -len(ext)]
-    return os.path.splitext(name)[0]
 
 
 def read_image(path: str, allow_4d: bool = True) -> Volume:
@@ -111,7 +34,7 @@ def read_image(path: str, allow_4d: bool = True) -> Volume:
     or holds NaN / infinite values.
     """
     if not os.path.exists(path):
-        raise CMRRiskError(f"{path}: no such file or folder; check the path.")
+        raise CMRRiskError(f"{path}: no such file or folder; check the path.", code="missing_file")
     if os.path.isdir(path):
         from .dicom import read_dicom_folder
 
@@ -123,7 +46,7 @@ def read_image(path: str, allow_4d: bool = True) -> Volume:
     else:
         raise CMRRiskError(
             f"{path}: unsupported file type; give a NIfTI (.nii, .nii.gz), NRRD (.nrrd), "
-            "MetaImage (.mha, .mhd) file or a folder of DICOM files.")
+            "MetaImage (.mha, .mhd) file or a folder of DICOM files.", code="unreadable")
     _validate(vol, path, allow_4d)
     return vol
 
@@ -132,20 +55,20 @@ def _validate(vol: Volume, path: str, allow_4d: bool) -> None:
     a = vol.array
     if a.ndim < 3 or (a.ndim == 3 and min(a.shape) < 1):
         raise CMRRiskError(f"{path}: image has shape {a.shape}; a 3D short-axis stack "
-                           "(slices x rows x columns) or a 4D cine is needed.")
+                           "(slices x rows x columns) or a 4D cine is needed.", code="image_not_3d")
     if a.ndim > 4 or (a.ndim == 4 and not allow_4d):
         raise CMRRiskError(f"{path}: image has {a.ndim} dimensions {a.shape}; expected 3D"
-                           + (" or 4D" if allow_4d else "") + ".")
+                           + (" or 4D" if allow_4d else "") + ".", code="image_not_3d")
     if a.shape[-1] < 16 or a.shape[-2] < 16:
         raise CMRRiskError(f"{path}: in-plane size {a.shape[-2]}x{a.shape[-1]} is too small for "
-                           "a short-axis image (at least 16x16 pixels needed).")
+                           "a short-axis image (at least 16x16 pixels needed).", code="matrix_too_small")
     if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
         n = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
         raise CMRRiskError(f"{path}: image contains {n} NaN or infinite voxels; "
-                           "fix or mask them before segmentation.")
+                           "fix or mask them before segmentation.", code="nan_voxels")
     if not np.all(np.isfinite(vol.ijk_to_ras)) or abs(np.linalg.det(vol.ijk_to_ras[:3, :3])) < 1e-12:
         raise CMRRiskError(f"{path}: image geometry is degenerate (zero spacing or invalid "
-                           "direction); fix the header.")
+                           "direction); fix the header.", code="degenerate_geometry")
 
 
 def _read_nifti(path: str) -> Volume:
@@ -155,14 +78,14 @@ def _read_nifti(path: str) -> Volume:
         img = nib.load(path)
         data = np.asanyarray(img.dataobj)
     except Exception as exc:  # nibabel raises many types for corrupt files
-        raise CMRRiskError(f"{path}: cannot read as NIfTI ({exc}).") from exc
+        raise CMRRiskError(f"{path}: cannot read as NIfTI ({exc}).", code="unreadable") from exc
     if data.ndim == 2:
         raise CMRRiskError(f"{path}: image is 2D {data.shape}; a 3D short-axis stack "
-                           "(or a 4D cine) is needed.")
+                           "(or a 4D cine) is needed.", code="image_not_3d")
     if data.ndim == 5 and data.shape[3] == 1:
         data = data[:, :, :, 0]
     if data.ndim > 4:
-        raise CMRRiskError(f"{path}: image has {data.ndim} dimensions {data.shape}; expected 3D or 4D.")
+        raise CMRRiskError(f"{path}: image has {data.ndim} dimensions {data.shape}; expected 3D or 4D.", code="image_not_3d")
     # nibabel order is (i, j, k[, t]); ours is ([t,] k, j, i)
     arr = np.ascontiguousarray(data.transpose(tuple(range(data.ndim))[::-1]))
     hdr = img.header
@@ -193,14 +116,14 @@ def _read_itk(path: str) -> Volume:
     try:
         img = sitk.ReadImage(path)
     except Exception as exc:
-        raise CMRRiskError(f"{path}: cannot read image ({str(exc).strip().splitlines()[-1]}).") from exc
+        raise CMRRiskError(f"{path}: cannot read image ({str(exc).strip().splitlines()[-1]}).", code="unreadable") from exc
     if img.GetNumberOfComponentsPerPixel() != 1:
         raise CMRRiskError(f"{path}: image has {img.GetNumberOfComponentsPerPixel()} components per "
-                           "voxel; a scalar (grey-level) image is needed.")
+                           "voxel; a scalar (grey-level) image is needed.", code="unreadable")
     dim = img.GetDimension()
     if dim == 2:
         raise CMRRiskError(f"{path}: image is 2D {img.GetSize()}; a 3D short-axis stack "
-                           "(or a 4D cine) is needed.")
+                           "(or a 4D cine) is needed.", code="image_not_3d")
     arr = sitk.GetArrayFromImage(img)  # (k, j, i) or (t, k, j, i)
     sp = img.GetSpacing()[:3]
     org = img.GetOrigin()[:3]

@@ -1,4 +1,4 @@
-"""Project-wide label convention (DESIGN.md section 3) and mappings from public datasets."""
+"""Project-wide label convention (docs/explanation/architecture.md) and mappings from public datasets."""
 
 BACKGROUND = 0
 LV_BLOOD_POOL = 1

@@ -1,4 +1,4 @@
-"""Cohort manifests (DESIGN.md section 3): one CSV row per subject, paths relative to the
+"""Cohort manifests (docs/explanation/architecture.md): one CSV row per subject, paths relative to the
 manifest's folder. Dataset adapters turn public datasets into a manifest plus NIfTI volumes.
 
 The generic format (for a user's own cohort)
@@ -12,7 +12,7 @@ to the manifest's folder (absolute paths are accepted); an empty cell means "not
     ``cine_ed``, ``cine_es`` (3D end-diastolic / end-systolic frames), ``cine`` (4D cine;
     ED and ES are then the phases of largest and smallest segmented LV volume), ``lge``
     (3D LGE short-axis stack).
-reference segmentations (optional, project labels of DESIGN.md section 3, same geometry as the
+reference segmentations (optional, project labels of cmrrisk.labels, same geometry as the
 image): ``cine_ed_seg``, ``cine_es_seg``, ``cine_seg``, ``lge_seg``. A subject without one
 is segmented by the bundled model.
 outcomes: ``time`` (>= 0) and ``event`` (0 / 1) for time-to-event endpoints; ``label`` for a

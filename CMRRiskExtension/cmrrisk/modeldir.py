@@ -1,4 +1,4 @@
-"""Model directories on disk (DESIGN.md section 3).
+"""Model directories on disk (docs/explanation/architecture.md).
 
 A model directory holds ``model.safetensors`` (weights only, never a pickled object),
 ``config.json`` (network, preprocessing, labels, training summary, software versions),
@@ -32,21 +32,72 @@ def sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def software_versions() -> dict:
-    import numpy
-    import torch
+#: packages whose version can change a model's numbers (features, networks, fitted models):
+#: import name -> distribution name. Every model directory records the versions present.
+MODEL_DEFINING = {"torch": "torch", "monai": "monai", "radiomics": "pyradiomics",
+                  "sksurv": "scikit-survival", "pycox": "pycox"}
 
-    out = {"python": platform.python_version(), "numpy": numpy.__version__, "torch": torch.__version__}
+
+class VersionWarning(UserWarning):
+    """A model directory is used under other versions of its model-defining packages."""
+
+
+def _installed_version(module: str):
+    """Version of an importable package, without importing it when its metadata tells."""
+    import importlib.metadata
+    import importlib.util
+
+    if importlib.util.find_spec(module) is None:
+        return None
+    names = {"radiomics": ("pyradiomics", "pyradiomics-bhklab"), "sksurv": ("scikit-survival",)}
+    for dist in names.get(module, (MODEL_DEFINING.get(module, module),)):
+        try:
+            return importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            continue
     try:
-        import monai
+        return getattr(__import__(module), "__version__", None)
+    except Exception:  # pragma: no cover - a broken install
+        return None
 
-        out["monai"] = monai.__version__
-    except ImportError:  # pragma: no cover
-        pass
+
+def software_versions() -> dict:
+    """Python, numpy, cmrrisk and every model-defining package present (:data:`MODEL_DEFINING`)."""
+    import numpy
+
+    out = {"python": platform.python_version(), "numpy": numpy.__version__}
+    for module in MODEL_DEFINING:
+        v = _installed_version(module)
+        if v is not None:
+            out[module] = v
     from . import __version__
 
     out["cmrrisk"] = __version__
     return out
+
+
+def version_differences(recorded: dict) -> list:
+    """[(package, version recorded, version installed)] of the model-defining packages whose
+    installed version differs from the one a model directory recorded (packages absent on
+    either side are not compared: a model that needs one says so when it is used)."""
+    out = []
+    for module, dist in MODEL_DEFINING.items():
+        was = (recorded or {}).get(module)
+        now = _installed_version(module)
+        # the local part ("+cpu", "+cu126") names the build, not the code: not compared
+        if was and now and str(was).split("+")[0] != str(now).split("+")[0]:
+            out.append((dist, str(was), str(now)))
+    return out
+
+
+def version_warning(model_dir: str, config: dict):
+    """The warning message for a model directory used under other package versions, or None."""
+    diffs = version_differences(config.get("software") or {})
+    if not diffs:
+        return None
+    return (f"{model_dir}: made with " + ", ".join(f"{d} {was}" for d, was, _ in diffs) + "; installed: "
+            + ", ".join(f"{d} {now}" for d, _, now in diffs) + ". Features and predictions can differ "
+            "from the model's validation figures; install those versions, or retrain the model.")
 
 
 def resolve(model: str) -> str:
@@ -127,13 +178,46 @@ def verify(model_dir: str) -> None:
 
 
 def load(model_dir: str):
-    """Verify checksums and return (config dict, state dict of tensors)."""
+    """Verify checksums and return (config dict, state dict of tensors). Weights stored in half
+    precision (float16 or bfloat16, e.g. the bundled segmentation models) come back as float32;
+    other dtypes as stored."""
+    import torch
     from safetensors.torch import load_file
 
     verify(model_dir)
     config = read_json(os.path.join(model_dir, CONFIG))
+    message = version_warning(model_dir, config)
+    if message:
+        import warnings
+
+        warnings.warn(message, VersionWarning, stacklevel=2)
     state = load_file(os.path.join(model_dir, WEIGHTS))
-    return config, state
+    half = (torch.float16, torch.bfloat16)
+    return config, {k: v.float() if v.dtype in half else v for k, v in state.items()}
+
+
+def store_half(model_dir: str) -> dict:
+    """Rewrite a model directory's weights with every floating-point tensor stored as float16
+    (half the file size; :func:`load` casts them back to float32) and its checksums; returns the
+    new checksums. Other files stay as they are. For the bundled segmentation models, whose
+    segmentations float16 storage does not change (bench/eval_half_precision.py)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    verify(model_dir)
+    path = os.path.join(model_dir, WEIGHTS)
+    state = load_file(path)
+    half = {k: (v.to(torch.float16) if v.is_floating_point() else v).contiguous() for k, v in state.items()}
+    fd, tmp = tempfile.mkstemp(prefix="." + WEIGHTS + ".", dir=model_dir)
+    os.close(fd)
+    try:
+        save_file(half, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return write_checksums(model_dir)
 
 
 def save(model_dir: str, state_dict: dict, config: dict, extra_files: dict | None = None) -> None:

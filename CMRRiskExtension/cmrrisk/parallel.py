@@ -252,9 +252,9 @@ class Engine:
         out: dict = {}
         bar = None
         if progress and jobs:
-            from tqdm import tqdm
+            from .progress import progress_bar
 
-            bar = tqdm(total=len(jobs), unit=unit, desc=desc, file=sys.stderr)
+            bar = progress_bar(total=len(jobs), unit=unit, desc=desc, file=sys.stderr)
         try:
             if not self.distributed or len(jobs) <= 1 and self.client is None:
                 for key, args in jobs:

@@ -1,4 +1,4 @@
-"""Cohort and study quality control (issue #7, data selection): ``cmrrisk qc MANIFEST``.
+"""Cohort and study quality control (data selection): ``cmrrisk qc MANIFEST``.
 
 A cohort report in three parts:
 
@@ -59,6 +59,13 @@ Segmentation (reference segmentations, or the bundled model with ``segment=True`
     ``lv_volume_implausible`` (outside 5-600 mL) and ``lv_not_enclosed_by_myocardium`` (more
     than 35 % of the LV border touches background) flag; see
     :mod:`cmrrisk.segmentation.quality`.
+Scar plausibility (LGE label maps, :func:`scar_plausibility_checks`; all flag):
+    ``scar_outside_myocardium`` when more than 10 % of the scar + MVO voxels lie in connected
+    pieces (3D, face-connected) that touch no healthy myocardium (label 2): scar floating in the
+    blood pool or beside the heart, away from the LV wall; ``mvo_without_scar`` when more than
+    10 % of the MVO voxels lie in pieces that no scar voxel (label 4) borders (MVO is the dark
+    core of an infarct and sits inside it); ``scar_burden_implausible`` when scar + MVO make up
+    more than 80 % of the LV myocardium.
 ``PLAUSIBLE`` ranges of indices (flag when outside); wide enough to hold the pathologies of
     public cohorts (dilated and hypertrophic hearts), narrow enough to catch label swaps,
     empty frames and wrong spacings:
@@ -83,6 +90,8 @@ import numpy as np
 
 from . import labels as L
 from .errors import CMRRiskError
+from .qcchecks import (EXCLUDE, FLAG, MAX_MVO_WITHOUT_SCAR_SHARE, MAX_SCAR_BURDEN_PCT,  # noqa: F401
+                       MAX_SCAR_OUTSIDE_SHARE, OK, check, scar_plausibility_checks, status_of)
 
 MIN_SLICES = 6
 IN_PLANE_MM = (0.4, 3.0)
@@ -103,21 +112,12 @@ PLAUSIBLE = {
     "lv_max_wall_thickness_mm": (2.0, 40.0, "mm"),
     "rv_edv_ml": (20.0, 600.0, "mL"),
 }
+#: scar plausibility: tolerated share of scar / MVO voxels in implausible pieces, highest burden (%)
 #: frame_flags codes that make a segmentation unusable
 SEG_EXCLUDE = ("no_heart_found", "lv_empty", "myocardium_empty")
 
-EXCLUDE, FLAG, OK = "exclude", "flag", "ok"
 
 QC_JSON, QC_CSV, QC_MD = "qc.json", "qc_subjects.csv", "qc.md"
-
-
-def check(code: str, severity: str, message: str, role: str = "") -> dict:
-    return {"code": code, "severity": severity, "role": role, "message": message}
-
-
-def status_of(checks) -> str:
-    sev = {c["severity"] for c in checks}
-    return EXCLUDE if EXCLUDE in sev else FLAG if FLAG in sev else OK
 
 
 # ------------------------------------------------------------------------------ one volume
@@ -303,6 +303,8 @@ def segmentation_checks(seg: np.ndarray, spacing_xyz, role: str = "image", struc
         if math.isfinite(t) and not lo <= t <= hi:
             out.append(check("implausible_lv_max_wall_thickness_mm", FLAG, f"{source} segmentation: maximal "
                              f"wall thickness {t:.2f} {unit} outside {lo:g}-{hi:g} {unit}.", role))
+    if L.SCAR in structures and seg.ndim == 3:
+        out += scar_plausibility_checks(seg, role, source)
     return out
 
 
@@ -359,19 +361,9 @@ def volume_qc(vol, seg: np.ndarray | None = None, role: str = "image", structure
 
 # ------------------------------------------------------------------------------ one subject
 
-_READ_CODES = (("no such file", "missing_file"), ("NaN", "nan_voxels"), ("is 2D", "image_not_3d"), ("dimensions", "image_not_3d"),
-               ("too small", "matrix_too_small"), ("duplicate phase", "cine_phases"),
-               ("phases are missing", "cine_phases"), ("TriggerTime", "cine_phases"),
-               ("not evenly spaced", "slice_gap"), ("different orientations", "inconsistent_orientation"),
-               ("different pixel spacings", "inconsistent_spacing"), ("different sizes", "inconsistent_matrix"),
-               ("degenerate", "degenerate_geometry"), ("series (", "mixed_series"))
-
-
-def _read_error_code(msg: str) -> str:
-    for needle, code in _READ_CODES:
-        if needle in msg:
-            return code
-    return "unreadable"
+def _read_error_code(exc: CMRRiskError) -> str:
+    """The QC finding of an image that could not be read: the error's own code."""
+    return "unreadable" if exc.code == "error" else exc.code
 
 
 def _read(path: str, role: str, checks: list):
@@ -380,7 +372,7 @@ def _read(path: str, role: str, checks: list):
     try:
         return read_image(path)
     except CMRRiskError as exc:
-        checks.append(check(_read_error_code(str(exc)), EXCLUDE, str(exc), role))
+        checks.append(check(_read_error_code(exc), EXCLUDE, str(exc), role))
     except Exception as exc:  # any reader failure is a finding, not a crash
         checks.append(check("unreadable", EXCLUDE, f"{path}: {type(exc).__name__}: {exc}", role))
     return None
@@ -410,7 +402,7 @@ def _seg_for(row: dict, role: str, vol, checks: list):
     try:
         return _read_seg(path, vol, row.get("seg_labels", ""))
     except CMRRiskError as exc:
-        code = "seg_shape_mismatch" if "shape" in str(exc) else "seg_unreadable"
+        code = "seg_shape_mismatch" if exc.code == "seg_shape_mismatch" else "seg_unreadable"
         checks.append(check(code, EXCLUDE, str(exc), role))
     except Exception as exc:
         checks.append(check("seg_unreadable", EXCLUDE, f"{path}: {type(exc).__name__}: {exc}", role))
@@ -798,20 +790,7 @@ def add_commands(subparsers) -> None:
     p.set_defaults(func=cmd_qc)
 
 
-def main(argv=None) -> int:
-    """Stand-alone entry (``python -m cmrrisk.qc qc MANIFEST --out DIR``), as ``cmrrisk qc``."""
-    import argparse
+if __name__ == "__main__":  # pragma: no cover - ``python -m cmrrisk.qc qc ...`` is ``cmrrisk qc ...``
+    from .cli import main
 
-    parser = argparse.ArgumentParser(prog="cmrrisk")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_commands(sub)
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except CMRRiskError as exc:
-        print(f"cmrrisk {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

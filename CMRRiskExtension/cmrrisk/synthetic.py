@@ -63,7 +63,7 @@ Generative model (every number is in ``synthetic.json``):
 * **Image formation**: 2x in-plane supersampling (partial volume), Gaussian blur, smooth
   multiplicative coil shading; cine: Rician noise, int16; LGE: Gaussian noise on the signed
   signal, offset, 8-bit quantisation (values 0-255 stored as int16), edge zero fill.
-* **Version 4** (issue #7: the bundled models' Dice on these images; every change grounded in a
+* **Version 4** (the bundled models' Dice on these images; every change grounded in a
   property that ``bench/measure_real_appearance.py`` measures on ACDC / EMIDEC and on this
   generator, ``bench/results/real_vs_synthetic_appearance.json``):
 
@@ -96,26 +96,26 @@ Generative model (every number is in ``synthetic.json``):
     0-1.5 mm band: 64 % within 0.2 x (blood - myocardium) of the myocardium, 13 % darker, 15 %
     brighter; version 3 84 / 3 / 12 %): ED myocardium Dice about unchanged, ES -0.05 (version 8
     replaces the pad by a band matched to ACDC, see below).
-* **Version 5** (issue #7): the LGE myocardial texture is smoother and weaker
+* **Version 5**: the LGE myocardial texture is smoother and weaker
   (:data:`LGE_TEXTURE`): version 4's ~1 mm blotches of SD 0.4 x (blood - remote) matched EMIDEC's
   overall myocardial SD but not its spatial scale: the local-mean variation of healthy
   myocardium (mid slices, / (blood - myocardium)) was 0.268 against EMIDEC's 0.231 and the
   pixel-scale residual 0.106 against 0.050 (now 0.236 / 0.086). The lge model called much of
   that blotchy myocardium background (volume 0.79 of the truth on the synthetic stacks, 0.99 on
   held-out EMIDEC).
-* **Version 6** (issue #7): the LGE epicardial band (:data:`LGE_EPI_RIM`). Versions 1-5 drew a
+* **Version 6**: the LGE epicardial band (:data:`LGE_EPI_RIM`). Versions 1-5 drew a
   1.5 mm rim (+1 mm laterally) at 0.6 x fat, 2-3 x as bright as blood; just outside the
   epicardium EMIDEC is only 0.46 / 0.64 / 0.57 / 0.48 x (blood - remote) above remote at 0-1.5 /
   1.5-3 / 3-4.5 / 4.5-7.5 mm (bench/measure_real_appearance.py, 6 subjects: version 5 1.32 / 1.00 /
   0.54 / 0.23, version 6 0.53 / 0.65 / 0.63 / 0.44). With the bright rim, transmural scar (as bright as blood, as in EMIDEC) next to
   a brighter rim was often called healthy myocardium or background by the lge model: on 12
   synthetic subjects (seed 0, test-time flips) the scar Dice of two transmural LAD / LCx scars
-  was 0.22 and 0.37 and the mean absolute scar-burden error 9.3 pp (a one-off run); with the
+  was 0.22 and 0.37 and the mean absolute scar-burden error 9.3 pp (one run); with the
   version-6 band LV / myocardium / scar Dice 0.946 / 0.845 / 0.660 -> 0.934 / 0.869 / 0.699 and
   burden error 6.0 pp (bench/eval_synthetic_segmentation.py; seed 1: Dice 0.945 / 0.856 / 0.611
   -> 0.934 / 0.873 / 0.611, burden error 7.9 pp, every scar subject measured low) (the exploration that chose the band measured realism first and Dice second; the version-4 test
   of a dim band, with version 4's blotchy texture, had lowered myocardium Dice, see above).
-* **Version 7** (issue #7): the LGE epicardial band's level varies around the LV
+* **Version 7**: the LGE epicardial band's level varies around the LV
   (:data:`LGE_EPI_RIM`: ``level`` + ``spread`` x a smooth random function of the angle).
   Version 6's band was uniform: of the 0-3 mm band outside the epicardium 0 % was darker than
   remote by more than 0.25 x (blood - remote), 5 % within 0.25 of remote and 95 % brighter;
@@ -126,12 +126,12 @@ Generative model (every number is in ``synthetic.json``):
   synthetic myocardium Dice fell (bench/eval_synthetic_segmentation.py, 12 subjects, seeds 0 / 1:
   0.869 / 0.873 -> 0.843 / 0.859; scar 0.699 / 0.611 -> 0.698 / 0.573; held-out EMIDEC 0.823),
   while the mean absolute scar-burden error moved 6.0 / 7.9 -> 5.2 / 7.4 pp.
-* **Version 8** (issue #7): the cine band just outside the LV epicardium (:data:`CINE_EPI_BAND`)
+* **Version 8**: the cine band just outside the LV epicardium (:data:`CINE_EPI_BAND`)
   replaces the lateral fat pad of versions 3-7. ACDC's 0-3 mm band is mostly myocardium-like
   with dark (11 %) and bright (17 %) parts around the LV (the dark line of bSSFP at fat-water
   borders, pericardium, fat); version 7 had almost no dark pixels (1 %) and a bright pad (31 %),
   so the epicardial edge was easier to see than on real images. With the band the cine model's
-  synthetic myocardium Dice fell (see the README); LGE images differ from version 7's only
+  synthetic myocardium Dice fell (docs/validation.md); LGE images differ from version 7's only
   because the random stream moved (same generative model).
 * **Outcome**: ``log h = b_ef (50 - LVEF)/10 + b_scar scar/10 + b_age (age - 60)/10
   + b_dm diabetes + b_sex sex``; Weibull baseline ``h0(t) = lambda k t^(k-1)``; independent
@@ -1083,7 +1083,7 @@ def rows_time_event(rows):
 
 def oracle_c_index(manifest) -> float:
     """Harrell's C of the true log hazard: a manifest path, or a (time, event, log_hazard) tuple."""
-    from .predict.evaluation import harrell
+    from .predict.evaluation import harrell_or_nan
 
     if isinstance(manifest, (str, os.PathLike)):
         with open(manifest, newline="") as fh:
@@ -1091,12 +1091,7 @@ def oracle_c_index(manifest) -> float:
         t, e, lh = rows_time_event(rows)
     else:
         t, e, lh = manifest
-    if not np.any(e) or len(t) < 2:
-        return float("nan")
-    try:
-        return harrell(t, e, lh)
-    except Exception:  # no comparable pair (sksurv raises NoComparablePairException)
-        return float("nan")
+    return harrell_or_nan(t, e, lh)
 
 
 # ----------------------------------------------------------------------------- CLI

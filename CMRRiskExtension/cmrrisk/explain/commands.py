@@ -12,6 +12,7 @@ from ..errors import CMRRiskError
 
 
 def cmd_explain(args) -> int:
+    from .. import progress
     from ..predict.store import load_pipeline
     from ..predict.tabular import load_table
     from ..predict.validation import needs_image_features
@@ -48,7 +49,8 @@ def cmd_explain(args) -> int:
         else:
             print("no reference cohort (the training manifest is not where it was; give --reference): "
                   "no similar cases")
-    for s in subjects:
+    for i, s in enumerate(subjects):
+        progress.emit(i / len(subjects), f"explaining {s}")
         e = explain_subject(pipe, table, s, args.method, reference=reference, k=args.k, layer=args.layer,
                             internal_batch_size=args.internal_batch_size)
         paths = write_explanation(e, args.out, png=not args.no_png)

@@ -41,6 +41,7 @@ class Explanation:
     segmentations: dict = field(default_factory=dict)  # input column -> labels (Z, Y, X)
     image_regions: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    model: str = ""  # the explained model, as named in figure titles
 
     def to_json(self) -> dict:
         return _finite({"subject": self.subject, "endpoint": self.endpoint, "method": self.method,
@@ -113,7 +114,9 @@ def _prediction(pipe, x, images=None) -> tuple:
     out = {"endpoint": "survival", "risk": r}
     cut = (getattr(pipe, "training", {}) or {}).get("risk_cutpoints")
     if cut:
-        out["risk_group"] = ["low", "intermediate", "high"][int(np.searchsorted(cut, r, side="right"))]
+        from ..predict.models.targets import risk_group
+
+        out["risk_group"] = risk_group(cut, r)
     return out, None
 
 
@@ -211,7 +214,15 @@ def _explain(pipe, subject, x, values, method, tensor=None, geom=None, vols=None
     text = explanation_text(pred, rows, image_regions={n: first[n] for n in REGIONS if n in first},
                             similar=similar)
     return Explanation(subject, pipe.endpoint, method if images is not None else "kernelshap", pred, rows,
-                       text, similar, heat_vols, dict(vols or {}), dict(segs or {}), regions, notes)
+                       text, similar, heat_vols, dict(vols or {}), dict(segs or {}), regions, notes,
+                       model_label(pipe))
+
+
+def model_label(pipe) -> str:
+    """How figures name a prediction model: its kind and, when loaded from disk, its folder."""
+    name = str(getattr(pipe, "model_name", "") or getattr(pipe.model, "name", "") or "model")
+    folder = getattr(pipe, "model_dir", None)
+    return f"{name} ({os.path.basename(os.path.normpath(folder))})" if folder else name
 
 
 def _like(vol, arr):
@@ -310,28 +321,93 @@ def _write_bytes_atomic(path: str, data: bytes) -> None:
     write_bytes_atomic(path, data)
 
 
-def overlay_png(image: np.ndarray, heat: np.ndarray, title: str = "", max_slices: int = 8) -> bytes:
-    """A PNG montage of the slices with the most positive attribution: the image in grey, the
-    positive heatmap on top in a heat colour map (matplotlib, Agg canvas; no pyplot state)."""
+#: colours of the segmentation contours in the PNG overlays (project labels, cmrrisk.labels)
+#: (drawn in this order: the LV blood pool's edge over the myocardium's inner edge)
+CONTOUR_COLOURS = {L.LV_MYOCARDIUM: "#39ff14", L.LV_BLOOD_POOL: "#00e5ff", L.RV_BLOOD_POOL: "#4d7cff",
+                   L.SCAR: "#ffd400", L.MVO: "#ff40ff"}
+
+
+def heart_crop(shape, seg: np.ndarray | None = None, heat: np.ndarray | None = None,
+               margin: float = 0.25, min_size: int = 32) -> tuple:
+    """In-plane window (y0, y1, x0, x1) around the heart for the PNG overlays: the bounding box
+    of the segmentation over all slices (of the positive heatmap when there is no
+    segmentation), grown by ``margin`` of its size on each side, made square and at least
+    ``min_size`` voxels, kept inside the image. The whole plane when neither marks anything."""
+    h, w = int(shape[-2]), int(shape[-1])
+    mask = None
+    if seg is not None and np.asarray(seg).shape[-2:] == (h, w) and (np.asarray(seg) > 0).any():
+        mask = np.asarray(seg) > 0
+    elif heat is not None and np.asarray(heat).shape[-2:] == (h, w) and (np.asarray(heat) > 0).any():
+        hp = np.clip(np.asarray(heat, float), 0, None)
+        mask = hp > 0.05 * hp.max()
+    if mask is None:
+        return 0, h, 0, w
+    plane = mask.reshape(-1, h, w).any(0)
+    ys, xs = np.nonzero(plane.any(1))[0], np.nonzero(plane.any(0))[0]
+    cy, cx = (ys[0] + ys[-1] + 1) / 2, (xs[0] + xs[-1] + 1) / 2
+    side = max(ys[-1] + 1 - ys[0], xs[-1] + 1 - xs[0]) * (1 + 2 * margin)
+    side = int(round(min(max(side, min_size), max(h, w))))
+
+    def span(c, n):
+        size = min(side, n)
+        lo = int(round(c - size / 2))
+        lo = min(max(lo, 0), n - size)
+        return lo, lo + size
+
+    (y0, y1), (x0, x1) = span(cy, h), span(cx, w)
+    return y0, y1, x0, x1
+
+
+def overlay_png(image: np.ndarray, heat: np.ndarray, title: str = "", max_slices: int = 6,
+                seg: np.ndarray | None = None) -> bytes:
+    """A PNG of the slices with the most positive attribution, cropped to the heart
+    (:func:`heart_crop`): per slice, the image in grey with the segmentation contours (top row)
+    and the positive heatmap over the image with the same contours (bottom row), a colour bar
+    of the attribution and ``title`` (matplotlib, Agg canvas; no pyplot state)."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     h = np.clip(heat, 0, None)
+    if seg is not None and np.asarray(seg).shape != np.asarray(image).shape:
+        seg = None  # a segmentation on another grid cannot be drawn over this image
     per_slice = h.reshape(h.shape[0], -1).sum(1)
     order = [int(z) for z in np.argsort(-per_slice) if per_slice[z] > 0][:max_slices]
     order = sorted(order) or [int(image.shape[0] // 2)]
+    y0, y1, x0, x1 = heart_crop(image.shape, seg, h)
     vmax = float(h.max()) or 1.0
-    lo, hi = np.percentile(image, [1, 99])
-    fig = Figure(figsize=(2.2 * len(order), 2.6), dpi=80)
+    lo, hi = np.percentile(image[:, y0:y1, x0:x1], [1, 99])
+    hi = hi if hi > lo else lo + 1
+    n = len(order)
+    panel = 2.4
+    width, height = panel * n + 1.6, 2 * panel + 0.7  # inches: panels, row labels, colour bar and its label
+    fig = Figure(figsize=(width, height), dpi=100)
     FigureCanvasAgg(fig)
+    grid = fig.add_gridspec(2, n + 1, width_ratios=[1] * n + [0.08], left=0.3 / width, right=1 - 0.75 / width,
+                            bottom=0.02, top=1 - 0.55 / height, wspace=0.04, hspace=0.1)
+    shown = None
     for j, z in enumerate(order):
-        ax = fig.add_subplot(1, len(order), j + 1)
-        ax.imshow(image[z], cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1)
-        ax.imshow(np.ma.masked_less_equal(h[z], 0.05 * vmax), cmap="hot", vmin=0, vmax=vmax, alpha=0.55)
-        ax.set_title(f"slice {z}", fontsize=8)
-        ax.axis("off")
+        for row in (0, 1):
+            ax = fig.add_subplot(grid[row, j])
+            ax.imshow(image[z, y0:y1, x0:x1], cmap="gray", vmin=lo, vmax=hi, interpolation="nearest")
+            if row == 1:
+                shown = ax.imshow(np.ma.masked_less_equal(h[z, y0:y1, x0:x1], 0.05 * vmax), cmap="hot",
+                                  vmin=0, vmax=vmax, alpha=0.6, interpolation="nearest")
+            if seg is not None:
+                s = np.asarray(seg)[z, y0:y1, x0:x1]
+                for label, colour in CONTOUR_COLOURS.items():
+                    if (s == label).any():
+                        ax.contour(s == label, levels=[0.5], colors=[colour], linewidths=1.0)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(f"slice {z}", fontsize=10)
+        if j == 0:
+            fig.axes[-2].set_ylabel("image" + (" + segmentation" if seg is not None else ""), fontsize=9)
+            fig.axes[-1].set_ylabel("attribution", fontsize=9)
+    cax = fig.add_subplot(grid[1, n])
+    fig.colorbar(shown, cax=cax).set_label("positive attribution", fontsize=9)
     if title:
-        fig.suptitle(title, fontsize=9)
+        fig.suptitle(title, fontsize=11)
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
@@ -367,8 +443,10 @@ def write_explanation(expl: Explanation, out_dir: str, png: bool = True) -> dict
         paths["heatmaps"][col] = p
         if png and col in expl.images:
             q = os.path.join(out_dir, f"{_file_stem(expl.subject)}_{col}_{expl.method}.png")
+            model = f" | model {expl.model}" if expl.model else ""
             _write_bytes_atomic(q, overlay_png(expl.images[col].array, vol.array,
-                                               f"{expl.subject} {col} {expl.method}"))
+                                               f"{expl.subject}{model} | {col} | {expl.method}",
+                                               seg=expl.segmentations.get(col)))
             paths["png"][col] = q
     df = pd.DataFrame(expl.attributions, columns=["feature", "value", "attribution"])
     df["abs_rank"] = df["attribution"].abs().rank(ascending=False, method="first").astype(int)

@@ -141,7 +141,7 @@ def _read_seg(path: str, like, convention: str):
     seg = read_image(path)
     if seg.array.shape != like.array.shape:
         raise CMRRiskError(f"{path}: segmentation size {size_text(seg.array.shape)} differs from its image "
-                           f"{like.source} {size_text(like.array.shape)} (columns x rows x slices).")
+                           f"{like.source} {size_text(like.array.shape)} (columns x rows x slices).", code="seg_shape_mismatch")
     arr = np.rint(seg.array).astype(np.int16)
     mapping = SEG_LABEL_CONVENTIONS.get(convention or "cmrrisk", "bad")
     if mapping == "bad":
@@ -150,7 +150,7 @@ def _read_seg(path: str, like, convention: str):
         arr = map_labels(arr, mapping)
     if arr.min() < 0 or arr.max() > 5:
         raise CMRRiskError(f"{path}: labels {int(arr.min())}..{int(arr.max())} are outside the project's "
-                           "0-5 (DESIGN.md section 3); set the manifest's seg_labels column if they "
+                           "0-5 (0 background, 1 LV blood pool, 2 LV myocardium, 3 RV blood pool, 4 scar, 5 MVO); set the manifest's seg_labels column if they "
                            "follow another convention.")
     return arr.astype(np.uint8)
 

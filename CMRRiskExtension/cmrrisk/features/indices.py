@@ -1,4 +1,4 @@
-"""Clinical indices with the names used in feature tables (issue #4).
+"""Clinical indices with the names used in feature tables.
 
 Volumes by voxel counting (summation of discs) in mL, EF in %, mass = ED myocardium x 1.05 g/mL,
 indexed by body surface area (``..._ml_m2``, ``..._g_m2``) when BSA is known.

@@ -59,8 +59,8 @@ def extractor(params: str | None = None):
     except Exception as exc:  # pykwalify validation errors and YAML errors
         raise CMRRiskError(f"{path}: invalid radiomics parameter file ({exc}).") from exc
     # no diagnostics_* entries (image hashes, ROI statistics): they are discarded anyway;
-    # without them the radiomics of 4 synthetic demo subjects (cine ED, ES, LGE; one-off
-    # interleaved run, 2026-11-29) took 0.76 times as long, with identical features
+    # without them the radiomics of 4 synthetic demo subjects (cine ED, ES, LGE; interleaved
+    # run) took 0.76 times as long, with identical features
     # (Testing/test_features.py)
     ex.addProvenance(False)
     _EXTRACTORS[path] = ex

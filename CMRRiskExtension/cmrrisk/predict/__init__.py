@@ -5,7 +5,7 @@
   state / from_state) and the registry of model names;
 - :mod:`.survival`, :mod:`.diagnosis`: the models;
 - :mod:`.pipeline`: preprocessing + model, fitted and applied on a :class:`~.tabular.Table`;
-- :mod:`.store`: model directories (DESIGN.md section 3) with SHA-256 verification;
+- :mod:`.store`: model directories (docs/explanation/architecture.md) with SHA-256 verification;
 - :mod:`.evaluation`: C-indices, time-dependent AUC, Brier score, calibration, Kaplan-Meier by
   risk group, diagnostic metrics, bootstrap confidence intervals;
 - :mod:`.validation`: k-fold cross-validation (every fitted step inside the folds) and external

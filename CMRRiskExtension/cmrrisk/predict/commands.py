@@ -7,21 +7,18 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
 
-import numpy as np
-
 from ..errors import CMRRiskError
+from .formatting import fmt
+from .models.targets import parse_horizons
 
 
-def _fmt(x, nd=3):
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{nd}f}"
 
 
 def _ci(lo_hi):
-    return f"[{_fmt(lo_hi[0])}, {_fmt(lo_hi[1])}]" if lo_hi else ""
+    return f"[{fmt(lo_hi[0])}, {fmt(lo_hi[1])}]" if lo_hi else ""
 
 
 def _threads(n):
@@ -43,14 +40,81 @@ def _about(manifest: str):
         raise CMRRiskError(f"{manifest}: {text}") from None
 
 
+def _flat_yaml(text: str, path: str) -> dict:
+    """A flat YAML mapping, one ``key: value`` per line (``#`` comments; values in YAML's flow
+    syntax as JSON writes it: numbers, true/false, null, [lists], "strings" or bare words)."""
+    import json
+
+    out = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        body = line.split(" #", 1)[0].rstrip() if not line.lstrip().startswith("#") else ""
+        if not body.strip() or body.strip() == "---":
+            continue
+        key, sep, value = body.partition(":")
+        if not sep or not key.strip() or key != key.lstrip() or key.strip().startswith("-"):
+            raise CMRRiskError(f"--params {path}: line {n}: give one 'key: value' per line (a flat mapping; "
+                               "nested values as JSON, e.g. hidden: [64, 64]).")
+        value = value.strip()
+        low = value.lower()
+        if low in ("true", "yes", "on", "false", "no", "off"):
+            parsed = low in ("true", "yes", "on")
+        elif low in ("null", "~", ""):
+            parsed = None
+        else:
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                parsed = value[1:-1] if len(value) > 1 and value[0] == value[-1] == "'" else value
+        out[key.strip()] = parsed
+    return out
+
+
+def read_params_file(path: str) -> dict:
+    """``--params FILE``: a JSON object (``.json``) or a flat YAML mapping (other names)."""
+    import json
+
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as exc:
+        raise CMRRiskError(f"--params {path}: cannot read ({exc.strerror or exc}).") from None
+    if path.lower().endswith(".json"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise CMRRiskError(f"--params {path}: not valid JSON ({exc}).") from None
+    else:
+        data = _flat_yaml(text, path)
+    if not isinstance(data, dict):
+        raise CMRRiskError(f"--params {path}: give a mapping of parameter names to values, "
+                           "e.g. {\"alpha\": 0.5}.")
+    return data
+
+
+def model_params_from_args(args) -> dict:
+    """The hyper-parameters of ``--params FILE`` then ``--param KEY=VALUE`` (later wins),
+    validated for the chosen model and parsed to each parameter's type."""
+    from .base import parse_params
+
+    values = dict(read_params_file(args.params)) if getattr(args, "params", None) else {}
+    for item in getattr(args, "param", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise CMRRiskError(f"--param {item!r}: give KEY=VALUE, e.g. --param alpha=0.5.")
+        values[key.strip()] = value
+    return parse_params(args.model, args.endpoint, values)
+
+
 def cmd_train(args) -> int:
+    from .. import progress
     from .study import train_model
 
+    params = model_params_from_args(args)  # before any work
     _threads(args.threads)
     with _about(args.manifest):
         train_model(args.manifest, args.endpoint, args.out, model=args.model, seed=args.seed,
                     max_epochs=args.max_epochs, cv=args.cv, max_features=args.max_features,
-                    cache_dir=args.cache_dir, log=print)
+                    cache_dir=args.cache_dir, log=print, params=params, progress=progress.counts())
     return 0
 
 
@@ -64,23 +128,10 @@ def cmd_predict(args) -> int:
     pipe = load_pipeline(args.model_dir)
     table = load_table(args.manifest, pipe.endpoint, need_outcome=False, cache_dir=args.cache_dir,
                        image_features=needs_image_features(pipe))
-    df = pipe.predict_frame(table, _parse_horizons(args.horizons))
+    df = pipe.predict_frame(table, parse_horizons(args.horizons))
     write_text_atomic(args.out, df.to_csv(float_format="%.6g"))
     print(f"{args.out}: predictions for {len(df)} subjects ({', '.join(df.columns)})")
     return 0
-
-
-def _parse_horizons(text):
-    """'1,2.5,5' -> [1.0, 2.5, 5.0]; None or '' -> None (the model's default horizons)."""
-    if not text:
-        return None
-    try:
-        hs = [float(h) for h in str(text).split(",") if h.strip()]
-    except ValueError as exc:
-        raise CMRRiskError(f"--horizons {text!r}: give numbers separated by commas.") from exc
-    if not hs or any(not np.isfinite(h) or h <= 0 for h in hs):
-        raise CMRRiskError(f"--horizons {text!r}: give positive times separated by commas.")
-    return hs
 
 
 def cmd_evaluate(args) -> int:
@@ -88,7 +139,7 @@ def cmd_evaluate(args) -> int:
     from .validation import external_validation
 
     _threads(args.threads)
-    horizons = _parse_horizons(args.horizons)
+    horizons = parse_horizons(args.horizons)
     with _about(args.manifest):
         res = external_validation(args.model_dir, args.manifest, n_boot=args.bootstrap, seed=args.seed,
                                   cache_dir=args.cache_dir, horizons=horizons)
@@ -100,26 +151,26 @@ def cmd_evaluate(args) -> int:
                   file=sys.stderr)
     if "c_index_harrell" in res:
         print(f"n {res['n']} ({res['n_events']} events)")
-        print(f"Harrell C-index   {_fmt(res['c_index_harrell'])} {_ci(res.get('c_index_harrell_ci'))}")
+        print(f"Harrell C-index   {fmt(res['c_index_harrell'])} {_ci(res.get('c_index_harrell_ci'))}")
         if "c_index_oracle" in res:
-            print(f"oracle C-index    {_fmt(res['c_index_oracle'])} (the simulation's true log-hazard "
+            print(f"oracle C-index    {fmt(res['c_index_oracle'])} (the simulation's true log-hazard "
                   "on the same subjects: the best any model could reach)")
-        print(f"Uno C-index       {_fmt(res['c_index_uno'])} {_ci(res.get('c_index_uno_ci'))} "
+        print(f"Uno C-index       {fmt(res['c_index_uno'])} {_ci(res.get('c_index_uno_ci'))} "
               f"(tau {res['uno_tau']:g})")
-        print(f"integrated Brier  {_fmt(res.get('integrated_brier'))} {_ci(res.get('integrated_brier_ci'))}")
+        print(f"integrated Brier  {fmt(res.get('integrated_brier'))} {_ci(res.get('integrated_brier_ci'))}")
         if res.get("td_auc"):
-            print("time-dependent AUC " + ", ".join(f"t={k}: {_fmt(v)}" for k, v in res["td_auc"].items()))
+            print("time-dependent AUC " + ", ".join(f"t={k}: {fmt(v)}" for k, v in res["td_auc"].items()))
         cal = res.get("calibration")
         if cal:
-            print(f"calibration at t={cal['horizon']:g}: observed {_fmt(cal['observed_overall'])}, "
-                  f"predicted {_fmt(cal['predicted_overall'])}, slope {_fmt(cal['slope'])}")
+            print(f"calibration at t={cal['horizon']:g}: observed {fmt(cal['observed_overall'])}, "
+                  f"predicted {fmt(cal['predicted_overall'])}, slope {fmt(cal['slope'])}")
         rg = res["risk_groups"]
         print("risk groups (low..high): " + ", ".join(f"n {g['n']}" for g in rg["groups"])
-              + f"; log-rank p {_fmt(rg['logrank_p'], 4)}")
+              + f"; log-rank p {fmt(rg['logrank_p'], 4)}")
     else:
-        print(f"n {res['n']}  accuracy {_fmt(res['accuracy'])} {_ci(res.get('accuracy_ci'))}  "
-              f"balanced accuracy {_fmt(res['balanced_accuracy'])} {_ci(res.get('balanced_accuracy_ci'))}  "
-              f"macro AUC {_fmt(res.get('auc_macro'))}")
+        print(f"n {res['n']}  accuracy {fmt(res['accuracy'])} {_ci(res.get('accuracy_ci'))}  "
+              f"balanced accuracy {fmt(res['balanced_accuracy'])} {_ci(res.get('balanced_accuracy_ci'))}  "
+              f"macro AUC {fmt(res.get('auc_macro'))}")
         print("classes: " + ", ".join(res["classes"]))
         for c, row in zip(res["classes"], res["confusion_matrix"]):
             print(f"  {c:>12s}: {row}")
@@ -151,6 +202,11 @@ def add_commands(subparsers) -> None:
                    "strongest univariate association (chosen inside each training fold)")
     t.add_argument("--cache-dir", default=None, help="cache folder for image features (default: "
                    "<manifest>_features_cache beside the manifest)")
+    t.add_argument("--param", action="append", default=None, metavar="KEY=VALUE",
+                   help="a hyper-parameter of the model, e.g. alpha=0.5 or hidden=[64,64] (repeatable; "
+                   "checked before any work; an unknown key is refused with the list of allowed ones)")
+    t.add_argument("--params", default=None, metavar="FILE", help="hyper-parameters from a JSON file or a flat YAML mapping "
+                   "(key: value per line); --param entries override it")
     t.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     t.set_defaults(func=cmd_train)
 

@@ -14,17 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import CMRRiskError
-from .base import DiagnosisTarget, Model, check_interrupt, register, torch_threads
+from .models.params import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, IntList, Interval
+from .models.registry import Model, register
+from .models.targets import check_target
+from .models.training import fit_network, seeded, split_validation, torch_threads
 
 
 def _check_target(y):
-    if not isinstance(y, DiagnosisTarget):
-        raise CMRRiskError("a diagnosis model needs a 'label' outcome.")
-    counts = np.bincount(np.asarray(y.y), minlength=len(y.classes))
-    if len(y.classes) < 2 or (counts > 0).sum() < 2:
-        raise CMRRiskError(f"a diagnosis model needs at least two classes in the training data "
-                           f"(found {', '.join(map(str, y.classes))}).")
+    check_target(y, "diagnosis")
 
 
 def _softmax(z):
@@ -39,8 +36,9 @@ class Logistic(Model):
 
     name = "logistic"
     endpoint = "diagnosis"
+    parameter_constraints = {"C": [POSITIVE]}
 
-    def __init__(self, seed=0, C: float = 1.0, **kw):
+    def __init__(self, seed=0, C: float = 1.0):
         super().__init__(seed, C=C)
 
     def fit(self, x, y, inputs=None):
@@ -86,59 +84,41 @@ class Logistic(Model):
 class MLPClassifier(Model):
     name = "mlp"
     endpoint = "diagnosis"
+    parameter_constraints = {"hidden": [IntList()], "dropout": [Interval(float, 0, 1, "left")],
+                             "lr": [POSITIVE], "weight_decay": [NON_NEGATIVE], "batch_size": [COUNT],
+                             "max_epochs": [COUNT], "patience": [COUNT], "val_fraction": [FRACTION]}
 
     def __init__(self, seed=0, hidden=(32,), dropout=0.2, lr=1e-3, weight_decay=1e-3,
-                 batch_size=64, max_epochs=300, patience=30, val_fraction=0.2, **kw):
+                 batch_size=64, max_epochs=300, patience=30, val_fraction=0.2):
         super().__init__(seed, hidden=list(hidden), dropout=dropout, lr=lr, weight_decay=weight_decay,
                          batch_size=batch_size, max_epochs=max_epochs, patience=patience,
                          val_fraction=val_fraction)
 
     def _net(self):
-        from .survival import _mlp
+        from .models.networks import MLP
 
-        return _mlp(self.d_in, len(self.classes), self.params["hidden"], self.params["dropout"])
+        return MLP(self.d_in, len(self.classes), self.params["hidden"], self.params["dropout"])
 
     def fit(self, x, y, inputs=None):
         import torch
-
-        from .survival import _split
 
         _check_target(y)
         p = self.params
         x = np.asarray(x, dtype=np.float32)
         self.d_in, self.classes = x.shape[1], list(y.classes)
         labels = np.asarray(y.y, dtype=np.int64)
-        tr, va = _split(len(x), p["val_fraction"], self.seed, labels)
+        tr, va = split_validation(len(x), p["val_fraction"], self.seed, labels)
         X, Y = torch.from_numpy(x), torch.from_numpy(labels)
-        with torch.random.fork_rng(), torch_threads(1):
-            torch.manual_seed(self.seed)
-            g = torch.Generator().manual_seed(self.seed)
+        lossf = torch.nn.CrossEntropyLoss()
+        iv = torch.from_numpy(va)
+        with seeded(self.seed, threads=1):
             net = self._net()
-            opt = torch.optim.Adam(net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
-            lossf = torch.nn.CrossEntropyLoss()
-            best, state, best_ep = np.inf, None, 0
-            for ep in range(int(p["max_epochs"])):
-                check_interrupt()
-                net.train()
-                perm = tr[torch.randperm(len(tr), generator=g).numpy()]
-                for s in range(0, len(perm), p["batch_size"]):
-                    ix = torch.from_numpy(perm[s:s + p["batch_size"]])
-                    if len(ix) < 2:
-                        continue
-                    opt.zero_grad()
-                    lossf(net(X[ix]), Y[ix]).backward()
-                    opt.step()
-                net.eval()
-                with torch.no_grad():
-                    vl = float(lossf(net(X[va]), Y[va]))
-                if state is None or vl < best - 1e-7:
-                    best, best_ep = vl, ep
-                    state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                elif ep - best_ep >= p["patience"]:
-                    break
-        net.load_state_dict(state)
-        net.eval()
-        self.net, self.epochs = net, best_ep + 1
+            self.epochs = fit_network(
+                net, lambda n, ix: lossf(n(X[torch.from_numpy(ix)]), Y[torch.from_numpy(ix)]),
+                lambda n: lossf(n(X[iv]), Y[iv]), tr, lr=p["lr"], weight_decay=p["weight_decay"],
+                batch_size=p["batch_size"], max_epochs=p["max_epochs"], patience=p["patience"],
+                generator=torch.Generator().manual_seed(self.seed))
+        self.net = net
         return self
 
     def predict_proba(self, x, inputs=None):
@@ -195,8 +175,9 @@ class AutoDiagnosis(Model):
     name = "auto"
     endpoint = "diagnosis"
     wants_feature_names = True
+    parameter_constraints = {"folds": [Interval(int, 2, None)]}
 
-    def __init__(self, seed=0, folds=5, **kw):
+    def __init__(self, seed=0, folds=5):
         super().__init__(seed, folds=folds)
         self.feature_names: list | None = None
 

@@ -36,6 +36,17 @@ def harrell(time, event, risk) -> float:
                                             np.asarray(risk, float))[0])
 
 
+def harrell_or_nan(time, event, score) -> float:
+    """Harrell's C of a known score (e.g. a simulation's true log-hazard), NaN when it is not
+    defined (no event, fewer than two subjects, or no comparable pair)."""
+    if not np.any(event) or len(time) < 2:
+        return float("nan")
+    try:
+        return harrell(time, event, score)
+    except Exception:  # no comparable pair (sksurv raises NoComparablePairException)
+        return float("nan")
+
+
 def uno(time, event, risk, tau) -> float:
     from sksurv.metrics import concordance_index_ipcw
 
@@ -270,17 +281,32 @@ def diagnosis_report(y, proba, classes, n_boot: int = 200, seed: int = 0) -> dic
     return out
 
 
-def evaluate_pipeline(pipe, table, n_boot: int = 200, seed: int = 0, horizons=None) -> dict:
-    """Evaluate a fitted :class:`~.pipeline.Pipeline` on a table with outcomes."""
+def evaluate_pipeline(pipe, table, n_boot: int = 200, seed: int = 0, horizons=None,
+                      predictions: bool = False) -> dict:
+    """Evaluate a fitted :class:`~.pipeline.Pipeline` on a table with outcomes.
+
+    ``predictions``: also return the per-subject predictions the metrics were computed from,
+    as ``res["predictions"]``: survival {subjects, risk, time, event}; diagnosis {subjects,
+    proba, y, classes} (lists), so that a caller (the report) never predicts twice."""
     table.require(pipe.endpoint)
     if pipe.endpoint == "survival":
         risk = pipe.predict_risk(table)
-        x = pipe._x(table)
-        inp = pipe._inp(table)
-        return survival_report(table.time, table.event, risk,
-                               lambda ts: pipe.model.predict_survival(x, np.asarray(ts, float), inp),
-                               horizons if horizons is not None else (pipe.horizons() or None),
-                               n_boot=n_boot, seed=seed,
-                               risk_cutpoints=pipe.training.get("risk_cutpoints"))
+        x = pipe.features(table)
+        inp = pipe.model_inputs(table)
+        res = survival_report(table.time, table.event, risk,
+                              lambda ts: pipe.model.predict_survival(x, np.asarray(ts, float), inp),
+                              horizons if horizons is not None else (pipe.horizons() or None),
+                              n_boot=n_boot, seed=seed,
+                              risk_cutpoints=pipe.training.get("risk_cutpoints"))
+        if predictions:
+            res["predictions"] = {"subjects": list(table.subjects), "risk": np.asarray(risk).tolist(),
+                                  "time": np.asarray(table.time, float).tolist(),
+                                  "event": np.asarray(table.event, int).tolist()}
+        return res
     y = pipe.target(table)
-    return diagnosis_report(y.y, pipe.predict_proba(table), pipe.classes, n_boot=n_boot, seed=seed)
+    proba = pipe.predict_proba(table)
+    res = diagnosis_report(y.y, proba, pipe.classes, n_boot=n_boot, seed=seed)
+    if predictions:
+        res["predictions"] = {"subjects": list(table.subjects), "proba": np.asarray(proba).tolist(),
+                              "y": np.asarray(y.y).tolist(), "classes": list(pipe.classes)}
+    return res

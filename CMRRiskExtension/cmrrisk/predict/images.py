@@ -183,9 +183,9 @@ def _prepare(inputs: list, one, desc: str, progress: bool, kind: str, grid: dict
     subject."""
     it = inputs
     if progress:
-        from tqdm import tqdm
+        from ..progress import progress_bar
 
-        it = tqdm(inputs, desc=desc, unit="subject", leave=False)
+        it = progress_bar(inputs, desc=desc, unit="subject", leave=False)
     xs, geoms = [], []
     for row in it:
         try:

@@ -28,63 +28,20 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import CMRRiskError
-from .base import DiagnosisTarget, Model, SurvivalTarget, breslow, check_interrupt, cox_survival, register
 from .images import CHANNELS, GRID, LGE_CHANNELS, prepare, prepare_lge
+from .models.baseline import BreslowBaseline
+from .models.params import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, Interval, Options
+from .models.registry import Model, register
+from .models.targets import check_target
+from .models.training import fit_network, seeded
 
 
 def build_net(n_channels: int, n_cov: int, n_out: int, width: int = 16, slices: int = 8,
               dropout: float = 0.3, n_lge_channels: int = 0):
-    import torch
-    from torch import nn
+    """The network (:class:`~.models.networks.MultiInputNet`)."""
+    from .models.networks import MultiInputNet
 
-    def block(i, o, pool):
-        layers = [nn.Conv2d(i, o, 3, padding=1, bias=False), nn.BatchNorm2d(o), nn.ReLU(inplace=False)]
-        if pool:
-            layers.append(nn.MaxPool2d(2))
-        return nn.Sequential(*layers)
-
-    def cnn(c_in):
-        w = width
-        net = nn.Sequential()
-        net.add_module("block1", block(c_in, w, True))
-        net.add_module("block2", block(w, 2 * w, True))
-        net.add_module("block3", block(2 * w, 4 * w, True))
-        net.add_module("block4", block(4 * w, 4 * w, False))
-        return net
-
-    class MultiInputNet(nn.Module):
-        def __init__(self):
-            super().__init__()
-            w = width
-            self.cnn = cnn(n_channels)
-            self.position = nn.Parameter(torch.zeros(slices, 4 * w))
-            if n_lge_channels:
-                self.cnn_lge = cnn(n_lge_channels)
-                self.position_lge = nn.Parameter(torch.zeros(slices, 4 * w))
-            else:
-                self.cnn_lge = None
-            self.cov = nn.Sequential(nn.Linear(n_cov, 16), nn.ReLU()) if n_cov else None
-            d = 8 * w * (2 if n_lge_channels else 1) + (16 if n_cov else 0)
-            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(d, 32), nn.ReLU(), nn.Linear(32, n_out))
-
-        @staticmethod
-        def _branch(net, position, images):
-            n, k, c, h, w_ = images.shape
-            f = net(images.reshape(n * k, c, h, w_)).mean(dim=(2, 3)).reshape(n, k, -1)
-            f = f + position[None, :k]
-            return torch.cat([f.mean(1), f.amax(1)], dim=1)
-
-        def forward(self, images, covariates=None, lge=None):
-            z = self._branch(self.cnn, self.position, images)
-            if self.cnn_lge is not None:
-                if lge is None:
-                    raise ValueError("this network has an LGE branch: pass the LGE tensor")
-                z = torch.cat([z, self._branch(self.cnn_lge, self.position_lge, lge)], dim=1)
-            if self.cov is not None:
-                z = torch.cat([z, self.cov(covariates)], dim=1)
-            return self.head(z)
-
-    return MultiInputNet()
+    return MultiInputNet(n_channels, n_cov, n_out, width, slices, dropout, n_lge_channels)
 
 
 def _augment(xb, g, n_intensity=2):
@@ -109,12 +66,16 @@ def _augment(xb, g, n_intensity=2):
 
 class _MultiInput(Model):
     uses_inputs = True
+    parameter_constraints = {"width": [COUNT], "dropout": [Interval(float, 0, 1, "left")],
+                             "lr": [POSITIVE], "weight_decay": [NON_NEGATIVE], "batch_size": [COUNT],
+                             "max_epochs": [COUNT], "patience": [COUNT], "val_fraction": [FRACTION],
+                             "use_lge": [Options("auto", True, False)]}
 
     def __init__(self, seed=0, width=16, dropout=0.3, lr=1e-3, weight_decay=1e-4, batch_size=16,
-                 max_epochs=150, patience=30, val_fraction=0.2, use_lge="auto", **kw):
+                 max_epochs=150, patience=30, val_fraction=0.2, use_lge="auto"):
         super().__init__(seed, width=width, dropout=dropout, lr=lr, weight_decay=weight_decay,
                          batch_size=batch_size, max_epochs=max_epochs, patience=patience,
-                         val_fraction=val_fraction, use_lge=use_lge, **kw)
+                         val_fraction=val_fraction, use_lge=use_lge)
         self.grid = dict(GRID)
         self.net = None
         self.uses_lge = False
@@ -176,45 +137,29 @@ class _MultiInput(Model):
         self._setup_target(y)
         p = self.params
         tr, va = self._split(n, self._strata(y))
-        torch.manual_seed(self.seed)
-        g = torch.Generator().manual_seed(self.seed)
-        self.net = build_net(len(CHANNELS), self.n_cov, self._n_out(), p["width"], self.grid["slices"],
-                             p["dropout"], len(LGE_CHANNELS) if self.uses_lge else 0)
-        opt = torch.optim.Adam(self.net.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
         X, C = torch.from_numpy(cine), torch.from_numpy(cov)
         G = torch.from_numpy(lge) if lge is not None else None
-        best, best_state, best_ep = np.inf, None, 0
+        g = torch.Generator().manual_seed(self.seed)
+
+        def batch_loss(net, ix):
+            it = torch.from_numpy(ix)
+            lg = _augment(G[it], g, 1) if G is not None else None
+            return self._loss(net(_augment(X[it], g), C[it], lg), ix)
+
+        def val_loss(net):
+            iv = torch.from_numpy(va)
+            return self._loss(net(X[iv], C[iv], G[iv] if G is not None else None), va)
+
         self.history = []
-        for ep in range(int(p["max_epochs"])):
-            check_interrupt()
-            self.net.train()
-            perm = tr[torch.randperm(len(tr), generator=g).numpy()]
-            losses = []
-            for s in range(0, len(perm), p["batch_size"]):
-                ix = perm[s:s + p["batch_size"]]
-                if len(ix) < 2 or self._skip_batch(ix):
-                    continue
-                it = torch.from_numpy(ix)
-                opt.zero_grad()
-                lg = _augment(G[it], g, 1) if G is not None else None
-                loss = self._loss(self.net(_augment(X[it], g), C[it], lg), ix)
-                loss.backward()
-                opt.step()
-                losses.append(loss.item())
-            self.net.eval()
-            with torch.no_grad():
-                iv = torch.from_numpy(va)
-                vl = float(self._loss(self.net(X[iv], C[iv], G[iv] if G is not None else None), va))
-            self.history.append({"epoch": ep + 1, "train_loss": float(np.mean(losses)) if losses else None,
-                                 "val_loss": vl})
-            if vl < best - 1e-6 or best_state is None:
-                best, best_ep = vl, ep
-                best_state = {k: v.detach().clone() for k, v in self.net.state_dict().items()}
-            elif ep - best_ep >= p["patience"]:
-                break
-        self.net.load_state_dict(best_state)
-        self.net.eval()
-        self.best_epoch = best_ep + 1
+        # an image network keeps the caller's thread count; torch's generator is not restored
+        with seeded(self.seed, threads=None, fork=False):
+            self.net = build_net(len(CHANNELS), self.n_cov, self._n_out(), p["width"], self.grid["slices"],
+                                 p["dropout"], len(LGE_CHANNELS) if self.uses_lge else 0)
+            best_epoch = fit_network(self.net, batch_loss, val_loss, tr, lr=p["lr"],
+                                     weight_decay=p["weight_decay"], batch_size=p["batch_size"],
+                                     max_epochs=p["max_epochs"], patience=p["patience"], generator=g,
+                                     skip_batch=self._skip_batch, tol=1e-6, history=self.history)
+        self.best_epoch = best_epoch
         self._after_fit(imgs, cov, y)
         return self
 
@@ -277,8 +222,7 @@ class MultiInputDiagnosis(_MultiInput):
     endpoint = "diagnosis"
 
     def _setup_target(self, y):
-        if not isinstance(y, DiagnosisTarget):
-            raise CMRRiskError("the diagnosis model needs a 'label' column.")
+        check_target(y, "diagnosis")
         self.classes = list(y.classes)
         self._y = np.asarray(y.y, dtype=np.int64)
 
@@ -315,8 +259,7 @@ class MultiInputSurvival(_MultiInput):
     endpoint = "survival"
 
     def _setup_target(self, y):
-        if not isinstance(y, SurvivalTarget):
-            raise CMRRiskError("the survival model needs 'time' and 'event' columns.")
+        check_target(y, "survival", min_events=1)
         self._t = np.asarray(y.time, float)
         self._e = np.asarray(y.event, float)
 
@@ -340,21 +283,19 @@ class MultiInputSurvival(_MultiInput):
 
     def _after_fit(self, imgs, cov, y):
         risk = self.outputs(cov, images=imgs)[:, 0]
-        self.bh_times, self.bh_cumhaz, self.centre = breslow(risk, y.time, y.event)
+        self.baseline = BreslowBaseline().fit(risk, y.time, y.event)
 
     def predict_risk(self, x, inputs=None, images=None):
         return self.outputs(x, inputs, images)[:, 0]
 
     def predict_survival(self, x, times, inputs=None, images=None):
-        return cox_survival(self.predict_risk(x, inputs, images), self.centre, self.bh_times, self.bh_cumhaz, times)
+        return self.baseline.survival(self.predict_risk(x, inputs, images), times)
 
     def _extra_arrays(self):
-        return {"bh_times": np.asarray(self.bh_times, float), "bh_cumhaz": np.asarray(self.bh_cumhaz, float)}
+        return self.baseline.arrays()
 
     def _extra_config(self):
-        return {"centre": self.centre}
+        return self.baseline.config()
 
     def _restore(self, config, arrays):
-        self.bh_times = np.asarray(arrays["bh_times"], float)
-        self.bh_cumhaz = np.asarray(arrays["bh_cumhaz"], float)
-        self.centre = float(config["centre"])
+        self.baseline = BreslowBaseline.restore(config, arrays)

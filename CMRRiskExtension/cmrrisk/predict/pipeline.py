@@ -21,6 +21,7 @@ class Pipeline:
         self.seed = seed
         self.max_features = max_features
         self.model_params = dict(model_params or {})
+        self.user_params: dict = {}  # the hyper-parameters a user set (recorded in the model directory)
         self.model = create(self.model_name, endpoint, seed=seed, **self.model_params)
         self.preprocessor = Preprocessor(max_features)
         self.classes: list | None = None
@@ -60,23 +61,27 @@ class Pipeline:
         self.training = training_summary(table, self.endpoint)
         if self.endpoint == "survival":
             # risk-group boundaries (tertiles of the training risks) for Kaplan-Meier curves
-            r = self.model.predict_risk(x, self._inp(table))
+            r = self.model.predict_risk(x, self.model_inputs(table))
             self.training["risk_cutpoints"] = [float(q) for q in np.quantile(r, [1 / 3, 2 / 3])]
         return self
 
-    def _x(self, table: Table):
+    def features(self, table: Table):
+        """The preprocessed matrix the model sees for ``table``."""
         return self.preprocessor.transform(table)
 
+    _x = features  # the name tests and older callers use
+
     def predict_risk(self, table: Table) -> np.ndarray:
-        return self.model.predict_risk(self._x(table), self._inp(table))
+        return self.model.predict_risk(self.features(table), self.model_inputs(table))
 
     def predict_survival(self, table: Table, times) -> np.ndarray:
-        return self.model.predict_survival(self._x(table), np.asarray(times, float), self._inp(table))
+        return self.model.predict_survival(self.features(table), np.asarray(times, float), self.model_inputs(table))
 
     def predict_proba(self, table: Table) -> np.ndarray:
-        return self.model.predict_proba(self._x(table), self._inp(table))
+        return self.model.predict_proba(self.features(table), self.model_inputs(table))
 
-    def _inp(self, table):
+    def model_inputs(self, table):
+        """The per-subject inputs for a model that reads them (None for the others)."""
         return self.inputs(table) if self.model.uses_inputs else None
 
     def horizons(self) -> list:

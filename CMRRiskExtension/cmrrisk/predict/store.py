@@ -1,4 +1,4 @@
-"""Prediction model directories (DESIGN.md section 3).
+"""Prediction model directories (docs/explanation/architecture.md).
 
 Files: ``model.safetensors`` (every array of the model: network weights, coefficients, tree
 nodes, baseline hazards), ``config.json`` (endpoint, model name and hyper-parameters, seed,
@@ -51,7 +51,8 @@ def save_pipeline(pipe: Pipeline, model_dir: str, metrics: dict | None = None) -
     config = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "endpoint": pipe.endpoint,
         "model_name": pipe.model_name, "seed": pipe.seed, "max_features": pipe.max_features,
-        "model_params": pipe.model_params, "model": mconfig, "classes": pipe.classes,
+        "model_params": pipe.model_params, "hyperparameters": getattr(pipe, "user_params", {}),
+        "model": mconfig, "classes": pipe.classes,
         "inputs": {"columns": pipe.preprocessor.params["columns"],
                    "image_columns": pipe.preprocessor.params.get("image_columns", []),
                    "n_features": len(pipe.preprocessor.feature_names)},
@@ -87,6 +88,7 @@ def load_pipeline(model_dir: str) -> Pipeline:
     pipe.seed = config["seed"]
     pipe.max_features = config.get("max_features")
     pipe.model_params = config.get("model_params", {})
+    pipe.user_params = config.get("hyperparameters", {})
     pipe.model = cls.from_state(config["model"], arrays)
     pipe.preprocessor = pre
     pipe.classes = config.get("classes")
@@ -107,6 +109,9 @@ def model_card(pipe: Pipeline, metrics: dict | None) -> str:
              + (f"univariate selection of {pipe.max_features}, " if pipe.max_features else "")
              + "standardisation; fitted on the training data)",
              f"- Seed: {pipe.seed}"]
+    if getattr(pipe, "user_params", None):
+        lines.append("- Hyper-parameters set: " + ", ".join(f"{k}={v}" for k, v in sorted(pipe.user_params.items()))
+                     + " (the others at their defaults)")
     chosen = getattr(pipe.model, "chosen", None)
     if chosen:
         lines.append(f"- Model choice: {'+'.join(chosen)}, by {pipe.model.params['folds']}-fold "

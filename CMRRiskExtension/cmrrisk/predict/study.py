@@ -27,7 +27,8 @@ from typing import Callable
 import numpy as np
 
 from ..errors import Cancelled, CMRRiskError, stepper  # noqa: F401  (Cancelled: re-exported, see below)
-from .commands import _fmt
+from .formatting import fmt
+from .models.targets import risk_group
 from .tabular import Table, feature_settings
 
 # ``Cancelled`` (raised when the caller's ``cancel()`` returned True; nothing was written) lives in
@@ -164,7 +165,7 @@ def predict_table(pipe, table: Table, horizons=None, curve_points: int = CURVE_P
                "curve": {"time": [float(t) for t in grid],
                          "survival": [float(surv[i, int(np.searchsorted(times, t))]) for t in grid]}}
         if cut:
-            row["risk_group"] = ["low", "intermediate", "high"][int(np.searchsorted(cut, risk[i], side="right"))]
+            row["risk_group"] = risk_group(cut, risk[i])
         out.append(row)
     return out
 
@@ -201,8 +202,14 @@ def train_model(manifest: str, endpoint: str, out: str, model: str | None = None
                 cache_dir: str | None = None,
                 progress: Callable[[int, int, str], None] | None = None,
                 cancel: Callable[[], bool] | None = None,
-                log: Callable[[str], None] | None = None) -> dict:
+                log: Callable[[str], None] | None = None, params: dict | None = None) -> dict:
     """Train a model on a manifest and write its model directory (what ``cmrrisk train`` does).
+
+    ``params``: the model's hyper-parameters, {name: value} (values may be text, as typed in a
+    form: '0.5', '[64,64]'); checked before any work (an unknown name or a value out of range
+    raises :class:`~cmrrisk.errors.CMRRiskError` naming it and the allowed ones), recorded in the
+    model directory (``config.json``: ``model_params``, ``hyperparameters``) and its model card.
+    :func:`cmrrisk.predict.base.parameter_table` lists a kind's parameters and defaults.
 
     ``progress(done, total, message)`` is called after each step (reading and image features,
     each cross-validation fold, the final fit, writing). ``cancel()`` is checked after each step
@@ -210,7 +217,7 @@ def train_model(manifest: str, endpoint: str, out: str, model: str | None = None
     and the model directory is not written. Returns {"model_dir", "model", "cv" (the metrics or
     None), "chosen", "cv_scores", "seconds"}."""
     from . import multiinput  # noqa: F401  (registers the image models)
-    from .base import DEFAULTS, get_class, interrupt_hook
+    from .base import DEFAULTS, get_class, interrupt_hook, parse_params
     from .pipeline import Pipeline
     from .store import save_pipeline
     from .tabular import load_table
@@ -221,8 +228,9 @@ def train_model(manifest: str, endpoint: str, out: str, model: str | None = None
     log = log or (lambda _msg: None)
     if endpoint not in DEFAULTS:
         raise CMRRiskError(f"endpoint {endpoint!r}: choose survival or diagnosis.")
-    check_output(out)  # before any work: an existing folder of other files is never replaced
     name = model or DEFAULTS[endpoint]
+    user_params = parse_params(name, endpoint, dict(params or {}))
+    check_output(out)  # before any work: an existing folder of other files is never replaced
     image_model = get_class(name, endpoint).uses_inputs
     k = int(cv or 0)
     if k == 1 or k < 0:
@@ -250,6 +258,7 @@ def train_model(manifest: str, endpoint: str, out: str, model: str | None = None
             f"model {name} ({endpoint})")
         tick(f"read {len(table)} subjects", "cross-validation fold 1" if k > 1 else "final fit")
         params = {"max_epochs": int(max_epochs)} if max_epochs else {}
+        params.update(user_params)
         metrics = None
         if k > 1:
             c0 = time.time()
@@ -259,13 +268,14 @@ def train_model(manifest: str, endpoint: str, out: str, model: str | None = None
                                                f"cross-validation fold {done + 1}" if done < of else "final fit"))
             metrics["seconds"] = round(time.time() - c0, 1)
             log(f"{k}-fold cross-validation: " + ", ".join(
-                f"{key} {_fmt(v['mean'])} (SD {_fmt(v['sd'])})" for key, v in metrics["summary"].items()))
+                f"{key} {fmt(v['mean'])} (SD {fmt(v['sd'])})" for key, v in metrics["summary"].items()))
         pipe = Pipeline(endpoint, name, seed=seed, max_features=max_features, model_params=params).fit(table)
     chosen = getattr(pipe.model, "chosen", None)
     if chosen:
         log(f"{name}: chose {'+'.join(chosen)} by {pipe.model.params['folds']}-fold CV inside the training "
             "data (" + ", ".join(f"{key} {v:.3f}" for key, v in pipe.model.cv_scores.items()) + ")")
     tick("final fit on all subjects", "writing the model")
+    pipe.user_params = user_params
     save_pipeline(pipe, out, metrics)
     log(f"model written: {out}")
     if progress:

@@ -1,6 +1,6 @@
 """Cohort tables for prediction: loading and validating a manifest, and preprocessing.
 
-A manifest (DESIGN.md section 3) has one row per subject: ``subject``, optional image columns
+A manifest (docs/explanation/architecture.md) has one row per subject: ``subject``, optional image columns
 (``cine_ed``, ``cine_es``, ``cine``, ``lge`` and ``*_seg``), covariate columns, and outcome columns
 (``time`` and ``event`` for time-to-event endpoints, ``label`` for diagnostic endpoints).
 

@@ -78,32 +78,39 @@ def needs_image_features(pipe) -> bool:
     return bool(pipe.preprocessor.params.get("image_columns"))
 
 
-def oracle_c_index_on(table, manifest: str):
-    """Harrell's C of the simulation truth ``true_log_hazard`` (a synthetic cohort's manifest,
-    ``cmrrisk synth``) on the table's subjects: the best C-index any model could reach on them,
-    reported beside each model's. None when the manifest has no such column (real data) or a
-    subject lacks a value."""
+#: the manifest column holding a simulation's true log-hazard (``cmrrisk synth`` writes it)
+ORACLE_COLUMN = "true_log_hazard"
+
+
+def oracle_c_index_on(table, manifest: str, column: str | None = ORACLE_COLUMN):
+    """Harrell's C of a known true risk score, the manifest's ``column`` (a synthetic cohort's
+    ``true_log_hazard``), on the table's subjects: the best C-index any model could reach on
+    them, reported beside each model's. None when ``column`` is None, the manifest has no such
+    column (real data) or a subject lacks a value."""
     import csv
 
-    from ..synthetic import oracle_c_index
+    from .evaluation import harrell_or_nan
 
-    if table.time is None:
+    if table.time is None or not column:
         return None
     with open(manifest, newline="") as fh:
-        rows = {r.get("subject"): r.get("true_log_hazard") for r in csv.DictReader(fh)}
+        rows = {r.get("subject"): r.get(column) for r in csv.DictReader(fh)}
     try:
         lh = np.array([float(rows[s]) for s in table.subjects])
     except (KeyError, TypeError, ValueError):
         return None
-    c = oracle_c_index((np.asarray(table.time, float), np.asarray(table.event), lh)) \
+    c = harrell_or_nan(np.asarray(table.time, float), np.asarray(table.event), lh) \
         if np.isfinite(lh).all() else float("nan")
     return None if np.isnan(c) else float(c)
 
 
 def external_validation(model_dir: str, manifest: str, n_boot: int = 200, seed: int = 0,
-                        cache_dir: str | None = None, horizons=None) -> dict:
+                        cache_dir: str | None = None, horizons=None,
+                        oracle_column: str | None = ORACLE_COLUMN) -> dict:
     """Load a saved model (checksums verified), check the manifest matches its inputs, evaluate
-    (survival: at ``horizons``, default the model's, see :meth:`Pipeline.horizons`)."""
+    (survival: at ``horizons``, default the model's, see :meth:`Pipeline.horizons`).
+    ``oracle_column``: a manifest column holding the true risk score (simulated data), whose
+    C-index is reported as ``c_index_oracle``; None: none."""
     from .store import load_pipeline
     from .tabular import load_table
 
@@ -113,7 +120,7 @@ def external_validation(model_dir: str, manifest: str, n_boot: int = 200, seed: 
     res = evaluate_pipeline(pipe, table, n_boot=n_boot, seed=seed, horizons=horizons)
     if pipe.endpoint == "survival":
         res["time_range"] = [float(np.min(table.time)), float(np.max(table.time))]
-        oracle = oracle_c_index_on(table, manifest)
+        oracle = oracle_c_index_on(table, manifest, oracle_column)
         if oracle is not None:
             res["c_index_oracle"] = oracle
     res["model_dir"] = model_dir

@@ -101,6 +101,29 @@ def is_lge_pair(pred: np.ndarray, ref: np.ndarray) -> bool:
     return bool(np.isin(pred, L.SCAR_WITH_MVO).any() or np.isin(ref, L.SCAR_WITH_MVO).any())
 
 
+#: per-case failure thresholds of an LGE evaluation: scar (scar + MVO) Dice below this on a case
+#: whose reference has scar, or an absolute scar-burden error above this many percentage points
+FAIL_SCAR_DICE = 0.30
+FAIL_BURDEN_ERROR_PP = 5.0
+
+
+def lge_failure(name: str, scar_dice, burden_pred, burden_ref) -> dict | None:
+    """``{"name", "reasons", "scar_dice", "burden_pred_pct", "burden_ref_pct", "burden_error_pp"}``
+    when a case fails (:data:`FAIL_SCAR_DICE`, :data:`FAIL_BURDEN_ERROR_PP`), else None.
+    ``scar_dice`` is None where the reference has no scar (not scored)."""
+    reasons = []
+    if scar_dice is not None and math.isfinite(scar_dice) and scar_dice < FAIL_SCAR_DICE:
+        reasons.append(f"scar Dice {scar_dice:.2f} < {FAIL_SCAR_DICE:.2f}")
+    err = float(burden_pred) - float(burden_ref) if burden_pred is not None and burden_ref is not None else float("nan")
+    if math.isfinite(err) and abs(err) > FAIL_BURDEN_ERROR_PP:
+        reasons.append(f"scar burden {burden_pred:.1f} % vs reference {burden_ref:.1f} % "
+                       f"(error {err:+.1f} points, more than {FAIL_BURDEN_ERROR_PP:g})")
+    if not reasons:
+        return None
+    return {"name": name, "reasons": reasons, "scar_dice": scar_dice, "burden_pred_pct": burden_pred,
+            "burden_ref_pct": burden_ref, "burden_error_pp": err}
+
+
 def compare_lge(pred: np.ndarray, ref: np.ndarray, spacing_xyz) -> dict:
     """Dice, HD95 and volumes of LGE structures (:data:`LGE_STRUCTURES`) and the scar burden of
     both. Scar + MVO is scored only when the reference has scar, MVO only when it has MVO (an
@@ -262,6 +285,16 @@ def evaluate_folders(pred_dir: str, ref_dir: str, ref_labels: str = "cmrrisk") -
         summary["scar_burden_pct_error"] = {
             "median_abs": float(np.median(np.abs(err))) if len(err) else float("nan"),
             "bias": float(np.mean(err)) if len(err) else float("nan")}
+    failures = []
+    for f in lge:
+        m = f["metrics"]
+        fail = lge_failure(f["name"], m["Scar + MVO"]["dice"] if "Scar + MVO" in m else None,
+                           m["scar_burden_pct"]["pred"], m["scar_burden_pct"]["ref"])
+        if fail:
+            failures.append(fail)
+    if lge:
+        summary["lge_failures"] = {"n_failed": len(failures), "n_lge_frames": len(lge),
+                                   "scar_dice_below": FAIL_SCAR_DICE, "burden_error_above_pp": FAIL_BURDEN_ERROR_PP}
     if pairs:
         for key in ("lv_edv_ml", "lv_esv_ml", "lv_ef_pct", "lv_mass_g", "rv_edv_ml", "rv_esv_ml", "rv_ef_pct"):
             err = np.array([p["indices_pred"][key] - p["indices_ref"][key] for p in pairs], float)
@@ -273,6 +306,7 @@ def evaluate_folders(pred_dir: str, ref_dir: str, ref_labels: str = "cmrrisk") -
                     **({"phase": f["phase"]} if f["phase"] is not None else {}), "metrics": f["metrics"]}
                    for f in frames],
         "subjects": pairs,
+        "lge_failures": failures,
         "missing_reference": missing,
         "summary": summary,
     }
@@ -304,6 +338,8 @@ def evaluate_emidec(segmenter, cases, progress=None) -> dict:
         rows.append(row)
         if progress:
             progress(n + 1, len(cases))
+    failures = [f for f in (lge_failure(r["case"], r.get("dice_scar"), r["scar_burden_pred_pct"],
+                                        r["scar_burden_ref_pct"]) for r in rows) if f]
     err = np.array([r["scar_burden_pred_pct"] - r["scar_burden_ref_pct"] for r in rows], float)
     err = err[np.isfinite(err)]
     summary = {
@@ -316,5 +352,6 @@ def evaluate_emidec(segmenter, cases, progress=None) -> dict:
         "myocardium_volume_ratio_median": float(np.nanmedian([r["myocardium_volume_ratio"] for r in rows])),
         "n_subjects": len(rows),
         "n_infarct": sum(r["group"] == "infarct" for r in rows),
+        "n_failed": len(failures),
     }
-    return {"subjects": rows, "summary": summary, "seconds_per_frame_median": float(np.median(seconds))}
+    return {"subjects": rows, "summary": summary, "failures": failures, "seconds_per_frame_median": float(np.median(seconds))}

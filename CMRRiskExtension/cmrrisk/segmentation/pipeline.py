@@ -88,9 +88,16 @@ def choose_model(vol: Volume, path: str) -> tuple:
 
 
 def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device: str = "cpu",
-                   progress: bool = True, tta: bool | None = None, check_slice_order: bool = True) -> dict:
+                   progress: bool = True, tta: bool | None = None, check_slice_order: bool = True,
+                   dicom: bool = False, require_kind: bool = False) -> dict:
     """Segment every input with ``model`` (a bundled name, a model folder, or ``auto``: cine or
-    lge per input from its DICOM headers or name, see :func:`choose_model`)."""
+    lge per input from its DICOM headers or name, see :func:`choose_model`).
+
+    ``dicom``: every input must be a DICOM folder; each also gets ``<name>_dicom/`` with one DICOM
+    SEG per segmented frame and a measurement report (see :mod:`cmrrisk.dicomout`).
+    ``require_kind``: refuse an input that its headers do not show to be a cine or LGE series."""
+    from .. import progress as P
+
     if not inputs:
         raise CMRRiskError("no input given; name one or more images or DICOM folders.")
     names = {}
@@ -104,10 +111,24 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
     # validate everything before writing anything
     cache: dict[str, Volume] = {}
     chosen: dict[str, tuple] = {}
+    sources: dict = {}
     total = 0
     for p in inputs:
+        if dicom and not os.path.isdir(p):
+            raise CMRRiskError(f"{p}: --dicom needs a folder of DICOM files (the SEG references the "
+                               "source images); this is a file.")
         v = read_image(p)
+        if require_kind:
+            from ..dicom import classify_volume
+
+            c = classify_volume(v)
+            if c["kind"] not in AUTO_MODELS:
+                raise CMRRiskError(f"{p}: not a short-axis cine or LGE series ({c['reason']}).")
         chosen[p] = choose_model(v, p) if model == "auto" else (model, None)
+        if dicom:
+            from ..dicomout.source import load_series
+
+            sources[p] = load_series(p, v.array.shape)
         total += v.array.nbytes
         if total <= KEEP_IN_MEMORY_BYTES:
             cache[p] = v
@@ -138,9 +159,9 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
     n_frames = sum((cache[p].array.shape[0] if cache[p].is_cine else 1) if p in cache else 1 for p in inputs)
     bar = None
     if progress:
-        from tqdm import tqdm
+        from ..progress import progress_bar
 
-        bar = tqdm(total=n_frames, unit="frame", desc="segment", leave=False)
+        bar = progress_bar(total=n_frames, unit="frame", desc="segment", leave=False)
     report = {
         "model": _model_info(seg_model),
         "device": str(seg_model.device),
@@ -156,10 +177,11 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
             t0 = time.perf_counter()
             done = [0]
 
-            def step(i, n, _done=done):
+            def step(i, n, _done=done, _name=os.path.basename(p)):
                 if bar is not None:
                     bar.update(i - _done[0])
                 _done[0] = i
+                P.emit(i / max(1, n), f"{_name}: frame {i}/{n}")  # --progress json
 
             seg_model = models[chosen[p][0]]
             seg = seg_model.segment(vol, progress=step)
@@ -182,9 +204,34 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
             if vol.meta:
                 entry["metadata"] = {k: v for k, v in vol.meta.items() if k not in ("trigger_times_ms", "instance_numbers")}
             entry.update(summarize_result(vol, seg, seg_model.structures))
+            if dicom:
+                try:
+                    entry["dicom"] = _write_dicom(sources.pop(p), seg, entry, seg_model, out_dir, p)
+                except BaseException:
+                    os.remove(out_path)  # no label map without its DICOM outputs
+                    raise
             report["inputs"].append(entry)
     finally:
         if bar is not None:
             bar.close()
     modeldir.write_json(os.path.join(out_dir, "segment.json"), report)
     return report
+
+
+def _write_dicom(series, seg: Volume, entry: dict, seg_model: Segmenter, out_dir: str, path: str) -> dict:
+    """The DICOM SEG(s) and SR of one input into ``<out>/<name>_dicom/``."""
+    from ..dicomout.write import build_outputs, dicom_folder_name, write_outputs
+
+    algorithm = {"name": seg_model.name, "weights_sha256": modeldir.read_json(
+        os.path.join(seg_model.model_dir, modeldir.CHECKSUMS))[modeldir.WEIGHTS]}
+    from ..dicom import quiet_pydicom
+
+    kind = "cine" if seg.is_cine else ("lge" if SCAR in seg_model.structures else "frame")
+    folder = os.path.join(out_dir, dicom_folder_name(stem(path)))
+    with quiet_pydicom():  # the source's non-conforming values were reported once as repairs
+        datasets = build_outputs(series, seg.array.astype(np.uint8), entry, seg_model.structures,
+                                 algorithm, kind)
+        files = write_outputs(datasets, folder)
+    return {"folder": os.path.abspath(folder), "files": [os.path.abspath(f) for f in files],
+            "repairs": series.repairs,
+            "sop_instance_uids": {k: str(d.SOPInstanceUID) for k, d in datasets.items()}}

@@ -70,8 +70,8 @@ def channel_argmax(scores: torch.Tensor) -> torch.Tensor:
     (channels-first) layout, as the scores of a heart-window or flipped pass are: one thread,
     9 x 5 x 432 x 352 scores 0.39 s vs 0.03 s. Interleaved, a synthetic LGE stack (flips,
     window) then took 0.90 times as long on 2 threads, 0.93 and 0.97 on one (three A/B runs); a plain cine frame, whose scores stay in the
-    network's channels-last layout, is unchanged (one-off interleaved A/B, 7 runs each,
-    2026-11-29). Identical results: Testing/test_fast_argmax.py."""
+    network's channels-last layout, is unchanged (interleaved A/B, 7 runs each). Identical
+    results: Testing/test_fast_argmax.py."""
     return scores.max(1).indices
 
 

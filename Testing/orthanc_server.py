@@ -1,0 +1,99 @@
+"""A throw-away Orthanc with its DICOMweb plugin for the DICOMweb tests.
+
+Orthanc 1.10 cannot bind to one address, so it must only ever run inside a private network
+namespace (``unshare -n`` with ``lo`` up): :func:`run_in_private_network` runs a command there,
+and the tests that talk to Orthanc run inside it (see test_dicomweb_orthanc.py). The server
+listens on a free port with HTTP only, remote access off, the DICOM server off, storage in a
+temporary folder, and is stopped by its own process id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+
+ORTHANC = shutil.which("Orthanc") or ("/usr/sbin/Orthanc" if os.path.exists("/usr/sbin/Orthanc") else None)
+PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+USER, PASSWORD = "cmrrisk-test", "Orthanc-test-pw-4711"
+
+
+def missing() -> str | None:
+    """Why an Orthanc test cannot run here (None when it can)."""
+    if not ORTHANC:
+        return "Orthanc is not installed (Debian: apt-get install orthanc orthanc-dicomweb)"
+    if not os.path.exists(PLUGIN):
+        return f"the Orthanc DICOMweb plugin is not installed ({PLUGIN}; Debian: orthanc-dicomweb)"
+    if not shutil.which("unshare") or not shutil.which("ip"):
+        return "unshare or ip (util-linux, iproute2) not available for a private network namespace"
+    r = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"cannot create a private network namespace ({(r.stderr or '').strip()[:120]})"
+    return None
+
+
+def run_in_private_network(cmd: str, **kw):
+    """``cmd`` (a shell line) inside a new network namespace whose only interface is ``lo``."""
+    return subprocess.run(["unshare", "-n", "sh", "-c", f"ip link set lo up && {cmd}"], **kw)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def orthanc(folder, lua: str | None = None, timeout: float = 60):
+    """Start Orthanc with its storage and configuration in ``folder``; yield its DICOMweb root
+    URL; stop it by its process id. Basic authentication with :data:`USER` / :data:`PASSWORD`."""
+    folder = str(folder)
+    os.makedirs(folder, exist_ok=True)
+    port = _free_port()
+    cfg = {"Name": "cmrrisk-test", "StorageDirectory": os.path.join(folder, "db"),
+           "IndexDirectory": os.path.join(folder, "db"), "HttpPort": port, "DicomServerEnabled": False,
+           "RemoteAccessAllowed": False, "AuthenticationEnabled": True, "RegisteredUsers": {USER: PASSWORD},
+           "SslEnabled": False, "HttpsVerifyPeers": False, "Plugins": [PLUGIN],
+           "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}, "StableAge": 1}
+    if lua:
+        path = os.path.join(folder, "filter.lua")
+        with open(path, "w") as f:
+            f.write(lua)
+        cfg["LuaScripts"] = [path]
+    cfg_path = os.path.join(folder, "orthanc.json")
+    with open(cfg_path, "w") as f:
+        json.dump(cfg, f)
+    log = open(os.path.join(folder, "orthanc.log"), "w")
+    proc = subprocess.Popen([ORTHANC, cfg_path], stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        mgr = urllib.request.HTTPPasswordMgrWithDefaultRealm()
+        mgr.add_password(None, base, USER, PASSWORD)
+        opener = urllib.request.build_opener(urllib.request.HTTPBasicAuthHandler(mgr))
+        t0 = time.monotonic()
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"Orthanc exited with {proc.returncode}; see {log.name}")
+            try:
+                with opener.open(f"{base}/system", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() - t0 > timeout:
+                raise RuntimeError(f"Orthanc did not answer /system within {timeout} s; see {log.name}")
+            time.sleep(0.2)
+        yield f"{base}/dicom-web"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
