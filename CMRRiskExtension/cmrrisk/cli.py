@@ -222,7 +222,6 @@ def build_parser() -> argparse.ArgumentParser:
                        "subject of a manifest")
     f.add_argument("manifest", help="cohort manifest CSV (see cmrrisk/manifest.py for the format)")
     f.add_argument("--out", required=True, help="features CSV to write (provenance JSON beside it)")
-    f.add_argument("--workers", type=int, default=None, help="parallel subjects (default: all cores)")
     f.add_argument("--cache", default=None, help="cache folder of finished subjects "
                    "(default: <out>_cache beside the CSV); a rerun only computes what changed")
     f.add_argument("--radiomics-params", default=None, help="pyradiomics YAML (default: the bundled one)")
@@ -230,7 +229,17 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--no-deep", action="store_true", help="skip deep features")
     f.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"])
     f.add_argument("--quiet", action="store_true", help="no progress bar")
+    from .parallel import add_engine_arguments
+
+    add_engine_arguments(f, shard=True)
     f.set_defaults(func=cmd_features)
+
+    g = sub.add_parser("merge-shards", help="join the features tables of `features --shard I/N` runs into "
+                       "the table of a single run")
+    g.add_argument("shards", nargs="+", metavar="SHARD_CSV", help="the N shards' features CSVs (provenance "
+                   "JSON beside each)")
+    g.add_argument("--out", required=True, help="features CSV to write (provenance JSON beside it)")
+    g.set_defaults(func=cmd_merge_shards)
 
     from .predict.commands import add_commands
 
@@ -250,7 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
     from .report import add_commands as add_report_commands
 
     add_report_commands(sub)  # report
+    from .parallel import add_engine_arguments
+
+    for name in ENGINE_COMMANDS:  # their cohort tasks and model fits run on the engine
+        add_engine_arguments(sub.choices[name])
     return p
+
+
+#: commands whose subject loops and model fits run on the engine set for the whole command
+ENGINE_COMMANDS = ("train", "predict", "evaluate", "explain")
 
 
 def cmd_manifest(args) -> int:
@@ -265,15 +282,28 @@ def cmd_manifest(args) -> int:
 def cmd_features(args) -> int:
     from .features.cohort import write_features
 
+    from .parallel import engine_from_args, parse_shard
+
     opts = {"radiomics": not args.no_radiomics, "deep": not args.no_deep,
             "radiomics_params": args.radiomics_params, "device": args.device}
-    prov = write_features(args.manifest, args.out, cache_dir=args.cache, workers=args.workers,
-                          options=opts, progress=not args.quiet)
+    shard = parse_shard(args.shard)
+    with engine_from_args(args) as engine:
+        prov = write_features(args.manifest, args.out, cache_dir=args.cache, options=opts,
+                              progress=not args.quiet, engine=engine, shard=shard)
     for f in prov["failures"]:
         print(f"failed: {f['subject']}: {f['error']}", file=sys.stderr)
     print(f"{args.out}: {prov['n_subjects'] - prov['n_failed']} subjects, {prov['columns']['n_features']} "
           f"features ({prov['n_computed']} computed, {prov['n_cached']} from cache, {prov['n_failed']} failed); "
           f"provenance: {args.out[:-4] if args.out.lower().endswith('.csv') else args.out}.provenance.json")
+    return 0
+
+
+def cmd_merge_shards(args) -> int:
+    from .features.cohort import merge_shards, provenance_path
+
+    prov = merge_shards(args.shards, args.out)
+    print(f"{args.out}: {prov['n_subjects'] - prov['n_failed']} subjects, {prov['columns']['n_features']} features "
+          f"from {len(prov['shards'])} shards ({prov['n_failed']} failed); provenance: {provenance_path(args.out)}")
     return 0
 
 
@@ -283,6 +313,7 @@ MINIMUM = {
     "iterations": (1, "training iterations"), "max_epochs": (1, "epochs"), "n": (1, "subjects"),
     "k": (0, "similar subjects (0: none)"), "seed": (0, "random seed"), "bootstrap": (0, "bootstrap resamples"),
     "max_features": (1, "features to keep"), "explain": (0, "subjects to explain"),
+    "jobs": (1, "batch jobs of workers"), "job_cores": (1, "cores per batch job"),
 }
 #: command -> output options and whether each names a folder ("dir") or a file ("file")
 OUTPUTS = {
@@ -290,12 +321,12 @@ OUTPUTS = {
     "predict": {"out": "file"}, "evaluate": {"json": "file"}, "manifest": {"out": "file"},
     "train": {"out": "dir"}, "train-segmentation": {"out": "dir"}, "average-segmentation": {"out": "dir"},
     "synth": {"out": "dir"}, "qc": {"out": "dir"}, "explain": {"out": "dir"}, "demo": {"out": "dir"},
-    "report": {"out": "file"},
+    "report": {"out": "file"}, "merge-shards": {"out": "file"},
 }
 
 
 #: options that name a command's input files (an output must never be one of them)
-INPUTS = ("manifest", "inputs", "train", "test", "qc", "extra", "reference", "radiomics_params")
+INPUTS = ("manifest", "inputs", "shards", "train", "test", "qc", "extra", "reference", "radiomics_params")
 
 
 def check_arguments(args) -> None:
@@ -358,7 +389,17 @@ def main(argv=None) -> int:
     progress.set_mode(args.progress)
     try:
         check_arguments(args)
-        status = args.func(args)
+        if args.command in ENGINE_COMMANDS:
+            from .parallel import engine_from_args, set_default_engine
+
+            with engine_from_args(args) as engine:
+                set_default_engine(engine)
+                try:
+                    status = args.func(args)
+                finally:
+                    set_default_engine(None)
+        else:
+            status = args.func(args)
         progress.done(status or 0)
         return status
     except CMRRiskError as exc:

@@ -690,11 +690,12 @@ def _markdown(report: dict) -> str:
 
 
 def cohort_qc(manifest, out_dir: str, segment: bool = True, workers: int | None = None,
-              progress: bool = True) -> dict:
+              progress: bool = True, engine=None) -> dict:
     """QC of every subject of a manifest (path or :class:`~cmrrisk.manifest.Manifest`); writes
     ``qc.json``, ``qc_subjects.csv`` and ``qc.md`` into ``out_dir`` (atomically) and returns the
     report. Raises :class:`CMRRiskError` only for a bad manifest (missing columns, bad values);
-    a missing or unreadable image excludes its subject (``missing_file``, ``unreadable``)."""
+    a missing or unreadable image excludes its subject (``missing_file``, ``unreadable``).
+    ``engine``: a :class:`cmrrisk.parallel.Engine` (default: ``workers`` local workers)."""
     from .manifest import Manifest, read_manifest, write_csv
     from .modeldir import write_json, write_text_atomic
 
@@ -708,8 +709,13 @@ def cohort_qc(manifest, out_dir: str, segment: bool = True, workers: int | None 
                 "checks": [check("qc_failed", EXCLUDE, f"{type(exc).__name__}: {exc}", "")], "status": EXCLUDE}
 
     t0 = time.perf_counter()
+    if engine is not None and engine.client is not None:  # workers must see the images
+        from .manifest import IMAGE_ROLES
+
+        engine.check_visible([r[c] for r in rows for c in r if (c in IMAGE_ROLES or c.endswith("_seg"))
+                              and r[c] and os.path.exists(r[c])], "image files of the manifest")
     results = run_subjects(_run_one, [(r["subject"], (r, segment)) for r in rows], workers, "qc",
-                           progress, on_crash=crashed)
+                           progress, on_crash=crashed, engine=engine)
     ordered = [results[r["subject"]] for r in rows]
     _robust_outliers(ordered)
     from . import __version__
@@ -751,8 +757,11 @@ def cohort_qc(manifest, out_dir: str, segment: bool = True, workers: int | None 
 # ------------------------------------------------------------------------------ command line
 
 def cmd_qc(args) -> int:
-    rep = cohort_qc(args.manifest, args.out, segment=not args.no_segment, workers=args.workers,
-                    progress=not args.quiet)
+    from .parallel import engine_from_args
+
+    with engine_from_args(args) as engine:
+        rep = cohort_qc(args.manifest, args.out, segment=not args.no_segment, progress=not args.quiet,
+                        engine=engine)
     v = rep["volume"]
     st = v["status"]
     print(f"{v['n_subjects']} subjects: {st['ok']} ok, {st['flag']} flagged, {st['exclude']} excluded")
@@ -774,8 +783,10 @@ def add_commands(subparsers) -> None:
     p.add_argument("--out", required=True, help="output folder for qc.json, qc_subjects.csv, qc.md")
     p.add_argument("--no-segment", action="store_true",
                    help="skip segmentation checks (otherwise reference segmentations, or the bundled model)")
-    p.add_argument("--workers", type=int, default=None, help="parallel subjects (default: all cores)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    from .parallel import add_engine_arguments
+
+    add_engine_arguments(p)
     p.set_defaults(func=cmd_qc)
 
 

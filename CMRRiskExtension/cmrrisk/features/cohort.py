@@ -356,18 +356,27 @@ def default_cache_dir(out_csv: str) -> str:
 
 
 def compute_cohort(manifest: str | Manifest, cache_dir: str | None = None, workers: int | None = None,
-                   options: dict | None = None, progress: bool = True, subjects=None) -> tuple[list, dict]:
+                   options: dict | None = None, progress: bool = True, subjects=None,
+                   engine=None, shard=None) -> tuple[list, dict]:
     """Features of every subject: (records in manifest order, provenance dict).
 
-    A record is ``{"subject", "features", "info"}`` or ``{"subject", "error"}``."""
+    A record is ``{"subject", "features", "info"}`` or ``{"subject", "error"}``. ``engine``: a
+    :class:`cmrrisk.parallel.Engine` (default: ``workers`` local workers); ``shard``: (I, N),
+    only the I-th of N contiguous blocks of the manifest's rows."""
     man = manifest if isinstance(manifest, Manifest) else read_manifest(manifest, require_images=True)
     opts = dict(DEFAULT_OPTIONS, **(options or {}))
     if opts["radiomics"]:
         from . import radiomics as R
 
         R.extractor(opts["radiomics_params"])  # fail early on a bad parameter file
+    from ..parallel import shard_slice
+
     rows = [r for r in man.rows if subjects is None or r["subject"] in set(subjects)]
+    rows = rows[shard_slice(len(rows), shard)]
     checksums = model_checksums()
+    if engine is not None and engine.client is not None:  # workers must see the images
+        engine.check_visible([r[c] for r in rows for c in r if (c in IMAGE_ROLES or c.endswith("_seg")) and r[c]],
+                             "image files of the manifest")
     if cache_dir:
         os.makedirs(cache_dir, exist_ok=True)
     records: dict = {}
@@ -388,11 +397,12 @@ def compute_cohort(manifest: str | Manifest, cache_dir: str | None = None, worke
     from ..parallel import n_workers as count_workers
     from ..parallel import run_subjects
 
-    n_workers = count_workers(workers, len(todo))
+    n_workers = count_workers(workers, len(todo)) if engine is None else engine.n_slots()
     t0 = time.perf_counter()
     records.update(run_subjects(_run_one, [(r["subject"], (r, opts, key, cache_dir)) for r, key in todo],
-                                n_workers, "features", progress,
-                                on_crash=lambda s, exc: {"subject": s, "error": f"worker crashed: {exc}"}))
+                                n_workers if engine is None else None, "features", progress,
+                                on_crash=lambda s, exc: {"subject": s, "error": f"worker crashed: {exc}"},
+                                engine=engine))
     wall = time.perf_counter() - t0
     ordered = [records[r["subject"]] for r in rows]
     failures = [{"subject": r["subject"], "error": r["error"]} for r in ordered if "error" in r]
@@ -407,6 +417,7 @@ def compute_cohort(manifest: str | Manifest, cache_dir: str | None = None, worke
         "deep_features": "encoder of the bundled segmentation model (layer down_4, 256 channels), "
                          "heart-weighted average over cells and slices; see cmrrisk/features/deep.py",
         "workers": n_workers,
+        "engine": engine.describe() if engine is not None else None,
         "n_subjects": len(rows),
         "n_computed": len(computed),
         "n_cached": sum(1 for r in ordered if r.get("cached")),
@@ -441,15 +452,23 @@ def feature_columns(records: list) -> list:
 
 
 def write_features(manifest: str, out_csv: str, cache_dir: str | None = None, workers: int | None = None,
-                   options: dict | None = None, progress: bool = True) -> dict:
+                   options: dict | None = None, progress: bool = True, engine=None, shard=None) -> dict:
     """Compute and write FEATURES.csv (``subject``, the manifest's outcome and covariate columns,
-    then features) and ``FEATURES.provenance.json`` beside it. Returns the provenance."""
+    then features) and ``FEATURES.provenance.json`` beside it. Returns the provenance.
+    ``shard`` (I, N): only the I-th block of subjects; :func:`merge_shards` joins the N outputs
+    into the table of a single run."""
     man = read_manifest(manifest, require_images=True)
     if cache_dir is None:
         cache_dir = default_cache_dir(out_csv)
-    records, prov = compute_cohort(man, cache_dir, workers, options, progress)
+    records, prov = compute_cohort(man, cache_dir, workers, options, progress, engine=engine, shard=shard)
     ok = [r for r in records if "features" in r]
-    if not ok:
+    if shard is not None:
+        from ..parallel import shard_slice
+
+        block = shard_slice(len(man.rows), shard)
+        prov["shard"] = {"index": shard[0], "count": shard[1], "n_manifest_rows": len(man.rows),
+                         "rows": [block.start, block.stop]}
+    if not ok and shard is None:
         raise CMRRiskError(f"{manifest}: features failed for every subject; first error: "
                            f"{records[0].get('error') if records else 'no subjects'}")
     passthrough = [c for c in man.columns if c not in ("subject", "seg_labels") and c not in IMAGE_ROLES
@@ -496,3 +515,82 @@ def features_for_manifest(manifest_path: str, cache_dir: str | None = None, work
     df.attrs["failures"] = prov["failures"]
     df.attrs["provenance"] = prov
     return df
+
+
+def merge_shards(shard_csvs: list, out_csv: str) -> dict:
+    """Join the features tables of ``cmrrisk features --shard I/N`` runs (all N shards of one
+    manifest, with the same settings) into ``out_csv``: the table a single run writes. Each
+    shard's provenance JSON must lie beside its CSV. Returns the merged provenance."""
+    import csv
+
+    shards = []
+    for path in shard_csvs:
+        if not os.path.isfile(path):
+            raise CMRRiskError(f"{path}: no such features table.")
+        pp = provenance_path(path)
+        if not os.path.isfile(pp):
+            raise CMRRiskError(f"{path}: its provenance {pp} is missing; merge the outputs of "
+                               "`cmrrisk features --shard I/N` as they were written.")
+        try:
+            prov = modeldir.read_json(pp)
+        except ValueError:
+            raise CMRRiskError(f"{pp}: not valid JSON; rerun that shard.") from None
+        if "shard" not in prov:
+            raise CMRRiskError(f"{path}: not a shard (written without --shard); nothing to merge.")
+        shards.append((path, prov))
+    if not shards:
+        raise CMRRiskError("merge-shards: give the features tables of the shards.")
+    first_path, first = shards[0]
+    n = first["shard"]["count"]
+    setting_keys = ("models", "features_version", "options", "radiomics_params")  # see settings_record
+    by_index = {}
+    for path, prov in shards:
+        sh = prov["shard"]
+        if prov.get("manifest") != first.get("manifest") or sh["count"] != n:
+            raise CMRRiskError(f"{path}: shard {sh['index']}/{sh['count']} of {prov.get('manifest')}, but "
+                               f"{first_path} is a shard of {n} of {first.get('manifest')}; merge shards of one run.")
+        for k in setting_keys:
+            if prov.get(k) != first.get(k):
+                raise CMRRiskError(f"{path}: computed with other settings ({k}) than {first_path}; rerun the "
+                                   "shards with the same options.")
+        if sh["index"] in by_index:
+            raise CMRRiskError(f"{path}: shard {sh['index']}/{n} given twice (also {by_index[sh['index']][0]}).")
+        by_index[sh["index"]] = (path, prov)
+    missing = [i for i in range(1, n + 1) if i not in by_index]
+    if missing:
+        raise CMRRiskError(f"merge-shards: shard(s) {', '.join(f'{i}/{n}' for i in missing)} missing; give all "
+                           f"{n} shards' features tables.")
+    header, rows, passthrough = [], [], None
+    for i in range(1, n + 1):
+        path, prov = by_index[i]
+        with open(path, newline="") as fh:
+            reader = csv.DictReader(fh)
+            cols = list(reader.fieldnames or [])
+            part = list(reader)
+        pt = prov["columns"]["passthrough"]
+        if passthrough is None:
+            passthrough = pt
+            header = ["subject"] + pt
+        elif pt != passthrough:
+            raise CMRRiskError(f"{path}: its manifest columns differ from {by_index[1][0]}'s.")
+        for c in cols:
+            if c not in header:
+                header.append(c)
+        rows.extend(part)
+    if not rows:
+        raise CMRRiskError(f"{first.get('manifest')}: features failed for every subject of every shard; "
+                           "see the shards' provenance files.")
+    fcols = header[1 + len(passthrough):]
+    write_csv(out_csv, header, [{c: r.get(c, "") for c in header} for r in rows])
+    provs = [by_index[i][1] for i in range(1, n + 1)]
+    merged = {k: v for k, v in first.items() if k not in ("shard", "wall_seconds", "seconds_per_subject_wall")}
+    for k in ("n_subjects", "n_computed", "n_cached", "n_failed"):
+        merged[k] = sum(p[k] for p in provs)
+    merged["failures"] = [f for p in provs for f in p["failures"]]
+    merged["subjects"] = {s: v for p in provs for s, v in p["subjects"].items()}
+    merged["shards"] = [{"features_csv": os.path.abspath(by_index[i][0]), "wall_seconds": provs[i - 1]["wall_seconds"],
+                         "engine": provs[i - 1].get("engine")} for i in range(1, n + 1)]
+    merged["features_csv"] = os.path.abspath(out_csv)
+    merged["columns"] = {"passthrough": passthrough, "n_features": len(fcols)}
+    modeldir.write_json(provenance_path(out_csv), merged)
+    return merged

@@ -159,13 +159,24 @@ def cv_member_risks(x, y, keys, folds, seed=0, max_epochs=None, inputs=None):
     def rows(idx):  # the per-subject inputs of the rows idx (None stays None)
         return None if inputs is None else [inputs[i] for i in idx]
 
-    for tr, te in splits:
-        for i, m in enumerate(keys):
-            name, params = auto_member(m)
-            mdl = make_member(i, name, params, seed, max_epochs).fit(x[tr], y[tr], rows(tr))
-            rt = mdl.predict_risk(x[tr], rows(tr))
-            z[m][te] = (mdl.predict_risk(x[te], rows(te)) - rt.mean()) / (rt.std() + 1e-12)
+    from ..parallel import map_fits
+
+    # every member on every fold is an independent fit: a task on the command's engine
+    tasks = [(x[tr], y[tr], rows(tr), x[te], rows(te), i, m, seed, max_epochs)
+             for tr, te in splits for i, m in enumerate(keys)]
+    order = [(te, m) for tr, te in splits for m in keys]
+    for (te, m), risks in zip(order, map_fits(_member_fold_risks, tasks, size=len(x))):
+        z[m][te] = risks
     return z, splits
+
+
+def _member_fold_risks(x_tr, y_tr, in_tr, x_te, in_te, i, m, seed, max_epochs):
+    """One fit of :func:`cv_member_risks`: member ``m`` (index ``i``) fitted on a fold's
+    training rows, its risks on the held-out rows standardised by the training risks."""
+    name, params = auto_member(m)
+    mdl = make_member(i, name, params, seed, max_epochs).fit(x_tr, y_tr, in_tr)
+    rt = mdl.predict_risk(x_tr, in_tr)
+    return (mdl.predict_risk(x_te, in_te) - rt.mean()) / (rt.std() + 1e-12)
 
 
 @register

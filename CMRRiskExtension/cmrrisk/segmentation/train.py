@@ -6,6 +6,13 @@ saved to ``MODEL_DIR/checkpoint.pt``; running the same command again resumes fro
 At the end the model directory is written (weights, config, checksums), the validation subjects
 are segmented with the full inference pipeline and ``metrics.json`` and ``MODEL_CARD.md`` are
 written from what was measured.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) the same command trains with DistributedDataParallel
+(gloo on CPU, nccl on GPU): each process draws ``batch / world size`` crops per iteration from
+its own random stream (seeded by the seed, its rank and the iteration), the gradients are
+averaged, and only rank 0 writes checkpoints, the log and the model directory. The global
+batch and the checkpoint do not depend on the number of processes, so a run resumes with any
+world size.
 """
 
 from __future__ import annotations
@@ -136,6 +143,33 @@ def lr_at(it: int, total: int, base: float, warmup: int) -> float:
     return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
 
 
+def distributed_context(device: str = "cpu") -> tuple[int, int, int]:
+    """(rank, world size, local rank) under ``torchrun`` (the process group initialised here:
+    nccl when training on CUDA, else gloo); (0, 1, 0) otherwise."""
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    if world <= 1:
+        return 0, 1, 0
+    import torch.distributed as dist
+
+    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    if not dist.is_initialized():
+        cuda = device in ("cuda", "auto") and torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(local)
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return rank, world, local
+
+
+def _state_digest(state: dict) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for k in sorted(state):
+        h.update(k.encode())
+        h.update(state[k].detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
 def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool = False,
           threads: int | None = None, task: str = "cine", init: str | None = None,
           **overrides) -> dict:
@@ -150,12 +184,19 @@ def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool
     if not os.path.isdir(data):
         raise CMRRiskError(f"--data {data}: no such folder.")
     created = not os.path.exists(out)
+    rank, world, _ = distributed_context(device)
     try:
         return _train(data, out, seed, device, use_all, threads, task, init, **overrides)
     except BaseException:
-        if created and os.path.isdir(out) and not os.listdir(out):
+        if rank == 0 and created and os.path.isdir(out) and not os.listdir(out):
             os.rmdir(out)
         raise
+    finally:
+        if world > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
 
 
 def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool = False,
@@ -169,11 +210,18 @@ def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: boo
     unknown = set(overrides) - set(DEFAULTS)
     if unknown:
         raise ValueError(f"unknown training options {sorted(unknown)}")
+    rank, world, local = distributed_context(device)
     dev = pick_device(device)
+    if dev.type == "cuda" and world > 1:
+        dev = torch.device("cuda", local)
+    if world > 1 and hp["batch"] % world:
+        raise CMRRiskError(f"--batch {hp['batch']}: not divisible by the {world} training processes; give a "
+                           "multiple of the world size (the batch is the total over all processes).")
     if threads:
         torch.set_num_threads(int(threads))
     torch.manual_seed(seed)
-    os.makedirs(out, exist_ok=True)
+    if rank == 0:
+        os.makedirs(out, exist_ok=True)
 
     subjects = _list_subjects(task, data)
     if use_all:
@@ -183,7 +231,8 @@ def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: boo
             raise CMRRiskError(f"{data}: {len(subjects)} subjects are too few for a validation "
                                f"split of {hp['n_val']}; use --all or more data.")
         train_subj, val_subj = stratified_split(subjects, hp["n_val"], seed)
-    _log(f"{len(train_subj)} training subjects, {len(val_subj)} validation subjects")
+    log = _log if rank == 0 else (lambda msg: None)
+    log(f"{len(train_subj)} training subjects, {len(val_subj)} validation subjects")
 
     config = {
         "name": task,
@@ -217,7 +266,7 @@ def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: boo
         store = load_store(train_subj, hp["target_spacing"])
     else:
         store = load_lge_store(train_subj, hp["target_spacing"], spec["labels"])
-    _log(f"loaded {len(store)} training slices in {time.perf_counter() - t_load:.0f} s")
+    log(f"loaded {len(store)} training slices in {time.perf_counter() - t_load:.0f} s")
 
     net = build_network(config).to(dev)
     if init:
@@ -254,23 +303,39 @@ def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: boo
                                "delete it or use another --out folder.")
         net.load_state_dict(ck["net"])
         opt.load_state_dict(ck["opt"])
-        rng.bit_generator.state = ck["rng"]
-        torch.set_rng_state(ck["torch_rng"])
         start_it, elapsed = ck["iteration"], ck["elapsed"]
-        _log(f"resumed from iteration {start_it} ({elapsed / 60:.1f} min trained)")
+        if ck.get("rng") is not None and world == 1:
+            rng.bit_generator.state = ck["rng"]
+            torch.set_rng_state(ck["torch_rng"])
+        else:  # written or read by a distributed run: the random streams restart at this iteration
+            rng = np.random.default_rng([seed, start_it])
+        log(f"resumed from iteration {start_it} ({elapsed / 60:.1f} min trained)"
+            + (f" on {world} processes" if world > 1 else ""))
+    per_rank = hp["batch"] // world
+    model = net
+    if world > 1:
+        import torch.distributed as dist
+        from torch.nn.parallel import DistributedDataParallel
+
+        torch.manual_seed(seed + 1000 * rank)  # per-rank seed (the weights are rank 0's, broadcast)
+        model = DistributedDataParallel(net, device_ids=[local] if dev.type == "cuda" else None)
 
     log_path = os.path.join(out, "training_log.jsonl")
-    net.train()
+    model.train()
     t0 = time.perf_counter()
     running = []
     for it in range(start_it, hp["iterations"]):
         for g in opt.param_groups:
             g["lr"] = lr_at(it, hp["iterations"], hp["lr"], hp["warmup"])
-        x, y = sample_batch(store, rng, hp["batch"], hp["crop"], hp["context"])
+        if world > 1:  # this process's share of the batch, from its own stream
+            x, y = sample_batch(store, np.random.default_rng([seed, rank, it]), per_rank, hp["crop"],
+                                hp["context"])
+        else:
+            x, y = sample_batch(store, rng, hp["batch"], hp["crop"], hp["context"])
         x, y = x.to(dev), y.to(dev)
         if dev.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
-        loss = loss_fn(net(x), y)
+        loss = loss_fn(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -278,18 +343,26 @@ def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: boo
         done = it + 1
         if done % 50 == 0 or done == hp["iterations"]:
             secs = elapsed + time.perf_counter() - t0
-            rec = {"iteration": done, "loss": float(np.mean(running)), "lr": opt.param_groups[0]["lr"],
+            mean_loss = float(np.mean(running))
+            if world > 1:  # the mean over all processes
+                t = torch.tensor([mean_loss], dtype=torch.float64)
+                dist.all_reduce(t)
+                mean_loss = float(t.item()) / world
+            rec = {"iteration": done, "loss": mean_loss, "lr": opt.param_groups[0]["lr"],
                    "seconds": secs}
             running = []
-            with open(log_path, "a") as f:
-                f.write(json.dumps(rec) + "\n")
-            _log(f"it {done}/{hp['iterations']} loss {rec['loss']:.4f} "
+            if rank == 0:
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(rec) + "\n")
+            log(f"it {done}/{hp['iterations']} loss {rec['loss']:.4f} "
                  f"({secs / done:.2f} s/it, {secs / 60:.1f} min)")
-        if done % hp["checkpoint_every"] == 0 or done == hp["iterations"]:
+        if rank == 0 and (done % hp["checkpoint_every"] == 0 or done == hp["iterations"]):
             secs = elapsed + time.perf_counter() - t0
             tmp = ckpt_path + ".tmp"
-            torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "rng": rng.bit_generator.state,
+            torch.save({"net": net.state_dict(), "opt": opt.state_dict(),
+                        "rng": rng.bit_generator.state if world == 1 else None,
                         "torch_rng": torch.get_rng_state(), "iteration": done, "elapsed": secs,
+                        "world_size": world,
                         "hp": hp, "seed": seed,
                         "train_subjects": config["training"]["train_subjects"]}, tmp)
             os.replace(tmp, ckpt_path)
@@ -301,8 +374,24 @@ def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: boo
         "hardware": _hardware(dev),
     })
     config["software"] = modeldir.software_versions()
+    if world > 1:
+        # batch-norm statistics are each process's own: take rank 0's, then check the replicas
+        for b in net.buffers():
+            dist.broadcast(b, 0)
+        digests = [None] * world
+        dist.all_gather_object(digests, _state_digest(net.state_dict()))
+        if len(set(digests)) != 1:
+            raise RuntimeError(f"distributed training: the {world} replicas differ after training")
+        config["training"]["distributed"] = {"world_size": world, "backend": dist.get_backend(),
+                                             "batch_per_process": per_rank, "replicas_identical": True}
+        if rank != 0:
+            dist.barrier()  # rank 0 writes the model directory
+            return {}
     state = {k: v.contiguous() for k, v in net.state_dict().items()}
-    return _validate_and_save(out, state, config, val_subj, dev)
+    metrics = _validate_and_save(out, state, config, val_subj, dev)
+    if world > 1:
+        dist.barrier()
+    return metrics
 
 
 def _list_subjects(task: str, data: str) -> list:
