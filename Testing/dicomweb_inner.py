@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from orthanc_server import PASSWORD, USER, orthanc
+from orthanc_server import client as _client
 from synthdicom import synthetic_subject, write_series
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -20,15 +21,6 @@ function ReceivedInstanceFilter(dicom, origin, info)
   return dicom.Modality ~= 'SR'
 end
 """
-
-
-def _client(url):
-    import requests
-    from dicomweb_client import DICOMwebClient
-
-    s = requests.Session()
-    s.auth = (USER, PASSWORD)
-    return DICOMwebClient(url, session=s, permissive_uid=True)
 
 
 def _upload(client, folder):

@@ -97,3 +97,14 @@ def orthanc(folder, lua: str | None = None, timeout: float = 60):
             proc.kill()
             proc.wait()
         log.close()
+
+
+def client(url: str):
+    """A DICOMweb client of the test server, made by the project's own ``connect`` with the test
+    credentials in the environment (as a user would give them)."""
+    from unittest import mock
+
+    from cmrrisk.dicomout.web import connect
+
+    with mock.patch.dict(os.environ, {"CMRRISK_DICOMWEB_USER": USER, "CMRRISK_DICOMWEB_PASSWORD": PASSWORD}):
+        return connect(url)

@@ -10,18 +10,10 @@ import pytest
 from cmrrisk import labels as L
 from cmrrisk.errors import CMRRiskError
 from orthanc_server import PASSWORD, USER, orthanc
+from orthanc_server import client as _client
 from synthdicom import synthetic_subject, write_series
 
 slicer = pytest.importorskip("slicer")
-
-
-def _client(url):
-    import requests
-    from dicomweb_client import DICOMwebClient
-
-    s = requests.Session()
-    s.auth = (USER, PASSWORD)
-    return DICOMwebClient(url, session=s, permissive_uid=True)
 
 
 def test_export_send_and_read_back(scene, tmp_path, segment_module, monkeypatch):

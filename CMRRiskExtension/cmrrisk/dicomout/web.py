@@ -43,7 +43,6 @@ def _safe_url(url: str) -> str:
 
 def connect(url: str):
     """A DICOMwebClient for ``url`` with the credentials of the environment."""
-    import requests
     from dicomweb_client import DICOMwebClient
     from urllib.parse import urlsplit
 
@@ -54,8 +53,7 @@ def connect(url: str):
     if u.username or u.password:
         raise CMRRiskError("--dicomweb: the URL holds a user name or password; give credentials in the "
                            f"environment ({ENV_USER} / {ENV_PASSWORD} or {ENV_TOKEN}) instead.")
-    session = requests.Session()
-    headers = {}
+    headers, auth = {}, None
     token = os.environ.get(ENV_TOKEN)
     user, password = os.environ.get(ENV_USER), os.environ.get(ENV_PASSWORD)
     if token:
@@ -63,9 +61,9 @@ def connect(url: str):
     elif user or password:
         if not (user and password):
             raise CMRRiskError(f"{ENV_USER} and {ENV_PASSWORD}: set both (or neither) for basic authentication.")
-        session.auth = (user, password)
-    client = DICOMwebClient(url.rstrip("/"), session=session, headers=headers or None,
-                            permissive_uid=True, timeout=TIMEOUT)
+        auth = (user, password)
+    client = DICOMwebClient(url.rstrip("/"), headers=headers or None, permissive_uid=True, timeout=TIMEOUT)
+    _http(client).auth = auth
     # dicomweb-client retries every failed request (a refused connection too) five times with
     # waits of 2, 4, 8 and 16 s; a server that is down should be reported in seconds
     client.set_http_retry_params(retry=True, max_attempts=RETRY_ATTEMPTS, wait_exponential_multiplier=250)
@@ -219,16 +217,22 @@ def _undo(client, url: str, datasets) -> list[str]:
     return kept
 
 
+def _http(client):
+    """The requests HTTP client a DICOMwebClient sends through (it makes its own; the library
+    has no public accessor): credentials go onto it, and Orthanc's REST calls reuse it."""
+    return client._session
+
+
 def _orthanc_delete(client, url: str, sop: str) -> bool:
     base = url.rstrip("/").rsplit("/", 1)[0]
-    session = client._session
+    http = _http(client)
     try:
-        system = session.get(f"{base}/system", timeout=TIMEOUT)
+        system = http.get(f"{base}/system", timeout=TIMEOUT)
         if system.status_code != 200 or "DicomAet" not in system.json():
             return False
-        found = session.post(f"{base}/tools/lookup", data=sop, timeout=TIMEOUT).json()
+        found = http.post(f"{base}/tools/lookup", data=sop, timeout=TIMEOUT).json()
         ids = [f["ID"] for f in found if f.get("Type") == "Instance"]
-        return bool(ids) and all(session.delete(f"{base}/instances/{i}", timeout=TIMEOUT).status_code == 200
+        return bool(ids) and all(http.delete(f"{base}/instances/{i}", timeout=TIMEOUT).status_code == 200
                                  for i in ids)
     except Exception:
         return False
