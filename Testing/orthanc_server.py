@@ -108,3 +108,18 @@ def client(url: str):
 
     with mock.patch.dict(os.environ, {"CMRRISK_DICOMWEB_USER": USER, "CMRRISK_DICOMWEB_PASSWORD": PASSWORD}):
         return connect(url)
+
+
+def run_inner_tests(inner_file: str, basetemp, timeout: float):
+    """Run the pytest file ``inner_file`` (beside this one) together with its Orthanc inside a
+    private network namespace; returns the finished process (stdout, stderr, return code)."""
+    import shlex
+    import sys
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    cmd = " ".join(shlex.quote(a) for a in (
+        sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", "no:warnings",
+        "--basetemp", str(basetemp), os.path.join(here, inner_file)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(os.path.dirname(here), "CMRRiskExtension"), here]))
+    return run_in_private_network(f"cd {shlex.quote(here)} && {cmd}", capture_output=True, text=True, env=env,
+                                  timeout=timeout)

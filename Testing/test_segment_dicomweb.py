@@ -4,15 +4,10 @@ nothing stored), and the SEG fetched back imports with the labels exported. Orth
 to one address, so the server and the test that talks to it (Testing/segment_dicomweb_inner.py)
 run together inside a private network namespace (Testing/orthanc_server.py)."""
 
-import os
-import shlex
-import sys
-
 import pytest
 
-from orthanc_server import missing, run_in_private_network
+from orthanc_server import missing, run_inner_tests
 
-HERE = os.path.dirname(os.path.abspath(__file__))
 WHY = missing()
 
 
@@ -21,11 +16,6 @@ def test_send_and_import_against_orthanc(tmp_path):
     pytest.importorskip("slicer")
     pytest.importorskip("dicomweb_client")
     pytest.importorskip("highdicom")
-    cmd = " ".join(shlex.quote(a) for a in (
-        sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", "-p", "no:warnings",
-        "--basetemp", str(tmp_path / "inner"), os.path.join(HERE, "segment_dicomweb_inner.py")))
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(os.path.dirname(HERE), "CMRRiskExtension"), HERE]))
-    r = run_in_private_network(f"cd {shlex.quote(HERE)} && {cmd}", capture_output=True, text=True, env=env,
-                               timeout=900)
+    r = run_inner_tests("segment_dicomweb_inner.py", tmp_path / "inner", timeout=900)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
     assert "1 passed" in r.stdout, r.stdout[-3000:]
