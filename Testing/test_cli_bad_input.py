@@ -8,7 +8,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from cmrrisk.cli import _os_error_message, main
+from cmrrisk.cli import main
+from cmrrisk.cli.common import os_error_message
 
 
 def _covariates(path, n=30, seed=0):
@@ -109,9 +110,9 @@ def test_outputs_that_cannot_be_written_are_refused_before_the_work(tmp_path, ca
 
 def test_os_errors_name_the_folder_not_a_temporary_file():
     exc = PermissionError(13, "Permission denied", "/data/out/.good_seg.tsxmvyxj.nii.gz")
-    assert _os_error_message(exc) == "/data/out: Permission denied"
+    assert os_error_message(exc) == "/data/out: Permission denied"
     exc = FileNotFoundError(2, "No such file or directory", "/data/in/x.nii.gz")
-    assert _os_error_message(exc) == "/data/in/x.nii.gz: No such file or directory"
+    assert os_error_message(exc) == "/data/in/x.nii.gz: No such file or directory"
 
 
 def test_evaluate_segmentation_refuses_non_label_maps_and_self_reference(tmp_path, capsys):
