@@ -140,3 +140,44 @@ def test_refused_stow_leaves_nothing(tmp_path, subject):
         last = r.stderr.strip().splitlines()[-1]
         assert "did not keep 1 of 3" in last and "nothing of this result was kept" in last, r.stderr
         assert _modalities(client, study) == ["MR"]  # the SEGs it had accepted were deleted again
+
+
+def test_manifest_names_series_on_the_server(tmp_path, server, subject):
+    """A manifest cell holding a series' DICOMweb address: the series is fetched once into the
+    cache and the cohort command gives the table a local DICOM folder gives; a wrong address is
+    one line naming the manifest's line and column, with nothing left in the cache."""
+    import csv
+
+    client = _client(server)
+    folder = tmp_path / "cine"
+    study, series = write_series(folder, [subject["ed_img"], subject["es_img"]], subject["spacing"])
+    _upload(client, folder)
+    cache = tmp_path / "cache"
+    env = dict(ENV, CMRRISK_DICOMWEB_CACHE=str(cache))
+    tables = {}
+    for name, cell in (("local", str(folder)), ("remote", f"{server}/studies/{study}/series/{series}")):
+        man = tmp_path / f"{name}.csv"
+        man.write_text(f"subject,cine,age\ns1,{cell},60\n")
+        r = _cli("features", str(man), "--out", str(tmp_path / f"{name}.csv.features.csv"), "--no-deep",
+                 "--workers", "1", "--quiet", env=env)
+        assert r.returncode == 0, r.stderr
+        with open(tmp_path / f"{name}.csv.features.csv", newline="") as fh:
+            tables[name] = list(csv.DictReader(fh))
+        if name == "remote":
+            assert "fetched 1/1" in r.stderr and PASSWORD not in r.stderr + r.stdout
+            assert (cache / study / series / ".complete.json").is_file()
+    assert tables["remote"] == tables["local"]
+    # the second run reads the cache: nothing fetched
+    r = _cli("features", str(tmp_path / "remote.csv"), "--out", str(tmp_path / "again.csv"), "--no-deep",
+             "--workers", "1", "--quiet", env=env)
+    assert r.returncode == 0 and "fetched" not in r.stderr, r.stderr
+    # a series the server does not hold
+    bad = tmp_path / "bad.csv"
+    bad.write_text(f"subject,cine\ns1,{server}/studies/{study}/series/1.2.3.4\n")
+    r = _cli("features", str(bad), "--out", str(tmp_path / "bad_features.csv"), "--quiet", env=env)
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "line 2, column cine" in lines[0] and "1.2.3.4" in lines[0], r.stderr
+    assert not (cache / study / "1.2.3.4").exists()
+    assert [p.name for p in (cache / study).iterdir()] == [series]  # no temporary folder left
+    assert not (tmp_path / "bad_features.csv").exists()

@@ -104,7 +104,7 @@ def client(url: str):
     credentials in the environment (as a user would give them)."""
     from unittest import mock
 
-    from cmrrisk.dicomout.web import connect
+    from cmrrisk.dicomout.client import connect
 
     with mock.patch.dict(os.environ, {"CMRRISK_DICOMWEB_USER": USER, "CMRRISK_DICOMWEB_PASSWORD": PASSWORD}):
         return connect(url)

@@ -309,7 +309,7 @@ def test_store_refused_by_the_server_is_one_clear_error(tmp_path, subject):
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from cmrrisk.dicomout.web import connect, store
+    from cmrrisk.dicomout.client import connect, store
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):

@@ -16,4 +16,4 @@ def test_dicomweb_against_orthanc(tmp_path):
     pytest.importorskip("highdicom")
     r = run_inner_tests("dicomweb_inner.py", tmp_path / "inner", timeout=1500)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]
-    assert " passed" in r.stdout and "3 passed" in r.stdout, r.stdout[-3000:]
+    assert " passed" in r.stdout and "4 passed" in r.stdout, r.stdout[-3000:]

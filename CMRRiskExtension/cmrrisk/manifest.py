@@ -8,7 +8,9 @@ A CSV file with a header row and one row per subject:
 ``subject``
     required, unique, non-empty identifier.
 image columns (by role), each a path to a NIfTI / NRRD / MHA file or a DICOM folder, relative
-to the manifest's folder (absolute paths are accepted); an empty cell means "not available":
+to the manifest's folder (absolute paths are accepted), or the DICOMweb address of a series
+(``https://SERVER/ROOT/studies/UID/series/UID``, fetched once into a cache:
+:mod:`cmrrisk.dicomout.remote`); an empty cell means "not available":
     ``cine_ed``, ``cine_es`` (3D end-diastolic / end-systolic frames), ``cine`` (4D cine;
     ED and ES are then the phases of largest and smallest segmented LV volume), ``lge``
     (3D LGE short-axis stack).
@@ -100,6 +102,9 @@ class Manifest:
     path: str
     columns: list
     rows: list = field(default_factory=list)
+    #: ``{subject: {column: address}}`` of the image cells that named a DICOMweb series (their
+    #: rows hold the local folder the series was fetched into)
+    remote: dict = field(default_factory=dict)
 
     @property
     def folder(self) -> str:
@@ -132,9 +137,14 @@ def mosteller_bsa(height_cm: float, weight_kg: float) -> float:
     return math.sqrt(height_cm * weight_kg / 3600.0)
 
 
-def read_manifest(path: str, require_images: bool = False, check_paths: bool = True) -> Manifest:
+def read_manifest(path: str, require_images: bool = False, check_paths: bool = True, say=None) -> Manifest:
     """Read and validate a manifest; every problem is collected and reported together, each
-    naming its line (the header is line 1) and column."""
+    naming its line (the header is line 1) and column.
+
+    Image cells holding a DICOMweb series address are checked for their form; with
+    ``check_paths`` the series are then fetched into the cache (those not there yet; ``say``, by
+    default a line on stderr, is told about each) and the rows point at the local folders."""
+    from .dicomout import remote
     if not os.path.isfile(path):
         raise CMRRiskError(f"{path}: no such manifest file.")
     with open(path, newline="", encoding="utf-8-sig") as fh:
@@ -153,6 +163,7 @@ def read_manifest(path: str, require_images: bool = False, check_paths: bool = T
     man = Manifest(path, columns)
     folder = man.folder
     seen: dict = {}
+    refs = []  # (label, address, row, column) of the DICOMweb series cells
     for n, r in enumerate(raw, start=2):
         row = {c.strip(): (v or "").strip() for c, v in r.items() if c is not None}
         if None in r:
@@ -168,6 +179,18 @@ def read_manifest(path: str, require_images: bool = False, check_paths: bool = T
             v = row.get(c, "")
             if not v:
                 row[c] = ""
+                continue
+            if remote.is_reference(v):
+                if c not in IMAGE_ROLES:
+                    problems.append(f"line {n}, column {c}: a DICOMweb address; segmentation columns take "
+                                    "a path to a label map")
+                    continue
+                try:
+                    remote.parse_reference(v)
+                except CMRRiskError as exc:
+                    problems.append(f"line {n}, column {c}: {exc}")
+                    continue
+                refs.append((f"{path}: line {n}, column {c}", v, row, c))
                 continue
             full = v if os.path.isabs(v) else os.path.normpath(os.path.join(folder, v))
             if check_paths and not os.path.exists(full):
@@ -199,6 +222,12 @@ def read_manifest(path: str, require_images: bool = False, check_paths: bool = T
         shown = problems[:25]
         more = f"\n  ... and {len(problems) - 25} more" if len(problems) > 25 else ""
         raise CMRRiskError(f"{path}: {len(problems)} problem(s):\n  " + "\n  ".join(shown) + more)
+    if refs and check_paths:
+        local = remote.fetch([(label, v) for label, v, _, _ in refs], remote.cache_folder(path),
+                             say=remote.stderr_say if say is None else say)
+        for _, v, row, c in refs:
+            row[c] = local[v]
+            man.remote.setdefault(row["subject"], {})[c] = v
     return man
 
 

@@ -674,9 +674,9 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
             stored = dicomseg.send(url, files)
         except CMRRiskError as exc:  # the core's messages name command-line options
             raise CMRRiskError(str(exc).replace("--dicomweb ", "DICOMweb server ").replace("--stow: ", "")) from exc
-        from cmrrisk.dicomout.web import _safe_url
+        from cmrrisk.dicomout.client import safe_url
 
-        return {"stored": stored, "status": f"Stored {len(stored)} DICOM files on {_safe_url(url)}."}
+        return {"stored": stored, "status": f"Stored {len(stored)} DICOM files on {safe_url(url)}."}
 
     def sendDicomParameters(self, params=None):
         """:meth:`sendDicom` of the files last exported from ``exportSegmentation`` to

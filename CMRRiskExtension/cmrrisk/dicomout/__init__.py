@@ -8,7 +8,9 @@ to a PACS.
 - :mod:`.seg`: label map <-> BINARY DICOM SEG;
 - :mod:`.sr`: the measurement report;
 - :mod:`.write`: everything written for one segmented DICOM input;
-- :mod:`.web`: DICOMweb (QIDO-RS, WADO-RS, STOW-RS).
+- :mod:`.client`: the DICOMweb client (credentials, QIDO-RS, WADO-RS, STOW-RS all or nothing);
+- :mod:`.web`: a study on a server segmented, its results stored back;
+- :mod:`.remote`: series named by their DICOMweb address in a cohort manifest, fetched into a cache.
 
 Nothing here imports Slicer; the scene side is :mod:`cmrrisk.mrml.dicomseg`.
 """
