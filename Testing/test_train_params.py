@@ -1,4 +1,4 @@
-"""``cmrrisk train --param KEY=VALUE`` / ``--params FILE`` (JSON, or a flat YAML mapping): a model's hyper-parameters from the
+"""``cmrrisk train --param KEY=VALUE`` / ``--params FILE`` (JSON, or a YAML mapping): a model's hyper-parameters from the
 command line, checked before any work, recorded in the model directory and the report."""
 
 import json
@@ -77,9 +77,14 @@ def test_params_file_json_and_yaml_with_param_overriding(tmp_path, capsys):
     from cmrrisk.predict.commands import read_params_file
 
     assert read_params_file(str(tmp_path / "n.yml")) == {"hidden": [64, 64], "dropout": 0.3, "log_duration": True}
+    # block YAML: nested values (the auto model's candidate sets) read as YAML reads them
+    (tmp_path / "auto.yaml").write_text("folds: 3\ncandidates:\n  - [cox]\n  - - cox\n    - coxboost\n")
+    assert read_params_file(str(tmp_path / "auto.yaml")) == {"folds": 3, "candidates": [["cox"], ["cox", "coxboost"]]}
     (tmp_path / "nested.yaml").write_text("alpha:\n  value: 2\n")
-    for bad, words in (("bad.json", "not valid JSON"), ("list.yaml", "line 1: give one 'key: value'"),
-                       ("nested.yaml", "line 2"), ("none.yaml", "cannot read")):
+    (tmp_path / "broken.yaml").write_text("alpha: 2\nhidden: [64, 64\n")
+    for bad, words in (("bad.json", "not valid JSON"), ("list.yaml", "give a mapping"),
+                       ("nested.yaml", "'alpha'"), ("broken.yaml", "line 3: not valid YAML"),
+                       ("none.yaml", "cannot read")):
         rc, cap = _main(["train", train, "--endpoint", "survival", "--model", "cox", "--out", str(tmp_path / "m3"),
                          "--params", str(tmp_path / bad)], capsys)
         assert rc == 2 and words in cap.err and len(cap.err.strip().splitlines()) == 1, cap.err

@@ -40,37 +40,21 @@ def _about(manifest: str):
         raise CMRRiskError(f"{manifest}: {text}") from None
 
 
-def _flat_yaml(text: str, path: str) -> dict:
-    """A flat YAML mapping, one ``key: value`` per line (``#`` comments; values in YAML's flow
-    syntax as JSON writes it: numbers, true/false, null, [lists], "strings" or bare words)."""
-    import json
+def _yaml(text: str, path: str):
+    """A YAML document (PyYAML's safe loader); a syntax error names its line."""
+    import yaml
 
-    out = {}
-    for n, line in enumerate(text.splitlines(), 1):
-        body = line.split(" #", 1)[0].rstrip() if not line.lstrip().startswith("#") else ""
-        if not body.strip() or body.strip() == "---":
-            continue
-        key, sep, value = body.partition(":")
-        if not sep or not key.strip() or key != key.lstrip() or key.strip().startswith("-"):
-            raise CMRRiskError(f"--params {path}: line {n}: give one 'key: value' per line (a flat mapping; "
-                               "nested values as JSON, e.g. hidden: [64, 64]).")
-        value = value.strip()
-        low = value.lower()
-        if low in ("true", "yes", "on", "false", "no", "off"):
-            parsed = low in ("true", "yes", "on")
-        elif low in ("null", "~", ""):
-            parsed = None
-        else:
-            try:
-                parsed = json.loads(value)
-            except ValueError:
-                parsed = value[1:-1] if len(value) > 1 and value[0] == value[-1] == "'" else value
-        out[key.strip()] = parsed
-    return out
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CMRRiskError(f"--params {path}: {where}not valid YAML ({what}).") from None
 
 
 def read_params_file(path: str) -> dict:
-    """``--params FILE``: a JSON object (``.json``) or a flat YAML mapping (other names)."""
+    """``--params FILE``: a JSON object (``.json``) or a YAML mapping (other names)."""
     import json
 
     try:
@@ -84,7 +68,7 @@ def read_params_file(path: str) -> dict:
         except ValueError as exc:
             raise CMRRiskError(f"--params {path}: not valid JSON ({exc}).") from None
     else:
-        data = _flat_yaml(text, path)
+        data = _yaml(text, path)
     if not isinstance(data, dict):
         raise CMRRiskError(f"--params {path}: give a mapping of parameter names to values, "
                            "e.g. {\"alpha\": 0.5}.")
@@ -205,7 +189,7 @@ def add_commands(subparsers) -> None:
     t.add_argument("--param", action="append", default=None, metavar="KEY=VALUE",
                    help="a hyper-parameter of the model, e.g. alpha=0.5 or hidden=[64,64] (repeatable; "
                    "checked before any work; an unknown key is refused with the list of allowed ones)")
-    t.add_argument("--params", default=None, metavar="FILE", help="hyper-parameters from a JSON file or a flat YAML mapping "
+    t.add_argument("--params", default=None, metavar="FILE", help="hyper-parameters from a JSON file or a YAML mapping "
                    "(key: value per line); --param entries override it")
     t.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     t.set_defaults(func=cmd_train)

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import CMRRiskError
 from .images import CHANNELS, GRID, LGE_CHANNELS, prepare, prepare_lge
-from .models.baseline import BreslowBaseline
+from .models.baseline import BreslowBaseline, BreslowMixin
 from .models.params import COUNT, FRACTION, NON_NEGATIVE, POSITIVE, Interval, Options
 from .models.registry import Model, register
 from .models.targets import check_target
@@ -254,7 +254,7 @@ class MultiInputDiagnosis(_MultiInput):
 
 
 @register
-class MultiInputSurvival(_MultiInput):
+class MultiInputSurvival(BreslowMixin, _MultiInput):
     name = "multiinput"
     endpoint = "survival"
 
@@ -287,15 +287,3 @@ class MultiInputSurvival(_MultiInput):
 
     def predict_risk(self, x, inputs=None, images=None):
         return self.outputs(x, inputs, images)[:, 0]
-
-    def predict_survival(self, x, times, inputs=None, images=None):
-        return self.baseline.survival(self.predict_risk(x, inputs, images), times)
-
-    def _extra_arrays(self):
-        return self.baseline.arrays()
-
-    def _extra_config(self):
-        return self.baseline.config()
-
-    def _restore(self, config, arrays):
-        self.baseline = BreslowBaseline.restore(config, arrays)

@@ -158,15 +158,6 @@ class DeepSurv(BreslowMixin, NetSurvival):
     def predict_risk(self, x, inputs=None):
         return np.mean([o[:, 0] for o in self._outputs(x)], axis=0)
 
-    def _extra_arrays(self):
-        return self.baseline.arrays()
-
-    def _extra_config(self):
-        return self.baseline.config()
-
-    def _restore(self, config, arrays):
-        self.baseline = BreslowBaseline.restore(config, arrays)
-
 
 class _Discrete(NetSurvival):
     """Discrete-time models: ``n_durations`` intervals cut at quantiles of the event times."""

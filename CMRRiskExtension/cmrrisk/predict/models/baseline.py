@@ -62,13 +62,24 @@ class BreslowBaseline:
 
 
 class BreslowMixin:
-    """For a relative-risk model with a ``baseline`` (:class:`BreslowBaseline`): survival curves
-    and the old attribute names ``bh_times``, ``bh_cumhaz``, ``centre``."""
+    """For a relative-risk model with a ``baseline`` (:class:`BreslowBaseline`): survival curves,
+    the baseline's arrays and config in the model's saved state (the ``_extra_arrays`` /
+    ``_extra_config`` / ``_restore`` hooks of the network models), and the old attribute names
+    ``bh_times``, ``bh_cumhaz``, ``centre``."""
 
     baseline: BreslowBaseline
 
-    def predict_survival(self, x, times, inputs=None):
-        return self.baseline.survival(self.predict_risk(x, inputs), times)
+    def predict_survival(self, x, times, inputs=None, **kw):
+        return self.baseline.survival(self.predict_risk(x, inputs, **kw), times)
+
+    def _extra_arrays(self):
+        return self.baseline.arrays()
+
+    def _extra_config(self):
+        return self.baseline.config()
+
+    def _restore(self, config, arrays):
+        self.baseline = BreslowBaseline.restore(config, arrays)
 
     bh_times = property(lambda self: self.baseline.times)
     bh_cumhaz = property(lambda self: self.baseline.cumhaz)
