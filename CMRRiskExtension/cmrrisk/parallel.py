@@ -18,9 +18,11 @@ through ``on_crash`` and the others go on.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
+import threading
 import uuid
 
 from .errors import CMRRiskError
@@ -34,6 +36,11 @@ CLUSTER_TYPES = ("slurm", "pbs")
 _THREADS_SET = [False]
 
 
+#: environment of a worker process: the numeric libraries' thread pools (OpenMP, BLAS, ITK)
+#: sized before they start; ``{n}`` is the worker's threads
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS")
+
+
 def _init_worker(threads: int) -> None:
     try:
         import torch
@@ -41,6 +48,8 @@ def _init_worker(threads: int) -> None:
         torch.set_num_threads(threads)
     except ImportError:  # pragma: no cover
         pass
+    if "SimpleITK" in sys.modules:  # imported before the environment could size its pool
+        sys.modules["SimpleITK"].ProcessObject.SetGlobalDefaultNumberOfThreads(threads)
 
 
 def _call(fn, threads, args):
@@ -49,6 +58,61 @@ def _call(fn, threads, args):
         _init_worker(threads)
         _THREADS_SET[0] = True
     return fn(*args)
+
+
+def _call_shared(fn, threads, shared, args):
+    """:func:`_call` of ``fn(*shared, *args)``: ``shared`` sent to each worker once."""
+    return _call(fn, threads, tuple(shared) + tuple(args))
+
+
+def _warm(modules) -> list:
+    """Import ``modules`` in a worker (so that its first task does not pay for them); the names
+    that could not be imported."""
+    bad = []
+    for m in modules:
+        try:
+            importlib.import_module(m)
+        except Exception:  # a missing optional package: the task that needs it will say so
+            bad.append(m)
+    return bad
+
+
+@contextlib.contextmanager
+def thread_limits(n: int | None):
+    """Run the enclosed work on ``n`` threads of torch, the BLAS/OpenMP pools and ITK (restored
+    afterwards); ``None`` changes nothing."""
+    if n is None:
+        yield
+        return
+    undo = []
+    try:
+        import torch
+
+        old = torch.get_num_threads()
+        torch.set_num_threads(n)
+        undo.append(lambda: torch.set_num_threads(old))
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        import SimpleITK as sitk
+
+        old_itk = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(n)
+        undo.append(lambda: sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(old_itk))
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        from threadpoolctl import threadpool_limits
+
+        limiter = threadpool_limits(n)
+        undo.append(limiter.restore_original_limits)
+    except ImportError:  # pragma: no cover
+        pass
+    try:
+        yield
+    finally:
+        for f in reversed(undo):
+            f()
 
 
 def _unreadable(paths) -> list:
@@ -87,7 +151,7 @@ class Engine:
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None, cluster: str | None = None,
                  jobs: int = 1, dashboard: bool = False, cluster_options: dict | None = None,
-                 allowed_failures: int = ALLOWED_FAILURES, verbose: bool = True):
+                 allowed_failures: int = ALLOWED_FAILURES, verbose: bool = True, threads: int | None = None):
         if cluster is not None and cluster not in CLUSTER_TYPES:
             raise CMRRiskError(f"--cluster {cluster}: give one of {', '.join(CLUSTER_TYPES)}.")
         if cluster is not None and scheduler is not None:
@@ -95,14 +159,20 @@ class Engine:
                                "a batch-queue cluster to start).")
         if jobs is not None and jobs < 1:
             raise CMRRiskError(f"--jobs {jobs}: give at least 1 (batch jobs of workers).")
+        if threads is not None and threads < 1:
+            raise CMRRiskError(f"--threads {threads}: give at least 1 (threads of each worker).")
         self.workers, self.scheduler, self.cluster_type = workers, scheduler, cluster
         self.jobs, self.dashboard = jobs or 1, dashboard
         self.cluster_options = dict(cluster_options or {})
         self.allowed_failures = allowed_failures
         self.verbose = verbose
+        self.threads = threads
         self.client = None
         self._cluster = None
         self._depth = 0
+        self._starting = None  # the thread starting a local cluster in the background
+        self._start_error = None
+        self._warm_modules: list = []
 
     # -- what kind of engine
     @property
@@ -120,6 +190,7 @@ class Engine:
 
     def n_slots(self) -> int:
         """Worker threads available (at least 1)."""
+        self._join()
         if self.client is None:  # not started yet: what a local cluster would have
             return max(1, self.workers or (os.cpu_count() or 1))
         try:
@@ -135,8 +206,50 @@ class Engine:
     def __enter__(self):
         if self._depth == 0 and (self.scheduler or self.cluster_type):
             self._start()  # a local cluster starts on the first map with more than one task
+        elif self._depth == 0 and self.workers is not None and self.workers > 1:
+            self.start_in_background()  # asked for workers: they start while the inputs are read
         self._depth += 1
         return self
+
+    def start_in_background(self) -> None:
+        """Start the local cluster in a thread of this process, so that the workers come up
+        while the caller reads its inputs; the first map waits for it."""
+        if self.client is not None or self._starting is not None or not self.distributed:
+            return
+
+        def run():
+            try:
+                self._start()
+                if self._warm_modules:
+                    self.client.run(_warm, list(self._warm_modules), wait=False)
+            except BaseException as exc:  # given to the caller by _join
+                self._start_error = exc
+
+        self._starting = threading.Thread(target=run, name="cmrrisk-engine-start", daemon=True)
+        self._starting.start()
+
+    def _join(self) -> None:
+        t = self._starting
+        if t is not None:
+            t.join()
+            self._starting = None
+            if self._start_error is not None:
+                exc, self._start_error = self._start_error, None
+                raise exc
+
+    def warm(self, modules) -> None:
+        """Have every worker import ``modules`` now (in the background), so that the tasks do
+        not wait for them; nothing happens when the tasks run in this process."""
+        modules = [m for m in modules if m not in self._warm_modules]
+        if not modules:
+            return
+        self._warm_modules.extend(modules)
+        if self._starting is not None:
+            if self._starting.is_alive():
+                return  # the starting thread warms the workers once they are up
+            self._join()
+        if self.client is not None:
+            self.client.run(_warm, modules, wait=False)
 
     def __exit__(self, *exc):
         self._depth -= 1
@@ -181,6 +294,9 @@ class Engine:
             from distributed import LocalCluster
 
             n = self.workers or os.cpu_count() or 1
+            env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
+            env.update({k: str(self.worker_threads(n)) for k in THREAD_ENV})
+            dask.config.set({"distributed.nanny.pre-spawn-environ": env})
             # everything on 127.0.0.1: the scheduler's HTTP server (health routes, and the
             # dashboard when asked) too, on a free port unless the dashboard is wanted
             self._cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
@@ -210,7 +326,20 @@ class Engine:
         cls = {"slurm": dask_jobqueue.SLURMCluster, "pbs": dask_jobqueue.PBSCluster}[self.cluster_type]
         return cls(**job_options(self.cluster_options, self.dashboard))
 
+    def worker_threads(self, slots: int | None = None) -> int:
+        """Threads of each worker: ``threads`` when given, else 1 on a scheduler's or a batch
+        queue's workers and this machine's cores shared out among the local workers."""
+        if self.threads is not None:
+            return self.threads
+        if self.cluster_type or self.scheduler:
+            return 1
+        return max(1, (os.cpu_count() or 1) // max(1, slots or self.workers or os.cpu_count() or 1))
+
     def close(self) -> None:
+        try:
+            self._join()
+        except BaseException:  # a failed start: nothing to stop
+            pass
         if self.client is not None:
             try:
                 self.client.close()
@@ -229,6 +358,7 @@ class Engine:
         """Refuse when a worker cannot read a path that this process can (a path on the client's
         disk only): one line naming the first such file."""
         paths = sorted({os.path.abspath(p) for p in paths if p})
+        self._join()
         if self.client is None or not paths:
             return
         if self.cluster_type is None:
@@ -245,10 +375,12 @@ class Engine:
                                    "system the workers share, at the same path.")
 
     def map(self, fn, jobs: list, desc: str = "tasks", progress: bool = True, on_crash=None,
-            unit: str = "subject", threads: int | None = None) -> dict:
-        """``{key: fn(*args)}`` for ``jobs`` = [(key, args), ...]. ``fn`` must be a module-level
-        function; ``on_crash(key, exc)`` gives the result of a task that raised or whose worker
-        died more than ``allowed_failures`` times (None: the exception propagates)."""
+            unit: str = "subject", threads: int | None = None, shared: tuple = ()) -> dict:
+        """``{key: fn(*shared, *args)}`` for ``jobs`` = [(key, args), ...], submitted in the
+        order given. ``fn`` must be a module-level function; ``shared``: leading arguments common
+        to every task, sent to each worker once (not with every task); ``on_crash(key, exc)``
+        gives the result of a task that raised or whose worker died more than
+        ``allowed_failures`` times (None: the exception propagates)."""
         out: dict = {}
         bar = None
         if progress and jobs:
@@ -256,17 +388,19 @@ class Engine:
 
             bar = progress_bar(total=len(jobs), unit=unit, desc=desc, file=sys.stderr)
         try:
+            self._join()
             if not self.distributed or len(jobs) <= 1 and self.client is None:
-                for key, args in jobs:
-                    out[key] = fn(*args)
-                    if bar is not None:
-                        bar.update(1)
+                with thread_limits(self.threads):
+                    for key, args in jobs:
+                        out[key] = fn(*shared, *args)
+                        if bar is not None:
+                            bar.update(1)
                 return out
             started_here = self.client is None
             if started_here:
                 self._start()
             try:
-                self._map_dask(fn, jobs, out, bar, on_crash, threads)
+                self._map_dask(fn, jobs, out, bar, on_crash, threads, shared)
             finally:
                 if started_here and self._depth == 0:
                     self.close()
@@ -275,19 +409,24 @@ class Engine:
                 bar.close()
         return out
 
-    def _map_dask(self, fn, jobs, out, bar, on_crash, threads):
+    def _map_dask(self, fn, jobs, out, bar, on_crash, threads, shared=()):
         from distributed import as_completed
 
         slots = self.n_slots()
         if threads is None:
-            threads = 1 if self.cluster_type or self.scheduler else max(1, (os.cpu_count() or 1) // slots)
+            threads = self.worker_threads(slots)
         limit = max(4, 2 * slots)  # tasks in flight: every worker busy, one more queued each
         tag = uuid.uuid4().hex[:8]
         pending = iter(enumerate(jobs))
         keys = {}
+        if shared:  # one copy on every worker, the tasks refer to it
+            ref = self.client.scatter(list(shared), broadcast=True, hash=False)
 
         def submit(i, key, args):
-            f = self.client.submit(_call, fn, threads, args, key=f"cmrrisk-{tag}-{i}", pure=False)
+            if shared:
+                f = self.client.submit(_call_shared, fn, threads, ref, args, key=f"cmrrisk-{tag}-{i}", pure=False)
+            else:
+                f = self.client.submit(_call, fn, threads, args, key=f"cmrrisk-{tag}-{i}", pure=False)
             keys[f.key] = key
             return f
 
@@ -312,9 +451,16 @@ class Engine:
             if bar is not None:
                 bar.update(1)
 
-    def map_ordered(self, fn, arglist: list, desc: str = "fits", progress: bool = False) -> list:
-        """``[fn(*args) for args in arglist]``, the calls run as independent tasks."""
-        res = self.map(fn, list(enumerate(arglist)), desc=desc, progress=progress, unit="fit")
+    def map_ordered(self, fn, arglist: list, desc: str = "fits", progress: bool = False,
+                    shared: tuple = (), cost=None) -> list:
+        """``[fn(*shared, *args) for args in arglist]``, the calls run as independent tasks; with
+        ``cost`` (one number per call), the costliest are submitted first, so that the last
+        tasks to finish are short ones and no worker waits long for another."""
+        order = list(range(len(arglist)))
+        if cost is not None:
+            order.sort(key=lambda i: -cost[i])  # stable: equal costs keep their order
+        res = self.map(fn, [(i, arglist[i]) for i in order], desc=desc, progress=progress, unit="fit",
+                       shared=shared)
         return [res[i] for i in range(len(arglist))]
 
 
@@ -385,18 +531,24 @@ def run_subjects(fn, jobs: list, workers: int | None = None, desc: str = "subjec
 MIN_SUBJECTS_FOR_WORKERS = 500
 
 
-def map_fits(fn, arglist: list, engine: Engine | None = None, size: int | None = None) -> list:
-    """``[fn(*args) for args in arglist]`` for independent model fits, results in the order
-    given: on the command's engine when there is one (with a progress line that states the
-    remaining time), else in this process. ``size``: training subjects, to keep small searches
-    in this process when the user did not ask for workers."""
+def map_fits(fn, arglist: list, engine: Engine | None = None, size: int | None = None,
+             shared: tuple = (), cost=None) -> list:
+    """``[fn(*shared, *args) for args in arglist]`` for independent model fits, results in the
+    order given: on the command's engine when there is one (with a progress line that states
+    the remaining time), else in this process. ``size``: training subjects, to keep small
+    searches in this process when the user did not ask for workers; ``shared``: the arguments
+    common to every fit (the training data), sent to each worker once; ``cost``: a relative
+    cost per fit (the costliest start first)."""
     engine = engine or default_engine()
-    if engine is None or not engine.distributed or len(arglist) < 2:
-        return [fn(*a) for a in arglist]
-    asked = engine.client is not None or engine.workers is not None or engine.scheduler or engine.cluster_type
-    if not asked and size is not None and size < MIN_SUBJECTS_FOR_WORKERS:
-        return [fn(*a) for a in arglist]
-    return engine.map_ordered(fn, arglist, desc="model fits", progress=engine.verbose)
+    serial = engine is None or not engine.distributed or len(arglist) < 2
+    if not serial:
+        asked = (engine.client is not None or engine._starting is not None or engine.workers is not None
+                 or engine.scheduler or engine.cluster_type)
+        serial = not asked and size is not None and size < MIN_SUBJECTS_FOR_WORKERS
+    if serial:
+        with thread_limits(engine.threads if engine is not None else None):
+            return [fn(*shared, *a) for a in arglist]
+    return engine.map_ordered(fn, arglist, desc="model fits", progress=engine.verbose, shared=shared, cost=cost)
 
 
 def add_engine_arguments(parser, shard: bool = False) -> None:
@@ -415,6 +567,10 @@ def add_engine_arguments(parser, shard: bool = False) -> None:
     g.add_argument("--job-walltime", default=None, help="wall time per batch job (default 04:00:00)")
     g.add_argument("--job-queue", default=None, help="queue / partition of the batch jobs")
     g.add_argument("--job-account", default=None, help="account / project charged for the batch jobs")
+    g.add_argument("--threads", type=int, default=None,
+                   help="threads of each worker (torch, BLAS, ITK); default: the cores shared out among "
+                   "the local workers, 1 on a scheduler's or batch workers; with --workers 1, the threads of "
+                   "this process")
     g.add_argument("--dashboard", action="store_true", help="serve the Dask dashboard and print its address")
     if shard:
         g.add_argument("--shard", default=None, metavar="I/N",
@@ -431,4 +587,5 @@ def engine_from_args(args) -> Engine:
     return Engine(workers=getattr(args, "workers", None), scheduler=getattr(args, "scheduler", None),
                   cluster=getattr(args, "cluster", None), jobs=getattr(args, "jobs", None) or 1,
                   dashboard=getattr(args, "dashboard", False), cluster_options=opts,
+                  threads=getattr(args, "threads", None),
                   verbose=not getattr(args, "quiet", False) or bool(getattr(args, "dashboard", False)))

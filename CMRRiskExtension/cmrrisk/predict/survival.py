@@ -139,6 +139,14 @@ class _Trees:
             self.nodes[k].append(np.asarray(v))
         self.offsets.append(off + t.node_count)
 
+    def extend(self, other: "_Trees") -> None:
+        """Append the trees of ``other`` (their node numbers shifted past these)."""
+        off = self.offsets[-1]
+        for k in self.FIELDS:
+            for v in other.nodes[k]:
+                self.nodes[k].append(np.where(v >= 0, v + off, -1) if k in ("left", "right") else v)
+        self.offsets.extend(off + o for o in other.offsets[1:])
+
     def arrays(self, prefix):
         out = {f"{prefix}{k}": (np.concatenate(v) if v else np.zeros(0)) for k, v in self.nodes.items()}
         out[f"{prefix}offsets"] = np.asarray(self.offsets, dtype=np.int64)
@@ -258,6 +266,37 @@ class CoxBoost(BreslowMixin, Model):
         return m
 
 
+#: trees of a random survival forest grown in one task
+FOREST_BLOCK = 25
+
+
+def _grow_trees(x, yy, grid, p, seeds):
+    """Trees of :class:`RandomSurvivalForest`, one per seed: (trees, leaf rows of each tree
+    numbered from 0 in this block, the leaves' survival at ``grid``, number of leaves)."""
+    from sksurv.ensemble import RandomSurvivalForest as _SkForest
+
+    trees = _Trees()
+    leaf_rows, surv = [], []
+    n_leaves = 0
+    for i, seed in enumerate(seeds):
+        if i % 10 == 0:
+            check_interrupt()
+        forest = _SkForest(n_estimators=1, min_samples_leaf=p["min_samples_leaf"],
+                           max_features=p["max_features"], n_jobs=1, random_state=seed).fit(x, yy)
+        t = forest.estimators_[0].tree_
+        chf, km = t.value[:, :, 0], t.value[:, :, 1]
+        mortality = chf[:, forest.is_event_time_].sum(1)
+        cols = np.searchsorted(forest.unique_times_, grid, side="right") - 1
+        leaf = t.children_left < 0
+        rows = np.full(t.node_count, -1, dtype=np.int64)
+        rows[leaf] = n_leaves + np.arange(int(leaf.sum()))
+        n_leaves += int(leaf.sum())
+        leaf_rows.append(rows)
+        surv.append(km[leaf][:, cols].astype(np.float32))
+        trees.add(forest.estimators_[0], mortality)
+    return trees, leaf_rows, surv, n_leaves
+
+
 @register
 class RandomSurvivalForest(Model):
     """Random survival forest (Ishwaran et al., Ann. Appl. Stat. 2008): bootstrap trees with
@@ -278,8 +317,6 @@ class RandomSurvivalForest(Model):
                          max_features=max_features, grid=grid)
 
     def fit(self, x, y, inputs=None):
-        from sksurv.ensemble import RandomSurvivalForest as _SkForest
-
         check_target(y, "survival")
         p = self.params
         x = np.asarray(x, dtype=np.float32)
@@ -289,26 +326,19 @@ class RandomSurvivalForest(Model):
         self.grid = ev if len(ev) <= p["grid"] else np.unique(
             np.quantile(ev, np.linspace(0, 1, int(p["grid"])), method="inverted_cdf"))
         rng = np.random.default_rng(self.seed)
+        seeds = [int(rng.integers(2 ** 31 - 1)) for _ in range(int(p["n_trees"]))]
+        from ..parallel import map_fits
+
+        # blocks of trees are independent fits: tasks on the command's engine, if any
+        blocks = [(seeds[i:i + FOREST_BLOCK],) for i in range(0, len(seeds), FOREST_BLOCK)]
         self.trees = _Trees()
         leaf_rows, surv = [], []
         n_leaves = 0
-        for i in range(int(p["n_trees"])):
-            if i % 10 == 0:
-                check_interrupt()
-            forest = _SkForest(n_estimators=1, min_samples_leaf=p["min_samples_leaf"],
-                               max_features=p["max_features"], n_jobs=1,
-                               random_state=int(rng.integers(2 ** 31 - 1))).fit(x, yy)
-            t = forest.estimators_[0].tree_
-            chf, km = t.value[:, :, 0], t.value[:, :, 1]
-            mortality = chf[:, forest.is_event_time_].sum(1)
-            cols = np.searchsorted(forest.unique_times_, self.grid, side="right") - 1
-            leaf = t.children_left < 0
-            rows = np.full(t.node_count, -1, dtype=np.int64)
-            rows[leaf] = n_leaves + np.arange(int(leaf.sum()))
-            n_leaves += int(leaf.sum())
-            leaf_rows.append(rows)
-            surv.append(km[leaf][:, cols].astype(np.float32))
-            self.trees.add(forest.estimators_[0], mortality)
+        for trees, rows, s, n in map_fits(_grow_trees, blocks, size=len(x), shared=(x, yy, self.grid, p)):
+            self.trees.extend(trees)
+            leaf_rows += [np.where(r >= 0, r + n_leaves, -1) for r in rows]
+            surv += s
+            n_leaves += n
         self.leaf_rows = np.concatenate(leaf_rows)
         self.leaf_surv = np.concatenate(surv)
         return self

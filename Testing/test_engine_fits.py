@@ -1,0 +1,76 @@
+"""Model fits as engine tasks: the ``auto`` search (candidate x fold fits, the chosen set's
+members and a forest's blocks of trees) gives the same model on 2 local workers as in this
+process, the data sent to each worker once and the costliest fits started first."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cmrrisk.parallel import Engine, set_default_engine, thread_limits
+from cmrrisk.predict.models.targets import SurvivalTarget
+from cmrrisk.predict.survival import RandomSurvivalForest
+from cmrrisk.predict.survival_ensemble import AutoSurvival, fit_cost
+
+
+def _data(n=240, seed=1):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4))
+    t = rng.exponential(np.exp(-x[:, 0] + 0.5 * x[:, 1]))
+    c = rng.exponential(1.5, size=n)
+    return x, SurvivalTarget(np.minimum(t, c), (t <= c).astype(int))
+
+
+CANDS = [["cox"], ["rsf"], ["coxboost_d2", "deepsurv"], ["rsf", "cox"]]
+
+
+def _fit(engine):
+    x, y = _data()
+    set_default_engine(engine)
+    try:
+        return AutoSurvival(seed=0, candidates=CANDS, folds=3, max_epochs=2).fit(x, y), x
+    finally:
+        set_default_engine(None)
+
+
+def test_search_on_two_workers_is_the_serial_search():
+    serial, x = _fit(None)
+    with Engine(workers=2, verbose=False, threads=1) as eng:
+        par, _ = _fit(eng)
+        assert eng.client is not None  # the fits did go to the workers
+    assert par.cv_scores == serial.cv_scores and par.chosen == serial.chosen
+    np.testing.assert_array_equal(par.predict_risk(x), serial.predict_risk(x))
+
+
+def test_forest_blocks_on_workers_are_the_forest_grown_here():
+    x, y = _data(150, seed=2)
+    here = RandomSurvivalForest(seed=3, n_trees=60).fit(x, y)
+    with Engine(workers=2, verbose=False) as eng:
+        set_default_engine(eng)
+        try:
+            there = RandomSurvivalForest(seed=3, n_trees=60).fit(x, y)
+        finally:
+            set_default_engine(None)
+    a, b = here.state()[0], there.state()[0]
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def test_map_sends_shared_arguments_and_submits_costliest_first():
+    with Engine(workers=2, verbose=False) as eng:
+        out = eng.map_ordered(_scaled, [(1,), (2,), (3,)], shared=(np.arange(3),), cost=[1, 3, 2])
+    assert [o.tolist() for o in out] == [[0, 1, 2], [0, 2, 4], [0, 3, 6]]
+    assert fit_cost("rsf", {"min_samples_leaf": 5}) > fit_cost("coxboost", {}) > fit_cost("cox", {})
+
+
+def _scaled(v, k):
+    return v * k
+
+
+def test_thread_limits_restore_torch_threads():
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    with thread_limits(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
