@@ -74,3 +74,28 @@ def test_thread_limits_restore_torch_threads():
     with thread_limits(1):
         assert torch.get_num_threads() == 1
     assert torch.get_num_threads() == before
+
+
+def _without_seconds(res):
+    return {**res, "folds": [{k: v for k, v in f.items() if k != "seconds"} for f in res["folds"]]}
+
+
+def test_cross_validation_folds_on_two_workers_are_the_serial_folds():
+    from cmrrisk.predict.tabular import table_from_arrays
+    from cmrrisk.predict.validation import cross_validate
+
+    x, y = _data(120, seed=4)
+    surv = table_from_arrays(x, y.time, y.event)
+    label = np.where(x[:, 0] + 0.3 * x[:, 2] > 0, "a", "b")
+    diag = table_from_arrays(x, label=label)
+    here = [cross_validate(surv, "survival", "cox", k=3), cross_validate(diag, "diagnosis", "logistic", k=3)]
+    with Engine(workers=2, verbose=False) as eng:
+        set_default_engine(eng)
+        try:
+            there = [cross_validate(surv, "survival", "cox", k=3),
+                     cross_validate(diag, "diagnosis", "logistic", k=3)]
+        finally:
+            set_default_engine(None)
+        assert eng.client is not None  # the folds did go to the workers
+    assert [_without_seconds(r) for r in there] == [_without_seconds(r) for r in here]
+    assert there[1]["pooled_out_of_fold"] == here[1]["pooled_out_of_fold"]

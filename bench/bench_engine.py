@@ -46,6 +46,13 @@ def _noop(i):
     return i
 
 
+def _children_cpu():
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def _load():
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -75,24 +82,31 @@ def features(n: int, repeats: int, deep: bool) -> dict:
     try:
         man = generate_cohort(os.path.join(tmp, "cohort"), n=n, seed=0, progress=False)
         env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "CMRRiskExtension"))
-        res = {"n_subjects": n, "deep_features": deep, "radiomics": True}
+        res = {"n_subjects": n, "deep_features": deep, "radiomics": True,
+               "timed": "the whole command (process start to exit); every worker, and the 1-worker run "
+                        "in its own process, on 1 thread (--threads 1)",
+               "cpu_seconds": "user + system of the command and its worker processes"}
         tables = {}
         for w in (1, 2):
-            walls = []
+            walls, cpus = [], []
             for r in range(repeats):
                 out = os.path.join(tmp, f"f{w}_{r}.csv")
                 cmd = [sys.executable, "-m", "cmrrisk", "features", man, "--out", out, "--workers", str(w),
-                       "--quiet", "--cache", os.path.join(tmp, f"cache{w}_{r}")] + ([] if deep else ["--no-deep"])
+                       "--threads", "1", "--quiet", "--cache", os.path.join(tmp, f"cache{w}_{r}")] + \
+                    ([] if deep else ["--no-deep"])
+                c0 = _children_cpu()
                 t0 = time.perf_counter()
                 subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
                 walls.append(time.perf_counter() - t0)
+                cpus.append(round(_children_cpu() - c0, 1))
                 tables[w] = out
             res[f"workers_{w}"] = {"wall_seconds": round(statistics.median(walls), 2),
-                                   "runs": [round(x, 2) for x in walls],
+                                   "runs": [round(x, 2) for x in walls], "cpu_seconds": cpus,
                                    "seconds_per_subject": round(statistics.median(walls) / n, 3)}
         res["speedup_2_over_1"] = round(res["workers_1"]["wall_seconds"] / res["workers_2"]["wall_seconds"], 3)
         res["tables_identical"] = filecmp.cmp(tables[1], tables[2], shallow=False)
-        res["command"] = "cmrrisk features MANIFEST --out F.csv --workers W --quiet" + ("" if deep else " --no-deep")
+        res["command"] = ("cmrrisk features MANIFEST --out F.csv --workers W --threads 1 --quiet"
+                          + ("" if deep else " --no-deep"))
         return res
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -133,14 +147,19 @@ def cpu_per_subject(n_small: int, n_large: int, deep: bool) -> dict:
 
 def search(repeats: int, folds: int, save=None, n_train: int | None = None, max_epochs: int | None = None) -> dict:
     import h5py
-    import torch
+
+    import resource
 
     from cmrrisk.parallel import Engine, set_default_engine
     from cmrrisk.predict.evaluation import evaluate_pipeline
     from cmrrisk.predict.pipeline import Pipeline
+    from cmrrisk.predict.survival_ensemble import WORKER_MODULES
     from cmrrisk.predict.tabular import table_from_arrays
 
-    torch.set_num_threads(1)
+    def cpu_now():
+        a, b = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
     path = os.path.join(DATA, "survival", "support_train_test.h5")
     with h5py.File(path, "r") as f:
         (x, t, e), (xt, tt, et) = [tuple(f[g][k][:] for k in ("x", "t", "e")) for g in ("train", "test")]
@@ -152,26 +171,32 @@ def search(repeats: int, folds: int, save=None, n_train: int | None = None, max_
     res = {"data": "SUPPORT (DeepSurv split)" + (f", first {n_train} training subjects" if n_train else ""),
            "n_train": len(x), "n_test": len(xt), "folds": folds,
            "model": "auto (33 candidate sets)" + (f", networks capped at {max_epochs} epochs" if max_epochs else " (default)"),
-           "model_params": params}
+           "model_params": params,
+           "timed": "from entering the engine (a local cluster starts then, in the background) to the "
+                    "fitted model; every worker, and the 1-worker run in this process, on 1 thread",
+           "cpu_seconds": "user + system of this process and its worker processes over the run"}
     for w in (2, 1):
-        walls, choices, cs = [], [], []
+        walls, choices, cs, cpus = [], [], [], []
         for _ in range(repeats):
             load0 = _load()
-            with Engine(workers=w, verbose=False) as eng:
+            c0 = cpu_now()
+            t0 = time.perf_counter()
+            with Engine(workers=w, threads=1, verbose=False) as eng:
+                eng.warm(WORKER_MODULES)
                 set_default_engine(eng)
                 try:
-                    t0 = time.perf_counter()
                     pipe = Pipeline("survival", "auto", seed=0, model_params=dict(params)).fit(train)
                     walls.append(time.perf_counter() - t0)
                 finally:
                     set_default_engine(None)
+            cpus.append(round(cpu_now() - c0, 1))
             ev = evaluate_pipeline(pipe, test, n_boot=0, seed=0)
             choices.append("+".join(pipe.model.chosen))
             cs.append(float(ev["c_index_harrell"]))
             print(f"search, {w} worker(s): {walls[-1]:.0f} s, chose {choices[-1]}, test C {cs[-1]:.4f} "
                   f"(load {load0} -> {_load()})", flush=True)
         res[f"workers_{w}"] = {"wall_seconds": round(statistics.median(walls), 1), "runs": [round(s, 1) for s in walls],
-                               "chosen": choices, "test_c_index": cs}
+                               "cpu_seconds": cpus, "chosen": choices, "test_c_index": cs}
         if save is not None:  # a partial result survives an interrupted run
             save(dict(res, complete=False))
     res["speedup_2_over_1"] = round(res["workers_1"]["wall_seconds"] / res["workers_2"]["wall_seconds"], 3)

@@ -80,27 +80,26 @@ def _warm(modules) -> list:
 @contextlib.contextmanager
 def thread_limits(n: int | None):
     """Run the enclosed work on ``n`` threads of torch, the BLAS/OpenMP pools and ITK (restored
-    afterwards); ``None`` changes nothing."""
+    afterwards); ``None`` changes nothing. A library not imported yet is not imported here: the
+    environment sizes its pool when the work imports it."""
     if n is None:
         yield
         return
     undo = []
-    try:
-        import torch
-
+    env = {k: os.environ.get(k) for k in THREAD_ENV}
+    os.environ.update({k: str(n) for k in THREAD_ENV})
+    undo.append(lambda: [os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+                         for k, v in env.items()])
+    if "torch" in sys.modules:
+        torch = sys.modules["torch"]
         old = torch.get_num_threads()
         torch.set_num_threads(n)
         undo.append(lambda: torch.set_num_threads(old))
-    except ImportError:  # pragma: no cover
-        pass
-    try:
-        import SimpleITK as sitk
-
-        old_itk = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
-        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(n)
-        undo.append(lambda: sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(old_itk))
-    except ImportError:  # pragma: no cover
-        pass
+    if "SimpleITK" in sys.modules:
+        po = sys.modules["SimpleITK"].ProcessObject
+        old_itk = po.GetGlobalDefaultNumberOfThreads()
+        po.SetGlobalDefaultNumberOfThreads(n)
+        undo.append(lambda: po.SetGlobalDefaultNumberOfThreads(old_itk))
     try:
         from threadpoolctl import threadpool_limits
 
@@ -221,7 +220,7 @@ class Engine:
             try:
                 self._start()
                 if self._warm_modules:
-                    self.client.run(_warm, list(self._warm_modules), wait=False)
+                    self.client.run(_warm, list(self._warm_modules), wait=False, on_error="ignore")
             except BaseException as exc:  # given to the caller by _join
                 self._start_error = exc
 
@@ -249,7 +248,7 @@ class Engine:
                 return  # the starting thread warms the workers once they are up
             self._join()
         if self.client is not None:
-            self.client.run(_warm, modules, wait=False)
+            self.client.run(_warm, modules, wait=False, on_error="ignore")
 
     def __exit__(self, *exc):
         self._depth -= 1
@@ -269,8 +268,11 @@ class Engine:
         except ImportError:
             raise CMRRiskError("more than one worker, --scheduler and --cluster need the Dask packages: "
                                "pip install dask distributed (or give --workers 1).") from None
+        # no statistical profiler on the workers unless the dashboard shows it: sampling every
+        # task's stack costs CPU the fits need
         dask.config.set({"distributed.scheduler.allowed-failures": self.allowed_failures,
-                         "distributed.worker.daemon": False})
+                         "distributed.worker.daemon": False,
+                         "distributed.worker.profile.enabled": bool(self.dashboard)})
         if self.scheduler:
             addr = self.scheduler
             if "://" not in addr:
@@ -296,6 +298,8 @@ class Engine:
             n = self.workers or os.cpu_count() or 1
             env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
             env.update({k: str(self.worker_threads(n)) for k in THREAD_ENV})
+            # glibc's own trimming: Dask's small threshold made the networks' fits ~1.6x slower
+            env.pop("MALLOC_TRIM_THRESHOLD_", None)
             dask.config.set({"distributed.nanny.pre-spawn-environ": env})
             # everything on 127.0.0.1: the scheduler's HTTP server (health routes, and the
             # dashboard when asked) too, on a free port unless the dashboard is wanted
@@ -540,19 +544,26 @@ def map_fits(fn, arglist: list, engine: Engine | None = None, size: int | None =
     common to every fit (the training data), sent to each worker once; ``cost``: a relative
     cost per fit (the costliest start first)."""
     engine = engine or default_engine()
-    serial = engine is None or not engine.distributed or len(arglist) < 2
-    if not serial:
-        asked = (engine.client is not None or engine._starting is not None or engine.workers is not None
-                 or engine.scheduler or engine.cluster_type)
-        serial = not asked and size is not None and size < MIN_SUBJECTS_FOR_WORKERS
-    if serial:
+    if not fits_on_workers(len(arglist), size, engine):
         with thread_limits(engine.threads if engine is not None else None):
             return [fn(*shared, *a) for a in arglist]
     return engine.map_ordered(fn, arglist, desc="model fits", progress=engine.verbose, shared=shared, cost=cost)
 
 
-def add_engine_arguments(parser, shard: bool = False) -> None:
-    """The engine options of a cohort command (and ``--shard`` when it can be split)."""
+def fits_on_workers(n_fits: int, size: int | None = None, engine: Engine | None = None) -> bool:
+    """Whether :func:`map_fits` would run ``n_fits`` fits on ``size`` subjects on the workers of
+    ``engine`` (default: the command's engine) rather than in this process."""
+    engine = engine or default_engine()
+    if engine is None or not engine.distributed or n_fits < 2:
+        return False
+    asked = (engine.client is not None or engine._starting is not None or engine.workers is not None
+             or engine.scheduler or engine.cluster_type)
+    return bool(asked or size is None or size >= MIN_SUBJECTS_FOR_WORKERS)
+
+
+def add_engine_arguments(parser, shard: bool = False, threads: bool = True) -> None:
+    """The engine options of a cohort command (and ``--shard`` when it can be split; ``threads``
+    False: the command has its own ``--threads``, which the engine then uses too)."""
     g = parser.add_argument_group("where the work runs")
     g.add_argument("--workers", type=int, default=None,
                    help="local worker processes (default: all cores; 1: in this process)")
@@ -567,10 +578,11 @@ def add_engine_arguments(parser, shard: bool = False) -> None:
     g.add_argument("--job-walltime", default=None, help="wall time per batch job (default 04:00:00)")
     g.add_argument("--job-queue", default=None, help="queue / partition of the batch jobs")
     g.add_argument("--job-account", default=None, help="account / project charged for the batch jobs")
-    g.add_argument("--threads", type=int, default=None,
-                   help="threads of each worker (torch, BLAS, ITK); default: the cores shared out among "
-                   "the local workers, 1 on a scheduler's or batch workers; with --workers 1, the threads of "
-                   "this process")
+    if threads:
+        g.add_argument("--threads", type=int, default=None,
+                       help="threads of each worker (torch, BLAS, ITK); default: the cores shared out among "
+                       "the local workers, 1 on a scheduler's or batch workers; with --workers 1, the threads "
+                       "of this process")
     g.add_argument("--dashboard", action="store_true", help="serve the Dask dashboard and print its address")
     if shard:
         g.add_argument("--shard", default=None, metavar="I/N",

@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     from ..parallel import add_engine_arguments
 
     for name in ENGINE_COMMANDS:  # their cohort tasks and model fits run on the engine
-        add_engine_arguments(sub.choices[name])
+        add_engine_arguments(sub.choices[name], threads=False)  # they have their own --threads
     return p
 
 
@@ -70,6 +70,10 @@ def main(argv=None) -> int:
             from ..parallel import engine_from_args, set_default_engine
 
             with engine_from_args(args) as engine:
+                if args.command in ("train", "evaluate"):  # the model fits' imports, on the workers
+                    from ..predict.survival_ensemble import WORKER_MODULES
+
+                    engine.warm(WORKER_MODULES)
                 set_default_engine(engine)
                 try:
                     status = args.func(args)

@@ -186,11 +186,12 @@ def image_features(ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg
     deep features per image, clinical indices, radiomics per image) with the fraction done
     (0..1), and once with 1.0 at the end; ``cancel()`` (optional) is checked before each step
     and raises :class:`cmrrisk.errors.Cancelled` (the class of ``cmrrisk.predict.study``)."""
-    from . import deep
     from . import indices as I
     from . import radiomics as R
 
     opts = dict(DEFAULT_OPTIONS, **(options or {}))
+    if opts["deep"]:  # torch only when the deep features are asked for
+        from . import deep
     timings = {} if timings is None else timings
     info = {} if info is None else info
     info.setdefault("segmentation", {})
@@ -330,6 +331,14 @@ def subject_features(row: dict, options: dict | None = None) -> tuple[dict, dict
 # --------------------------------------------------------------------------------------------
 # cohort level
 
+def worker_modules(opts: dict) -> list:
+    """What a subject's features import with options ``opts`` (a worker imports them before its
+    first subject)."""
+    return (["SimpleITK", "scipy.ndimage", "cmrrisk.features.indices"]
+            + (["radiomics.featureextractor", "cmrrisk.features.radiomics"] if opts.get("radiomics") else [])
+            + (["cmrrisk.features.deep"] if opts.get("deep") else []))
+
+
 def _run_one(row: dict, options: dict, key: str, cache_dir: str | None) -> dict:
     t0 = time.perf_counter()
     try:
@@ -363,8 +372,10 @@ def compute_cohort(manifest: str | Manifest, cache_dir: str | None = None, worke
     A record is ``{"subject", "features", "info"}`` or ``{"subject", "error"}``. ``engine``: a
     :class:`cmrrisk.parallel.Engine` (default: ``workers`` local workers); ``shard``: (I, N),
     only the I-th of N contiguous blocks of the manifest's rows."""
-    man = manifest if isinstance(manifest, Manifest) else read_manifest(manifest, require_images=True)
     opts = dict(DEFAULT_OPTIONS, **(options or {}))
+    if engine is not None:  # the workers import what the subjects need while the manifest is read
+        engine.warm(worker_modules(opts))
+    man = manifest if isinstance(manifest, Manifest) else read_manifest(manifest, require_images=True)
     if opts["radiomics"]:
         from . import radiomics as R
 

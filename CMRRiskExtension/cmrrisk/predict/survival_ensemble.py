@@ -12,6 +12,11 @@ from .models.targets import check_target
 from .survival_networks import NetSurvival
 
 
+#: what the fits of the survival models import: a worker imports them while the command reads
+#: its inputs (:meth:`cmrrisk.parallel.Engine.warm`)
+WORKER_MODULES = ("torch", "sksurv.ensemble", "pycox.models.loss", "cmrrisk.predict.survival")
+
+
 # ---------------------------------------------------------------------------- ensemble
 
 #: the fixed ensemble: of the candidate models and combinations, the one with the highest

@@ -39,27 +39,31 @@ def cross_validate(table: Table, endpoint: str, model: str | None = None, k: int
                    n_boot: int = 0, progress=None) -> dict:
     """Per-fold metrics, their mean and SD, and (diagnosis) metrics of the pooled out-of-fold
     probabilities. Every fitted step sees the training folds only."""
+    from ..parallel import fits_on_workers, map_fits
+
     table.require(endpoint)
-    per_fold = []
-    oof = None
-    for f, (tr, te) in enumerate(folds(table, endpoint, k, seed)):
-        t0 = _time.time()
-        pipe = Pipeline(endpoint, model, seed=seed, max_features=max_features,
-                        model_params=model_params).fit(table.subset(tr))
-        test = table.subset(te)
-        m = evaluate_pipeline(pipe, test, n_boot=n_boot, seed=seed)
-        m["fold"], m["n_train"], m["seconds"] = f, len(tr), round(_time.time() - t0, 2)
-        per_fold.append(m)
-        if endpoint == "diagnosis":
-            p = pipe.predict_proba(test)
-            if oof is None:
-                classes = sorted(set(table.label))
-                oof = np.zeros((len(table), len(classes)))
-            # align fold classes with the whole table's classes
-            for j, c in enumerate(pipe.classes):
-                oof[te, classes.index(c)] = p[:, j]
+    splits = folds(table, endpoint, k, seed)
+    args = [(endpoint, model, seed, max_features, model_params, n_boot, f, tr, te)
+            for f, (tr, te) in enumerate(splits)]
+    if fits_on_workers(len(args), len(table)):  # each fold a task on the command's engine
+        results = map_fits(_fold, args, shared=(table,))
         if progress:
-            progress(f + 1, k)
+            progress(k, k)
+    else:  # in this process, with progress after each fold
+        results = []
+        for a in args:
+            results.append(_fold(table, *a))
+            if progress:
+                progress(len(results), k)
+    per_fold = [m for m, _ in results]
+    oof = None
+    if endpoint == "diagnosis":
+        classes = sorted(set(table.label))
+        oof = np.zeros((len(table), len(classes)))
+        for (_, (tr, te)), (_, (pipe_classes, p)) in zip(enumerate(splits), results):
+            # align fold classes with the whole table's classes
+            for j, c in enumerate(pipe_classes):
+                oof[te, classes.index(c)] = p[:, j]
     summary = {}
     for key in SUMMARY_KEYS[endpoint]:
         v = [m.get(key) for m in per_fold if m.get(key) is not None]
@@ -72,6 +76,18 @@ def cross_validate(table: Table, endpoint: str, model: str | None = None, k: int
         y = np.array([classes.index(v) for v in table.label])
         out["pooled_out_of_fold"] = diagnosis_report(y, oof, classes, n_boot=max(n_boot, 0), seed=seed)
     return out
+
+
+def _fold(table, endpoint, model, seed, max_features, model_params, n_boot, f, tr, te):
+    """One fold of :func:`cross_validate`: (its metrics, and for a diagnosis (the pipeline's
+    classes, the held-out probabilities))."""
+    t0 = _time.time()
+    pipe = Pipeline(endpoint, model, seed=seed, max_features=max_features,
+                    model_params=model_params).fit(table.subset(tr))
+    test = table.subset(te)
+    m = evaluate_pipeline(pipe, test, n_boot=n_boot, seed=seed)
+    m["fold"], m["n_train"], m["seconds"] = f, len(tr), round(_time.time() - t0, 2)
+    return m, ((pipe.classes, pipe.predict_proba(test)) if endpoint == "diagnosis" else None)
 
 
 def needs_image_features(pipe) -> bool:
