@@ -53,6 +53,16 @@ def _children_cpu():
     return r.ru_utime + r.ru_stime
 
 
+def _autogroup():
+    """Linux's per-session fair share (1: each terminal session's processes together get one share
+    of the cores while other sessions run, so a second worker adds no CPU under contention)."""
+    try:
+        with open("/proc/sys/kernel/sched_autogroup_enabled") as fh:
+            return int(fh.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def _load():
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -221,7 +231,8 @@ def main(argv=None):
     results = {}
     if os.path.isfile(args.out):  # keep the other parts when rerunning one
         results = json.load(open(args.out))
-    results["machine"] = {"cpus": os.cpu_count(), "note": "load averages show other processes sharing the cores"}
+    results["machine"] = {"cpus": os.cpu_count(), "note": "load averages show other processes sharing the cores",
+                          "sched_autogroup": _autogroup()}
     for part in args.parts.split(","):
         load0, t0 = _load(), time.time()
         if part == "overhead":
