@@ -9,6 +9,8 @@ Parts (``--parts``, comma-separated):
   the tables must be identical;
 * ``cpu``: CPU seconds per subject of ``features --workers 1`` (marginal cost from 2 and 6
   subjects), the basis of the projection in docs/how-to/cluster.md;
+* ``share``: the share of the cores that 1 and 2 busy processes of one session get, and 2 in
+  sessions of their own (the scheduler's per-session fair share, when other sessions are busy);
 * ``search``: the default survival model (``auto``: 33 candidate sets x 5 folds) trained on
   the SUPPORT training split (DeepSurv HDF5, shared data) on 1 and 2 workers (torch threads 1),
   with its choice and test C-index (Harrell) for each.
@@ -155,6 +157,31 @@ def cpu_per_subject(n_small: int, n_large: int, deep: bool) -> dict:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+_BUSY = """
+import time
+t0 = time.time(); c0 = time.process_time(); x = 0
+while time.time() - t0 < {s}:
+    x += 1
+print(round((time.process_time() - c0) / {s}, 3))
+"""
+
+
+def share(seconds: float = 8.0) -> dict:
+    """Share of a core that 1 and 2 busy processes of this session get, and 2 that each start
+    their own session (Linux's autogroup gives every session one fair share)."""
+    def run(n, own_session):
+        procs = [subprocess.Popen([sys.executable, "-c", _BUSY.format(s=seconds)], stdout=subprocess.PIPE,
+                                  text=True, start_new_session=own_session) for _ in range(n)]
+        return [float(p.communicate()[0]) for p in procs]
+
+    one, two, two_own = run(1, False), run(2, False), run(2, True)
+    return {"seconds": seconds, "one_process": one, "two_processes_one_session": two,
+            "two_processes_own_sessions": two_own,
+            "cores_used": {"one": round(sum(one), 2), "two_one_session": round(sum(two), 2),
+                           "two_own_sessions": round(sum(two_own), 2)},
+            "command": "python bench/bench_engine.py --parts share"}
+
+
 def search(repeats: int, folds: int, save=None, n_train: int | None = None, max_epochs: int | None = None) -> dict:
     import h5py
 
@@ -239,6 +266,8 @@ def main(argv=None):
             r = overhead(args.repeats)
         elif part == "features":
             r = features(args.n, args.repeats, args.deep)
+        elif part == "share":
+            r = share()
         elif part == "cpu":
             r = cpu_per_subject(2, 6, args.deep)
         elif part == "search":
