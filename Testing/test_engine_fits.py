@@ -99,3 +99,42 @@ def test_cross_validation_folds_on_two_workers_are_the_serial_folds():
         assert eng.client is not None  # the folds did go to the workers
     assert [_without_seconds(r) for r in there] == [_without_seconds(r) for r in here]
     assert there[1]["pooled_out_of_fold"] == here[1]["pooled_out_of_fold"]
+
+
+def test_segment_inputs_on_two_workers_are_the_serial_outputs(tmp_path, monkeypatch):
+    """``segment --workers 2``: each input a task (a worker loads the model once); label maps
+    byte for byte and the report's entries (less the timings) those of one process."""
+    import json
+    import os
+
+    from cmrrisk import cli
+    from cmrrisk.synthetic import generate_cohort
+
+    generate_cohort(str(tmp_path / "c"), n=3, seed=5, progress=False)
+    inputs = [str(tmp_path / "c" / s / "cine_ed.nii.gz") for s in ("SYN001", "SYN002", "SYN003")]
+    # distinct output names: the inputs share a file name
+    for i, p in enumerate(inputs):
+        os.rename(p, p.replace("cine_ed", f"ed{i}"))
+        inputs[i] = p.replace("cine_ed", f"ed{i}")
+    import cmrrisk.parallel as P
+
+    mapped = []
+    real_map = P.Engine.map
+    monkeypatch.setattr(P.Engine, "map", lambda self, fn, jobs, **kw: mapped.append((fn.__name__, len(jobs),
+                                                                                     self.client is not None))
+                        or real_map(self, fn, jobs, **kw))
+    outs = {}
+    for w in ("1", "2"):
+        out = tmp_path / f"out{w}"
+        assert cli.main(["segment", *inputs, "--out", str(out), "--workers", w, "--threads", "1", "--quiet"]) == 0
+        outs[w] = out
+    assert mapped == [("segment_one", 3, True)]  # only --workers 2 mapped, on a started cluster
+    for i in range(3):
+        a, b = (open(outs[w] / f"ed{i}_seg.nii.gz", "rb").read() for w in ("1", "2"))
+        assert a == b
+
+    def entries(out):
+        rep = json.loads((out / "segment.json").read_text())
+        return [{k: v for k, v in e.items() if not k.startswith("seconds") and k != "output"} for e in rep["inputs"]]
+
+    assert entries(outs["2"]) == entries(outs["1"])

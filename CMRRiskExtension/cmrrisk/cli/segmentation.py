@@ -34,7 +34,11 @@ def cmd_segment(args) -> int:
                 raise CMRRiskError(f"--{flag} needs --dicomweb URL.")
         if not args.inputs:
             raise CMRRiskError("no input given; name one or more images or DICOM folders (or --dicomweb URL --study UID).")
-        report = segment_inputs(args.inputs, args.out, model=args.model or "cine", dicom=args.dicom, **options)
+        from ..parallel import engine_from_args
+
+        with engine_from_args(args) as engine:  # --workers N / --scheduler / --cluster: inputs as tasks
+            report = segment_inputs(args.inputs, args.out, model=args.model or "cine", dicom=args.dicom,
+                                    engine=engine, **options)
     for e in report["inputs"]:
         for r in (e.get("dicom") or {}).get("repairs", []):
             print(f"{os.path.basename(e['input'])}: repaired in the DICOM outputs' copies: {r}", file=sys.stderr)
@@ -149,6 +153,9 @@ def add_commands(sub) -> None:
     s.add_argument("--stow", action="store_true",
                    help="with --dicomweb: store the SEG(s) and SR back on the server (STOW-RS, one request; "
                    "nothing is kept if the server refuses any)")
+    from ..parallel import add_engine_arguments
+
+    add_engine_arguments(s, threads=False)  # several inputs as tasks on Dask workers
     s.set_defaults(func=cmd_segment)
 
     e = sub.add_parser("evaluate-segmentation", help="Dice, HD95, volumes and clinical indices "

@@ -89,13 +89,15 @@ def choose_model(vol: Volume, path: str) -> tuple:
 
 def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device: str = "cpu",
                    progress: bool = True, tta: bool | None = None, check_slice_order: bool = True,
-                   dicom: bool = False, require_kind: bool = False) -> dict:
+                   dicom: bool = False, require_kind: bool = False, engine=None) -> dict:
     """Segment every input with ``model`` (a bundled name, a model folder, or ``auto``: cine or
     lge per input from its DICOM headers or name, see :func:`choose_model`).
 
     ``dicom``: every input must be a DICOM folder; each also gets ``<name>_dicom/`` with one DICOM
     SEG per segmented frame and a measurement report (see :mod:`cmrrisk.dicomout`).
-    ``require_kind``: refuse an input that its headers do not show to be a cine or LGE series."""
+    ``require_kind``: refuse an input that its headers do not show to be a cine or LGE series.
+    ``engine``: a :class:`cmrrisk.parallel.Engine` whose workers segment the inputs as tasks (each
+    worker loads a model once), used when it was asked for workers, a scheduler or a cluster."""
     from .. import progress as P
 
     if not inputs:
@@ -157,11 +159,6 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
         }
 
     n_frames = sum((cache[p].array.shape[0] if cache[p].is_cine else 1) if p in cache else 1 for p in inputs)
-    bar = None
-    if progress:
-        from ..progress import progress_bar
-
-        bar = progress_bar(total=n_frames, unit="frame", desc="segment", leave=False)
     report = {
         "model": _model_info(seg_model),
         "device": str(seg_model.device),
@@ -171,51 +168,88 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
         report["model_selection"] = "auto"
         report["models"] = {name: _model_info(m) for name, m in models.items()}
     os.makedirs(out_dir, exist_ok=True)
-    try:
-        for p in inputs:
-            vol = cache.pop(p, None) or read_image(p)
-            t0 = time.perf_counter()
-            done = [0]
+    asked = engine is not None and (engine.scheduler or engine.cluster_type or (engine.workers or 1) > 1)
+    if asked and len(inputs) > 1:  # each input a task; a worker loads each model it needs once
+        engine.check_visible(inputs, "inputs")
+        jobs = [(i, (p, out_dir, (chosen[p][0], device, tta, models[chosen[p][0]].check_slice_order),
+                     chosen[p][1], dicom)) for i, p in enumerate(inputs)]
+        done = engine.map(segment_one, jobs, desc="segment", progress=progress, unit="input")
+        report["inputs"] = [done[i] for i in range(len(inputs))]
+    else:
+        bar = None
+        if progress:
+            from ..progress import progress_bar
 
-            def step(i, n, _done=done, _name=os.path.basename(p)):
-                if bar is not None:
-                    bar.update(i - _done[0])
-                _done[0] = i
-                P.emit(i / max(1, n), f"{_name}: frame {i}/{n}")  # --progress json
+            bar = progress_bar(total=n_frames, unit="frame", desc="segment", leave=False)
+        try:
+            for p in inputs:
+                done = [0]
 
-            seg_model = models[chosen[p][0]]
-            seg = seg_model.segment(vol, progress=step)
-            secs = time.perf_counter() - t0
-            out_path = os.path.join(out_dir, output_name(p))
-            write_image(seg.with_array(seg.array.astype(np.uint8)), out_path)
-            n = vol.array.shape[0] if vol.is_cine else 1
-            entry = {
-                "input": os.path.abspath(p),
-                "output": os.path.abspath(out_path),
-                "shape": list(vol.array.shape),
-                "spacing_mm": [round(s, 5) for s in vol.spacing],
-                "kind": "cine" if vol.is_cine else "frame",
-                "model": seg_model.name,
-                **({"model_selected_because": chosen[p][1]} if chosen[p][1] else {}),
-                "seconds": round(secs, 3),
-                "seconds_per_frame": round(secs / n, 3),
-                "slice_order": slice_order_note(seg_model),
-            }
-            if vol.meta:
-                entry["metadata"] = {k: v for k, v in vol.meta.items() if k not in ("trigger_times_ms", "instance_numbers")}
-            entry.update(summarize_result(vol, seg, seg_model.structures))
-            if dicom:
-                try:
-                    entry["dicom"] = _write_dicom(sources.pop(p), seg, entry, seg_model, out_dir, p)
-                except BaseException:
-                    os.remove(out_path)  # no label map without its DICOM outputs
-                    raise
-            report["inputs"].append(entry)
-    finally:
-        if bar is not None:
-            bar.close()
+                def step(i, n, _done=done, _name=os.path.basename(p)):
+                    if bar is not None:
+                        bar.update(i - _done[0])
+                    _done[0] = i
+                    P.emit(i / max(1, n), f"{_name}: frame {i}/{n}")  # --progress json
+
+                report["inputs"].append(segment_one(p, out_dir, models[chosen[p][0]], chosen[p][1], dicom,
+                                                    cache.pop(p, None), sources.pop(p, None), step))
+        finally:
+            if bar is not None:
+                bar.close()
     modeldir.write_json(os.path.join(out_dir, "segment.json"), report)
     return report
+
+
+#: models loaded by this process for :func:`segment_one` tasks: (name, device, tta, slice order
+#: checked) -> Segmenter
+_WORKER_MODELS: dict = {}
+
+
+def segment_one(p: str, out_dir: str, seg_model, reason, dicom: bool, vol: Volume | None = None,
+                series=None, step=None) -> dict:
+    """Segment input ``p`` and write ``<out>/<name>_seg.nii.gz`` (and its DICOM outputs):
+    the input's entry of ``segment.json``. ``seg_model``: a :class:`Segmenter`, or the key
+    (name, device, tta, slice order checked) of one this process loads once for all its tasks."""
+    if not isinstance(seg_model, Segmenter):
+        if seg_model not in _WORKER_MODELS:
+            name, device, tta, check = seg_model
+            m = Segmenter.load(name, device=device, tta=tta)
+            m.check_slice_order = check
+            _WORKER_MODELS[seg_model] = m
+        seg_model = _WORKER_MODELS[seg_model]
+    vol = vol or read_image(p)
+    if dicom and series is None:
+        from ..dicomout.source import load_series
+
+        series = load_series(p, vol.array.shape)
+    t0 = time.perf_counter()
+    seg = seg_model.segment(vol, progress=step)
+    secs = time.perf_counter() - t0
+    out_path = os.path.join(out_dir, output_name(p))
+    write_image(seg.with_array(seg.array.astype(np.uint8)), out_path)
+    n = vol.array.shape[0] if vol.is_cine else 1
+    entry = {
+        "input": os.path.abspath(p),
+        "output": os.path.abspath(out_path),
+        "shape": list(vol.array.shape),
+        "spacing_mm": [round(s, 5) for s in vol.spacing],
+        "kind": "cine" if vol.is_cine else "frame",
+        "model": seg_model.name,
+        **({"model_selected_because": reason} if reason else {}),
+        "seconds": round(secs, 3),
+        "seconds_per_frame": round(secs / n, 3),
+        "slice_order": slice_order_note(seg_model),
+    }
+    if vol.meta:
+        entry["metadata"] = {k: v for k, v in vol.meta.items() if k not in ("trigger_times_ms", "instance_numbers")}
+    entry.update(summarize_result(vol, seg, seg_model.structures))
+    if dicom:
+        try:
+            entry["dicom"] = _write_dicom(series, seg, entry, seg_model, out_dir, p)
+        except BaseException:
+            os.remove(out_path)  # no label map without its DICOM outputs
+            raise
+    return entry
 
 
 def _write_dicom(series, seg: Volume, entry: dict, seg_model: Segmenter, out_dir: str, path: str) -> dict:
