@@ -530,11 +530,16 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         return table
 
     def startTraining(self, manifestPath, endpoint, outputDir, model=None, seed=0, cv=5, maxEpochs=None,
-                      scene=None, onProgress=None, onFinished=None, onLog=None):
+                      scene=None, onProgress=None, onFinished=None, onLog=None, params=None, paramsFile=None):
         """Train a model (``cmrrisk train``) in a separate process; returns the started runner.
         When it succeeds, ``runner.results`` is ``{"model_dir", "metrics": table node of the
         cross-validation metrics (or None)}`` added to ``scene``; after a failure or a cancel
-        nothing is added. ``onFinished(runner)`` is called after that."""
+        nothing is added. ``onFinished(runner)`` is called after that.
+
+        ``params``: the model's hyper-parameters, a dict or ``"KEY=VALUE, ..."`` text;
+        ``paramsFile``: a JSON or YAML file of them (``params`` overrides it). Both are checked
+        here, before anything starts: an unknown key or a value out of range raises a
+        CMRRiskError naming the key and the allowed ones."""
         if not manifestPath:
             raise ValueError("Choose a cohort manifest (CSV).")
         if not outputDir:
@@ -545,6 +550,7 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
             args += ["--model", model]
         if maxEpochs:
             args += ["--max-epochs", int(maxEpochs)]
+        args += self.hyperParameterArguments(model, endpoint, params, paramsFile)
         scene = scene if scene is not None else slicer.mrmlScene
 
         def finished(job):
@@ -556,14 +562,35 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
 
         return self.startProcess(args, onProgress, finished, onLog)
 
+    @staticmethod
+    def hyperParameterArguments(model, endpoint, params=None, paramsFile=None):
+        """``cmrrisk train`` arguments for the hyper-parameters, checked first (see
+        :meth:`startTraining`)."""
+        import json
+
+        from cmrrisk.predict.commands import collect_params, split_assignments
+
+        if isinstance(params, dict):
+            items = [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in params.items()]
+        else:
+            items = split_assignments(params or "")
+        if paramsFile and not os.path.isfile(paramsFile):
+            raise ValueError(f"Hyper-parameter file {paramsFile} does not exist.")
+        collect_params(model or "auto", endpoint, paramsFile or None, items)  # raises before any work
+        args = ["--params", paramsFile] if paramsFile else []
+        for item in items:
+            args += ["--param", item]
+        return args
+
     def startTrainingParameters(self, params=None, scene=None, onProgress=None, onFinished=None, onLog=None):
         """What "Train" does, from the parameter node (manifest, endpoint, modelName, outputDir,
-        cv, seed, maxEpochs)."""
+        cv, seed, maxEpochs, modelParams, paramsFile)."""
         p = params if params is not None else self.parameters()
         model = (p.modelName or "").strip()
         return self.startTraining(self._path(p.manifest), p.endpoint, self._path(p.outputDir), model=model or None,
                                   seed=p.seed, cv=p.cv, maxEpochs=p.maxEpochs or None, scene=scene,
-                                  onProgress=onProgress, onFinished=onFinished, onLog=onLog)
+                                  onProgress=onProgress, onFinished=onFinished, onLog=onLog,
+                                  params=p.modelParams or None, paramsFile=self._path(p.paramsFile) or None)
 
     def startReport(self, modelDir, trainManifest=None, testManifest=None, outputHtml=None, bootstrap=200,
                     seed=0, onProgress=None, onFinished=None, onLog=None):
