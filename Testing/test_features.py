@@ -201,13 +201,14 @@ def test_deep_features_from_segmentation_pass_equal_separate_pass(segmenter):
     img, _ = phantom(12.0, noise=5.0)
     sp = SPACING[:2]
     with deep.capture_encoder(segmenter) as cap:
-        seg = segmenter.predict_frame(img, sp)
-    v1 = deep.pool(deep.captured_for_frame(segmenter, cap, img.shape[0]),
+        got = segmenter.predict_frame_detailed(img, sp)
+    seg = got.labels
+    v1 = deep.pool(deep.captured_for_frame(got, cap),
                    deep.resampled_box(segmenter, img.shape, sp), seg)
-    v2 = deep.embedding(segmenter, img, seg, sp, reverse=segmenter.last_reversed)
+    v2 = deep.embedding(segmenter, img, seg, sp, reverse=got.reversed)
     assert v1.shape == (256,)
     np.testing.assert_allclose(v1, v2, rtol=1e-4, atol=1e-5)
-    assert np.array_equal(v2, deep.embedding(segmenter, img, seg, sp, reverse=segmenter.last_reversed))
+    assert np.array_equal(v2, deep.embedding(segmenter, img, seg, sp, reverse=got.reversed))
     img2, _ = phantom(16.0, noise=5.0)
     assert not np.allclose(v2, deep.embedding(segmenter, img2, seg, sp))
 

@@ -137,13 +137,15 @@ def _segment_and_embed(model: str, image: np.ndarray, spacing_xy, options: dict,
     seg_model = segmenter(model, options["device"])
     t0 = time.perf_counter()
     if options["deep"] and seg_model.tta:  # flips average several passes: embed the plain image
-        seg = seg_model.predict_frame(image, spacing_xy, prior=prior, geometry=geometry)
-        vec = deep.embedding(seg_model, image, seg, spacing_xy, reverse=seg_model.last_reversed)
+        got = seg_model.predict_frame_detailed(image, spacing_xy, prior=prior, geometry=geometry)
+        seg = got.labels
+        vec = deep.embedding(seg_model, image, seg, spacing_xy, reverse=got.reversed)
     elif options["deep"]:
         with deep.capture_encoder(seg_model) as cap:
-            seg = seg_model.predict_frame(image, spacing_xy, prior=prior, geometry=geometry)
+            got = seg_model.predict_frame_detailed(image, spacing_xy, prior=prior, geometry=geometry)
+        seg = got.labels
         box = deep.resampled_box(seg_model, image.shape, spacing_xy)
-        vec = deep.pool(deep.captured_for_frame(seg_model, cap, image.shape[0], box), box, seg)
+        vec = deep.pool(deep.captured_for_frame(got, cap, box), box, seg)
     else:
         seg, vec = seg_model.predict_frame(image, spacing_xy, prior=prior, geometry=geometry), None
     timings[f"segment_{tag}"] = time.perf_counter() - t0

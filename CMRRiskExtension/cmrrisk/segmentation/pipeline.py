@@ -53,20 +53,22 @@ def summarize_result(vol: Volume, seg: Volume, structures=CINE_LABELS) -> dict:
     return info
 
 
-#: how ``Segmenter.last_order_source`` reads in :func:`slice_order_note`
+#: how a segmentation's ``order_source`` reads in :func:`slice_order_note`
 ORDER_SOURCES = {"geometry": "order read from the image geometry",
                  "labels": "order judged from the LV area along the stack",
                  "caller": "order chosen by the caller"}
 
 
-def slice_order_note(seg_model: Segmenter) -> str:
-    """What the last segmentation did with the slice order, for reports."""
+def slice_order_note(seg_model: Segmenter, result) -> str:
+    """What a segmentation by ``seg_model`` did with the slice order, for reports; ``result``: its
+    :class:`~cmrrisk.segmentation.infer.VolumeSegmentation` (or anything with ``reversed`` and
+    ``order_source``)."""
     if not seg_model.check_slice_order:
         return "as given (not checked)"
     trained = seg_model.slice_order.replace("_", " ")
-    how = ORDER_SOURCES.get(seg_model.last_order_source, "")
+    how = ORDER_SOURCES.get(result.order_source, "")
     how = f"; {how}" if how else ""
-    if seg_model.last_reversed:
+    if result.reversed:
         other = "base first" if seg_model.slice_order == "apex_first" else "apex first"
         return f"reversed for the model (stack given {other}; the model was trained {trained}{how})"
     return f"as given ({trained}, as in training{how})"
@@ -184,7 +186,8 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
                 P.emit(i / max(1, n), f"{_name}: frame {i}/{n}")  # --progress json
 
             seg_model = models[chosen[p][0]]
-            seg = seg_model.segment(vol, progress=step)
+            result = seg_model.segment_detailed(vol, progress=step)
+            seg = result.volume
             secs = time.perf_counter() - t0
             out_path = os.path.join(out_dir, output_name(p))
             write_image(seg.with_array(seg.array.astype(np.uint8)), out_path)
@@ -199,7 +202,7 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
                 **({"model_selected_because": chosen[p][1]} if chosen[p][1] else {}),
                 "seconds": round(secs, 3),
                 "seconds_per_frame": round(secs / n, 3),
-                "slice_order": slice_order_note(seg_model),
+                "slice_order": slice_order_note(seg_model, result),
             }
             if vol.meta:
                 entry["metadata"] = {k: v for k, v in vol.meta.items() if k not in ("trigger_times_ms", "instance_numbers")}
