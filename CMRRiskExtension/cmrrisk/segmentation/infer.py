@@ -568,20 +568,24 @@ class Segmenter:
 
     def segment_detailed(self, vol: Volume, progress: Callable[[int, int], None] | None = None,
                          cancel: Callable[[], bool] | None = None,
-                         prior: np.ndarray | None = None) -> VolumeSegmentation:
+                         prior: np.ndarray | None = None,
+                         ed_es: tuple[int, int] | None = None) -> VolumeSegmentation:
         """Segment a 3D frame or every phase of a 4D cine (its ES phase anchored to ED, see
-        :meth:`segment_phases`), the slice order read from the volume's geometry when it tells;
-        ``prior``: for the ES frame of a cine given as a 3D frame, the labels of its ED frame
-        (see :meth:`predict_frame`). The result's volume has the input's geometry; the result
-        also tells the slice-order decision (and a cine's ED and ES phases)."""
+        :meth:`segment_phases`; ``ed_es``: the known ED and ES phase indices), the slice order
+        read from the volume's geometry when it tells; ``prior``: for the ES frame of a cine
+        given as a 3D frame, the labels of its ED frame (see :meth:`predict_frame`). The
+        result's volume has the input's geometry; the result also tells the slice-order decision
+        (and a cine's ED and ES phases)."""
         sx, sy, _ = vol.spacing
         if vol.is_cine:
             if prior is not None:
                 raise CMRRiskError("a 4D cine is segmented with its own ED frame as the prior; "
                                    "give ED labels only with a 3D ES frame.")
             out, ed_t, es_t, rev, source = self._segment_phases(vol.array, vol.spacing, progress, cancel,
-                                                                None, vol.ijk_to_ras)
+                                                                ed_es, vol.ijk_to_ras)
             return VolumeSegmentation(vol.with_array(out), rev, source, ed_t, es_t)
+        if ed_es is not None:
+            raise CMRRiskError("ED and ES phase indices are for a 4D cine; this is a 3D frame.")
         if cancel is not None and cancel():
             raise Cancelled()
         got = self.predict_frame_detailed(vol.array, (sx, sy), prior=prior, geometry=vol.ijk_to_ras)
