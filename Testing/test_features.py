@@ -220,13 +220,14 @@ def test_features_of_a_stack_given_apex_first_equal_those_of_the_base_first_stac
     are those of the base-first stack."""
     from cmrrisk.features import deep
     from cmrrisk.features.cohort import segmenter, image_features
+    from cmrrisk.study import Study
 
     subj = validation_subjects()[2]
     vols = {ph: read_image(acdc_frame(subj, ph)) for ph in ("ed", "es")}
     flipped = {ph: v.with_array(np.ascontiguousarray(v.array[::-1])) for ph, v in vols.items()}
     opts = {"radiomics": False, "deep": True}
-    a = image_features(vols["ed"], vols["es"], options=opts)
-    b = image_features(flipped["ed"], flipped["es"], options=opts)
+    a = image_features(Study(ed=vols["ed"], es=vols["es"]), options=opts)
+    b = image_features(Study(ed=flipped["ed"], es=flipped["es"]), options=opts)
     assert a.keys() == b.keys() and "deep_ed_000" in a
     for k in a:
         assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-5), k

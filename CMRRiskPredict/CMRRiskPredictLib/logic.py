@@ -118,14 +118,11 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
             notes.append(RADIOMICS_NOTE)
         step = self._steps(progress, cancel)
         step(0.0, "reading the study")
-        ed = mrml.volume_from_node(edVolumeNode) if edVolumeNode is not None else None
-        es = mrml.volume_from_node(esVolumeNode) if esVolumeNode is not None else None
-        lge = mrml.volume_from_node(lgeVolumeNode) if lgeVolumeNode is not None else None
+        study = mrml.study_from_nodes(edVolumeNode, esVolumeNode, lgeVolumeNode, edSegmentationNode,
+                                      esSegmentationNode, lgeSegmentationNode, bsa=bsa)
         info = {}
         feats = image_features(
-            ed, es, self._labels(edSegmentationNode, edVolumeNode), self._labels(esSegmentationNode, esVolumeNode),
-            lge, self._labels(lgeSegmentationNode, lgeVolumeNode), bsa_m2=bsa,
-            options={"radiomics": radiomics, "deep": deep, "device": device or "cpu"}, info=info,
+            study, options={"radiomics": radiomics, "deep": deep, "device": device or "cpu"}, info=info,
             progress=self._within(progress, 0.02, 0.95), cancel=cancel)
         step(0.96, "adding the results to the scene")  # the last chance to cancel: nothing added yet
         reference = edVolumeNode or lgeVolumeNode
@@ -242,7 +239,7 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         ``k`` 0: none). ``progress(fraction, message)`` and ``cancel()`` as for
         :meth:`computeFeatures` (a cancel raises ``Cancelled`` and adds no node)."""
         from cmrrisk import mrml
-        from cmrrisk.explain.core import explain_volumes
+        from cmrrisk.explain.core import explain_study
 
         if not modelDir:
             raise ValueError("Choose a model directory (written by 'cmrrisk train' or the Training section).")
@@ -259,15 +256,11 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         if k:
             step(0.05, "reference subjects")
         reference = self._reference(pipe, referenceManifest or None, int(k or 0))
-        ed = mrml.volume_from_node(edVolumeNode) if edVolumeNode is not None else None
-        es = mrml.volume_from_node(esVolumeNode) if esVolumeNode is not None else None
-        lge = mrml.volume_from_node(lgeVolumeNode) if lgeVolumeNode is not None else None
-        expl = explain_volumes(pipe, ed, es, self._labels(edSegmentationNode, edVolumeNode),
-                               self._labels(esSegmentationNode, esVolumeNode), covariates,
-                               subject or (edVolumeNode.GetName() if edVolumeNode is not None else "study"),
-                               method, reference, int(k or 0), lge=lge,
-                               lge_seg=self._labels(lgeSegmentationNode, lgeVolumeNode), device=device or "cpu",
-                               progress=self._within(progress, 0.1, 0.95), cancel=cancel)
+        study = mrml.study_from_nodes(
+            edVolumeNode, esVolumeNode, lgeVolumeNode, edSegmentationNode, esSegmentationNode, lgeSegmentationNode,
+            covariates, subject=subject or (edVolumeNode.GetName() if edVolumeNode is not None else "study"))
+        expl = explain_study(pipe, study, method, reference, int(k or 0), device=device or "cpu",
+                             progress=self._within(progress, 0.1, 0.95), cancel=cancel)
         step(0.96, "adding the results to the scene")
         out = self._showExplanation(expl, refs, showOverlay)
         if progress is not None:
@@ -364,14 +357,11 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         step = self._steps(progress, cancel)
         step(0.0, "loading the model")
         pipe = self._loadModel(modelDir)
-        vol = {k: (mrml.volume_from_node(n) if n is not None else None)
-               for k, n in (("ed", edVolumeNode), ("es", esVolumeNode), ("lge", lgeVolumeNode))}
         reference = edVolumeNode or lgeVolumeNode
-        subject = name or (reference.GetName() if reference is not None else "study")
-        res = predict_study(pipe, vol["ed"], vol["es"], self._labels(edSegmentationNode, edVolumeNode),
-                            self._labels(esSegmentationNode, esVolumeNode), vol["lge"],
-                            self._labels(lgeSegmentationNode, lgeVolumeNode), covariates, horizons,
-                            subject=subject, bsa_m2=bsa, device=device or "cpu",
+        study = mrml.study_from_nodes(edVolumeNode, esVolumeNode, lgeVolumeNode, edSegmentationNode,
+                                      esSegmentationNode, lgeSegmentationNode, covariates, bsa, name)
+        subject = study.subject
+        res = predict_study(pipe, study, horizons, device=device or "cpu",
                             progress=self._within(progress, 0.05, 0.95), cancel=cancel)
         step(0.96, "adding the results to the scene")  # the last chance to cancel: nothing added yet
         scene = reference.GetScene() if reference is not None else slicer.mrmlScene

@@ -27,8 +27,8 @@ import numpy as np
 
 from .. import __version__, modeldir
 from ..errors import CMRRiskError
-from ..labelmap import read_labelmap
-from ..manifest import IMAGE_ROLES, Manifest, mosteller_bsa, read_manifest, write_csv
+from ..manifest import IMAGE_ROLES, Manifest, read_manifest, write_csv
+from ..study import Study, bsa_of_row
 
 #: bump when the features computed from the same inputs change (invalidates every cache)
 FEATURES_VERSION = 5  # 3: model ES segmentations anchored to ED (Segmenter.predict_frame prior);
@@ -101,7 +101,7 @@ def subject_key(row: dict, options: dict, checksums: dict) -> str:
     h = hashlib.sha256()
     h.update(json.dumps({"version": __version__, "features_version": FEATURES_VERSION, "models": checksums,
                          "options": {k: options[k] for k in ("radiomics", "deep")},
-                         "bsa": _bsa(row), "seg_labels": row.get("seg_labels", "")},
+                         "bsa": bsa_of_row(row), "seg_labels": row.get("seg_labels", "")},
                         sort_keys=True).encode())
     if options["radiomics"]:
         h.update(R.params_text(options["radiomics_params"]).encode())
@@ -110,21 +110,6 @@ def subject_key(row: dict, options: dict, checksums: dict) -> str:
             h.update(c.encode())
             _hash_path(h, row[c])
     return h.hexdigest()
-
-
-def _bsa(row: dict):
-    def num(c):
-        try:
-            x = float(row.get(c, "") or "nan")
-        except ValueError:
-            return None
-        return x if math.isfinite(x) and x > 0 else None
-
-    b = num("bsa_m2")
-    if b:
-        return b
-    hgt, wgt = num("height_cm"), num("weight_kg")
-    return mosteller_bsa(hgt, wgt) if hgt and wgt else None
 
 
 def _segment_and_embed(model: str, image: np.ndarray, spacing_xy, options: dict, timings: dict, tag: str,
@@ -175,14 +160,13 @@ def _stepper(progress, cancel, total: int):
     return step
 
 
-def image_features(ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg=None,
-                   bsa_m2: float | None = None, options: dict | None = None,
-                   timings: dict | None = None, info: dict | None = None,
-                   progress=None, cancel=None) -> dict:
-    """Features of one subject's images (:class:`cmrrisk.image.Volume`; ED and ES frames and/or
-    an LGE stack). A missing segmentation (``None``) is computed with the bundled model; a given
-    one must be a project-label array of the image's shape. Used by the cohort runner and by
-    the Slicer module.
+def image_features(study: Study, options: dict | None = None, timings: dict | None = None,
+                   info: dict | None = None, progress=None, cancel=None) -> dict:
+    """Features of one subject's images: the ED and ES frames and/or the LGE stack of ``study``
+    (:class:`cmrrisk.study.Study`; its body surface area indexes the cine indices). A missing
+    segmentation (``None``) is computed with the bundled model; a given one must be a
+    project-label array of the image's shape. Used by the cohort runner and by the Slicer
+    module.
 
     ``progress(fraction, message)`` (optional) is called before each step (segmentation and
     deep features per image, clinical indices, radiomics per image) with the fraction done
@@ -192,6 +176,8 @@ def image_features(ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg
     from . import indices as I
     from . import radiomics as R
 
+    ed, es, ed_seg, es_seg = study.ed, study.es, study.ed_seg, study.es_seg
+    lge, lge_seg, bsa_m2 = study.lge, study.lge_seg, study.bsa_m2
     opts = dict(DEFAULT_OPTIONS, **(options or {}))
     timings = {} if timings is None else timings
     info = {} if info is None else info
@@ -279,51 +265,14 @@ def image_features(ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg
 
 def subject_features(row: dict, options: dict | None = None) -> tuple[dict, dict]:
     """Features of one manifest row (paths absolute). Returns (features, info)."""
-    from ..image import read_image
-
     opts = dict(DEFAULT_OPTIONS, **(options or {}))
     timings: dict = {}
+    study = Study.from_row(row, device=opts["device"], timings=timings)
     info: dict = {"segmentation": {}}
-    conv = row.get("seg_labels", "")
-    ed = es = ed_seg = es_seg = lge = lge_seg = None
-    t0 = time.perf_counter()
-    if row.get("cine_ed") and row.get("cine_es"):
-        ed = read_image(row["cine_ed"], allow_4d=False)
-        es = read_image(row["cine_es"], allow_4d=False)
-        if ed.array.shape != es.array.shape:
-            raise CMRRiskError(f"{row['cine_ed']} and {row['cine_es']}: ED and ES frames differ in shape.")
-        ed_seg = read_labelmap(row["cine_ed_seg"], ed, conv) if row.get("cine_ed_seg") else None
-        es_seg = read_labelmap(row["cine_es_seg"], es, conv) if row.get("cine_es_seg") else None
-    elif row.get("cine"):
-        cine = read_image(row["cine"])
-        if not cine.is_cine:
-            raise CMRRiskError(f"{row['cine']}: column cine needs a 4D cine (several phases); "
-                               "use cine_ed / cine_es for single frames.")
-        sp = cine.spacing[:2]
-        if row.get("cine_seg"):
-            all_seg, src = read_labelmap(row["cine_seg"], cine, conv), "reference"
-        else:
-            t1 = time.perf_counter()
-            from ..segmentation.service import segment_cine
-
-            r = segment_cine(cine, device=opts["device"])
-            all_seg, ed_t, es_t = r.labels, r.ed_phase, r.es_phase
-            timings["segment_cine"] = time.perf_counter() - t1
-            src = "model cine"
-        if src == "reference":
-            from ..metrics import ed_es_phases
-
-            ed_t, es_t = ed_es_phases(all_seg, cine.spacing)
-        info["ed_phase"], info["es_phase"] = ed_t, es_t
-        info["segmentation"] = {"ed": f"{src} (phase {ed_t})", "es": f"{src} (phase {es_t})"}
-        ed, es, ed_seg, es_seg = cine.frame(ed_t), cine.frame(es_t), all_seg[ed_t], all_seg[es_t]
-    if row.get("lge"):
-        lge = read_image(row["lge"], allow_4d=False)
-        lge_seg = read_labelmap(row["lge_seg"], lge, conv) if row.get("lge_seg") else None
-    timings["read"] = time.perf_counter() - t0
-    if ed is None and lge is None:
-        raise CMRRiskError(f"subject {row.get('subject')!r}: no image (give cine_ed + cine_es, cine or lge).")
-    feats = image_features(ed, es, ed_seg, es_seg, lge, lge_seg, _bsa(row), opts, timings, info)
+    if study.phases:
+        info["ed_phase"], info["es_phase"] = study.phases["ed_phase"], study.phases["es_phase"]
+        info["segmentation"] = dict(study.phases["segmentation"])
+    feats = image_features(study, opts, timings, info)
     info.pop("segmentations", None)
     info["seconds"] = {k: round(v, 3) for k, v in timings.items()}
     return feats, info

@@ -21,6 +21,7 @@ from scipy import ndimage
 
 from .. import labels as L
 from ..errors import CMRRiskError
+from ..study import Study
 
 GRID = {"spacing": 1.5, "size": 80, "slices": 8}
 CHANNELS = ["ed_image", "es_image", "ed_lv", "ed_myo", "ed_rv", "es_lv", "es_myo", "es_rv"]
@@ -117,8 +118,12 @@ def from_grid(values: np.ndarray, geom: dict) -> np.ndarray:
     return out
 
 
-def subject_tensor(ed, es, ed_seg, es_seg, grid: dict = GRID):
-    """(slices, channels, size, size) float32 array and its geometry."""
+def subject_tensor(study, grid: dict = GRID):
+    """(slices, channels, size, size) float32 array and its geometry, from the ED and ES frames
+    and their label maps of ``study`` (:class:`cmrrisk.study.Study`; all four required)."""
+    ed, es, ed_seg, es_seg = study.ed, study.es, study.ed_seg, study.es_seg
+    if ed is None or es is None or ed_seg is None or es_seg is None:
+        raise CMRRiskError(f"{study.subject}: the image model needs the ED and ES frames and their label maps.")
     geom = grid_geometry(ed_seg, ed.spacing, grid)
     chans = [to_grid(_normalise(ed.array), geom, 1), to_grid(_normalise(es.array), geom, 1)]
     for seg in (ed_seg, es_seg):
@@ -197,7 +202,7 @@ def prepare(inputs: list, grid: dict = GRID, progress: bool = False):
     """Cine tensors (n, slices, channels, size, size) and geometries for manifest rows."""
     def one(row):
         ed, es, s_ed, s_es, _ = load_cine_pair(row)
-        return subject_tensor(ed, es, s_ed, s_es, grid)
+        return subject_tensor(Study(str(row.get("subject", "study")), ed, es, ed_seg=s_ed, es_seg=s_es), grid)
 
     return _prepare(inputs, one, "images", progress, "cine", grid)
 
