@@ -8,6 +8,7 @@ import pytest
 
 from cmrrisk.errors import CMRRiskError
 from cmrrisk.image import Volume, write_image
+from cmrrisk.progress import Progress
 from cmrrisk.study import Study
 
 from test_features import AFFINE, phantom
@@ -25,7 +26,7 @@ def survival_model(tmp_path_factory):
     d = tmp_path_factory.mktemp("study")
     manifest = _survival_manifest(d / "train.csv", 160, 0)
     steps = []
-    res = _train(manifest, d / "model", cv=3, progress=lambda i, n, msg: steps.append((i, n, msg)))
+    res = _train(manifest, d / "model", cv=3, progress=Progress(lambda i, n, msg: steps.append((i, n, msg))))
     return d / "model", manifest, steps, res
 
 
@@ -44,8 +45,8 @@ def test_cancel_stops_training_and_writes_nothing(tmp_path):
     manifest = _survival_manifest(tmp_path / "train.csv", 120, 3)
     seen = []
     with pytest.raises(Cancelled, match="fold 2"):
-        _train(manifest, tmp_path / "model", cv=3, progress=lambda i, n, msg: seen.append(i),
-               cancel=lambda: len(seen) >= 2)
+        _train(manifest, tmp_path / "model", cv=3,
+               progress=Progress(lambda i, n, msg: seen.append(i), cancel=lambda: len(seen) >= 2))
     assert seen == [1, 2]
     assert not (tmp_path / "model").exists()
 
@@ -67,7 +68,7 @@ def test_cancel_reaches_inside_a_network_fit(tmp_path):
 
     with pytest.raises(Cancelled, match="final fit"):
         _train(tmp_path / "dx.csv", tmp_path / "model", endpoint="diagnosis", model="mlp", cv=0,
-               max_epochs=500, progress=lambda i, n, msg: seen.append(i), cancel=cancel)
+               max_epochs=500, progress=Progress(lambda i, n, msg: seen.append(i), cancel))
     assert seen == [1] and len(calls) == 4 and not (tmp_path / "model").exists()
 
 

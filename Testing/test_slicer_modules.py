@@ -381,8 +381,15 @@ def test_busy_state_disables_inputs_and_maps_progress():
     assert (ui.progressBar.maximum, ui.progressBar.value, ui.statusLabel.text) == (1000, 250, "step")
     busy.progress(None, "unknown length")
     assert ui.progressBar.maximum == 0
+    contract = busy.asProgress()  # the core's Progress: the same bar, the Cancel button
+    contract.update(3, 4, "three of four")
+    assert (ui.progressBar.maximum, ui.progressBar.value, ui.statusLabel.text) == (1000, 750, "three of four")
     busy.requestCancel()
     assert busy.cancelled()
+    from cmrrisk.errors import Cancelled
+
+    with pytest.raises(Cancelled):
+        contract.update(4, 4, "four")
     busy.stop("done")
     assert (ui.a.enabled, ui.cancelButton.enabled, ui.progressBar.maximum, idle) == (True, False, 1000, [1])
 

@@ -11,8 +11,10 @@ loaded study; usable without the GUI::
     job = logic.startTraining("cohort.csv", "survival", "my_model")   # a separate process
     job.wait(); job.results["metrics"]                                 # table node of its metrics
 
-The study-level calls take ``progress(fraction, message)`` and ``cancel()`` (returns True to
-stop: ``cmrrisk.errors.Cancelled`` is raised and nothing is added to the scene). Training and
+The study-level calls take ``progress`` and ``cancel()`` (returns True to stop:
+``cmrrisk.errors.Cancelled`` is raised and nothing is added to the scene): ``progress`` is a
+``cmrrisk.progress.Progress`` (the core's progress-and-cancel contract, used as it is) or a
+``progress(fraction, message)`` callback such as the module's progress bar. Training and
 reports run as ``python -m cmrrisk`` in a separate process (:mod:`cmrrisk.mrml.runner`): the
 module's GUI thread only reads their progress lines; their results are added to the scene when
 the process ends, never after a cancel.
@@ -65,19 +67,12 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
     # ---- progress and cancel of long calls
 
     @staticmethod
-    def _steps(progress, cancel):
-        """``step(fraction, message)``: ``cmrrisk.errors.stepper`` (raises ``Cancelled``, the class
-        of the training path, when ``cancel()`` returns True, else reports progress)."""
-        from cmrrisk.errors import stepper
+    def _progress(progress, cancel, shape="fractions"):
+        """The ``cmrrisk.progress.Progress`` of a call's ``progress`` and ``cancel`` arguments
+        (:func:`cmrrisk.progress.from_callbacks`): what the core takes."""
+        from cmrrisk.progress import from_callbacks
 
-        return stepper(progress, cancel)
-
-    @staticmethod
-    def _within(progress, low, high):
-        """The core's ``progress(fraction, message)`` mapped into [low, high] of the caller's."""
-        if progress is None:
-            return None
-        return lambda fraction, message: progress(low + (high - low) * float(fraction), message)
+        return from_callbacks(progress, cancel, shape)
 
     @staticmethod
     def _labels(segmentationNode, volumeNode):
@@ -116,15 +111,15 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         if radiomics and not radiomicsAvailable():  # optional: said, not an error
             radiomics = False
             notes.append(RADIOMICS_NOTE)
-        step = self._steps(progress, cancel)
-        step(0.0, "reading the study")
+        prog = self._progress(progress, cancel)
+        prog.fraction(0.0, "reading the study")
         study = mrml.study_from_nodes(edVolumeNode, esVolumeNode, lgeVolumeNode, edSegmentationNode,
                                       esSegmentationNode, lgeSegmentationNode, bsa=bsa)
         info = {}
         feats = image_features(
             study, options={"radiomics": radiomics, "deep": deep, "device": device or "cpu"}, info=info,
-            progress=self._within(progress, 0.02, 0.95), cancel=cancel)
-        step(0.96, "adding the results to the scene")  # the last chance to cancel: nothing added yet
+            progress=prog.part(0.02, 0.95))
+        prog.fraction(0.96, "adding the results to the scene")  # the last chance to cancel: nothing added yet
         reference = edVolumeNode or lgeVolumeNode
         scene = reference.GetScene()
         if addSegmentations:
@@ -138,8 +133,7 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         columns = feature_rows(feats)
         table = mrml.add_table(scene, name or f"{reference.GetName()} features", columns, reference)
         table.SetAttribute("CMRRisk.notes", " ".join(notes))
-        if progress is not None:
-            progress(1.0, "features done")
+        prog.report(1, 1, "features done")
         return table
 
     # ---- explanations (cmrrisk.explain; the same core as `cmrrisk explain`)
@@ -250,21 +244,20 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         if method not in methods:
             raise ValueError(f"Explanation method {method!r}: choose one of {', '.join(methods)}.")
         covariates = self.parseCovariates(covariates) if isinstance(covariates, str) else covariates
-        step = self._steps(progress, cancel)
-        step(0.0, "loading the model")
+        prog = self._progress(progress, cancel)
+        prog.fraction(0.0, "loading the model")
         pipe = self._loadModel(modelDir)
         if k:
-            step(0.05, "reference subjects")
+            prog.fraction(0.05, "reference subjects")
         reference = self._reference(pipe, referenceManifest or None, int(k or 0))
         study = mrml.study_from_nodes(
             edVolumeNode, esVolumeNode, lgeVolumeNode, edSegmentationNode, esSegmentationNode, lgeSegmentationNode,
             covariates, subject=subject or (edVolumeNode.GetName() if edVolumeNode is not None else "study"))
         expl = explain_study(pipe, study, method, reference, int(k or 0), device=device or "cpu",
-                             progress=self._within(progress, 0.1, 0.95), cancel=cancel)
-        step(0.96, "adding the results to the scene")
+                             progress=prog.part(0.1, 0.95))
+        prog.fraction(0.96, "adding the results to the scene")
         out = self._showExplanation(expl, refs, showOverlay)
-        if progress is not None:
-            progress(1.0, "explanation done")
+        prog.report(1, 1, "explanation done")
         return out
 
     def explainSubject(self, modelDir, manifestPath, subject, method="ig", referenceManifest=None,
@@ -354,16 +347,15 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
             raise ValueError("Give both the ED and the ES volume (or neither).")
         covariates = self.parseCovariates(covariates) if isinstance(covariates, str) else covariates
         horizons = self.parseHorizons(horizons) if isinstance(horizons, str) else horizons
-        step = self._steps(progress, cancel)
-        step(0.0, "loading the model")
+        prog = self._progress(progress, cancel)
+        prog.fraction(0.0, "loading the model")
         pipe = self._loadModel(modelDir)
         reference = edVolumeNode or lgeVolumeNode
         study = mrml.study_from_nodes(edVolumeNode, esVolumeNode, lgeVolumeNode, edSegmentationNode,
                                       esSegmentationNode, lgeSegmentationNode, covariates, bsa, name)
         subject = study.subject
-        res = predict_study(pipe, study, horizons, device=device or "cpu",
-                            progress=self._within(progress, 0.05, 0.95), cancel=cancel)
-        step(0.96, "adding the results to the scene")  # the last chance to cancel: nothing added yet
+        res = predict_study(pipe, study, horizons, device=device or "cpu", progress=prog.part(0.05, 0.95))
+        prog.fraction(0.96, "adding the results to the scene")  # the last chance to cancel: nothing added yet
         scene = reference.GetScene() if reference is not None else slicer.mrmlScene
         columns = {"subject": [subject], "model": [res["model"]]}
         if res["endpoint"] == "survival":
@@ -388,14 +380,13 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         res["notes"] = list(res["notes"]) + list(getattr(pipe, "versionNotes", []))
         table.SetAttribute("CMRRisk.notes", "; ".join(res["notes"]))
         notes = f"; {'; '.join(res['notes'])}" if res["notes"] else ""
-        if progress is not None:
-            progress(1.0, "prediction done")
+        prog.report(1, 1, "prediction done")
         return {"table": table, "chart": chartNode, "result": res, "summary": f"{res['model']}: {summary}{notes}"}
 
     def trainModel(self, manifestPath, endpoint, outputDir, model=None, seed=0, maxEpochs=None, cv=5,
                    maxFeatures=None, progress=None, cancel=None, log=None):
         """Train a model on a cohort manifest and write ``outputDir`` (what ``cmrrisk train``
-        does). ``progress(done, total, message)`` after each step (image features, each
+        does). ``progress``: a ``cmrrisk.progress.Progress`` or ``progress(done, total, message)``, after each step (image features, each
         cross-validation fold, final fit, writing); ``cancel()`` is checked between steps and
         raises ``cmrrisk.predict.study.Cancelled`` (nothing is written). Returns the core's dict
         (model_dir, model, cv metrics, chosen candidates, seconds)."""
@@ -408,7 +399,7 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         return train_model(manifestPath, endpoint, outputDir, model=model or None, seed=int(seed),
                            max_epochs=int(maxEpochs) if maxEpochs else None, cv=int(cv or 0),
                            max_features=int(maxFeatures) if maxFeatures else None,
-                           progress=progress, cancel=cancel, log=log)
+                           progress=self._progress(progress, cancel, "report"), log=log)
 
     def writeReport(self, modelDir, outputHtml=None, trainManifest=None, testManifest=None, qc=None,
                     bootstrap=200, seed=0, progress=None, cancel=None):
@@ -418,7 +409,7 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         ``modelDir/report.html``; ``trainManifest`` is described (participants, outcomes),
         ``testManifest`` (optional, with outcomes) is where the model is evaluated; without it
         the figures are apparent (optimistic) ones on the training manifest and the report says
-        so. ``progress(message)`` receives each step's message; ``cancel()`` is checked at each
+        so. ``progress`` (a ``cmrrisk.progress.Progress``, or ``progress(message)``) receives each step's message; ``cancel()`` is checked at each
         step and raises ``cmrrisk.predict.study.Cancelled`` (the HTML is written at the end only,
         so nothing is written then)."""
         from cmrrisk.report import write_report
@@ -433,17 +424,11 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
             raise ValueError("Choose the training manifest and/or a test manifest: the report describes "
                              "and evaluates the model on them.")
         outputHtml = outputHtml or os.path.join(modelDir, "report.html")
-        step = self._steps(None, cancel)
-
-        def report_progress(*message):
-            step(0.0, " ".join(str(m) for m in message))
-            if progress is not None:
-                progress(*message)
-
-        step(0.0, "the report")
+        prog = self._progress(progress, cancel, "messages")
+        prog.say("the report")
         return write_report(outputHtml, modelDir, train_manifest=trainManifest or None,
                             test_manifest=testManifest or None, qc=qc or None, n_boot=int(bootstrap),
-                            seed=int(seed), progress=report_progress)
+                            seed=int(seed), progress=prog)
 
     # ---- the module's parameter node: every button as one call that reads it
 

@@ -37,8 +37,9 @@ def _path(value):
 class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
     """Segmentation of volume nodes and cine sequences into segmentation and table nodes.
 
-    Usable without the GUI; all long calls accept ``progress(done, total)`` and ``cancel()``
-    callbacks.
+    Usable without the GUI; all long calls accept a ``progress`` and ``cancel()``: ``progress`` is
+    a ``cmrrisk.progress.Progress`` (the core's progress-and-cancel contract) or a
+    ``progress(done, total)`` callback (:func:`cmrrisk.progress.from_callbacks`).
     """
 
     def __init__(self):
@@ -135,11 +136,12 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
                       segmentationNode=None):
         """Segment a 3D scalar volume node; returns a ``vtkMRMLSegmentationNode``."""
         from cmrrisk import mrml
+        from cmrrisk.progress import from_callbacks
 
         scene = volumeNode.GetScene()
         vol = mrml.volume_from_node(volumeNode)
         segmenter = self.segmenter(model, device)
-        result = segmenter.segment_detailed(vol, progress=progress, cancel=cancel)
+        result = segmenter.segment_detailed(vol, progress=from_callbacks(progress, cancel, "counts"))
         node = mrml.labels_to_segmentation(scene, result.volume.array, volumeNode,
                                            f"{volumeNode.GetName()} segmentation",
                                            structures=segmenter.structures,
@@ -321,6 +323,7 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
         from cmrrisk import labels as L
         from cmrrisk import mrml
         from cmrrisk.errors import CMRRiskError
+        from cmrrisk.progress import from_callbacks
 
         name = sequenceNode.GetName()
         segmenter = self.segmenter(model, device)
@@ -335,7 +338,8 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
         cine = mrml.volume_from_sequence(sequenceNode, phases)
         # with ed/es: the ED frame, then the ES frame anchored to it (as `cmrrisk features` does);
         # else ED / ES = largest / smallest LV, the ES phase segmented anchored to ED
-        result = segmenter.segment_detailed(cine, progress, cancel, ed_es=(0, 1) if ed is not None else None)
+        result = segmenter.segment_detailed(cine, from_callbacks(progress, cancel, "counts"),
+                                            ed_es=(0, 1) if ed is not None else None)
         from cmrrisk.segmentation.pipeline import slice_order_note
 
         return self._sequenceResults(sequenceNode, result.volume.array, phases, result.ed_phase, result.es_phase,

@@ -28,6 +28,7 @@ import numpy as np
 from .. import __version__, modeldir
 from ..errors import CMRRiskError
 from ..manifest import IMAGE_ROLES, Manifest, read_manifest, write_csv
+from ..progress import Progress, as_progress
 from ..study import Study, bsa_of_row
 
 #: bump when the features computed from the same inputs change (invalidates every cache)
@@ -146,32 +147,28 @@ def _embed(model: str, image, seg, spacing_xy, options, timings, tag):
     return vec
 
 
-def _stepper(progress, cancel, total: int):
-    """``step(message)``: :func:`cmrrisk.errors.stepper` with the fraction counted from the steps
-    done out of ``total``."""
-    from ..errors import stepper
-
-    check, done = stepper(progress, cancel), [0]
+def _stepper(progress: Progress, total: int):
+    """``step(message)``: ``progress.update`` with the steps done so far out of ``total``."""
+    done = [0]
 
     def step(message: str) -> None:
-        check(done[0] / max(1, total), message)
+        progress.update(done[0], max(1, total), message)
         done[0] += 1
 
     return step
 
 
 def image_features(study: Study, options: dict | None = None, timings: dict | None = None,
-                   info: dict | None = None, progress=None, cancel=None) -> dict:
+                   info: dict | None = None, progress: Progress | None = None) -> dict:
     """Features of one subject's images: the ED and ES frames and/or the LGE stack of ``study``
     (:class:`cmrrisk.study.Study`; its body surface area indexes the cine indices). A missing
     segmentation (``None``) is computed with the bundled model; a given one must be a
     project-label array of the image's shape. Used by the cohort runner and by the Slicer
     module.
 
-    ``progress(fraction, message)`` (optional) is called before each step (segmentation and
-    deep features per image, clinical indices, radiomics per image) with the fraction done
-    (0..1), and once with 1.0 at the end; ``cancel()`` (optional) is checked before each step
-    and raises :class:`cmrrisk.errors.Cancelled` (the class of ``cmrrisk.predict.study``)."""
+    ``progress`` (a :class:`cmrrisk.progress.Progress`, optional) is updated before each step
+    (segmentation and deep features per image, clinical indices, radiomics per image) and once
+    at the end; a cancel raises :class:`cmrrisk.errors.Cancelled` before the next step."""
     from . import deep
     from . import indices as I
     from . import radiomics as R
@@ -190,7 +187,8 @@ def image_features(study: Study, options: dict | None = None, timings: dict | No
         total += sum(1 for s in (ed_seg, es_seg) if s is None or opts["deep"]) + 1 + 2 * bool(opts["radiomics"])
     if lge is not None:
         total += (lge_seg is None or bool(opts["deep"])) + 1 + bool(opts["radiomics"])
-    step = _stepper(progress, cancel, total)
+    progress = as_progress(progress)
+    step = _stepper(progress, total)
     if ed is not None:
         if ed.array.shape != es.array.shape:
             raise CMRRiskError(f"{ed.source} and {es.source}: ED and ES frames differ in shape.")
@@ -257,8 +255,7 @@ def image_features(study: Study, options: dict | None = None, timings: dict | No
         info.setdefault("segmentations", {})["lge"] = lge_seg
     if ed is None and lge is None:
         raise CMRRiskError("no image: give ED and ES frames, a 4D cine or an LGE stack.")
-    if progress is not None:
-        progress(1.0, "image features done")
+    progress.report(1, 1, "image features done")
     return {k: (None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v)
             for k, v in feats.items()}
 
@@ -307,9 +304,11 @@ def default_cache_dir(out_csv: str) -> str:
 
 
 def compute_cohort(manifest: str | Manifest, cache_dir: str | None = None, workers: int | None = None,
-                   options: dict | None = None, progress: bool = True, subjects=None,
+                   options: dict | None = None, progress=True, subjects=None,
                    engine=None, shard=None) -> tuple[list, dict]:
-    """Features of every subject: (records in manifest order, provenance dict).
+    """Features of every subject: (records in manifest order, provenance dict). ``progress``:
+    True (a bar), False, or a :class:`cmrrisk.progress.Progress` updated per subject (a cancel
+    stops before the next subject; finished subjects stay in the cache).
 
     A record is ``{"subject", "features", "info"}`` or ``{"subject", "error"}``. ``engine``: a
     :class:`cmrrisk.parallel.Engine` (default: ``workers`` local workers); ``shard``: (I, N),
@@ -403,7 +402,7 @@ def feature_columns(records: list) -> list:
 
 
 def write_features(manifest: str, out_csv: str, cache_dir: str | None = None, workers: int | None = None,
-                   options: dict | None = None, progress: bool = True, engine=None, shard=None) -> dict:
+                   options: dict | None = None, progress=True, engine=None, shard=None) -> dict:
     """Compute and write FEATURES.csv (``subject``, the manifest's outcome and covariate columns,
     then features) and ``FEATURES.provenance.json`` beside it. Returns the provenance.
     ``shard`` (I, N): only the I-th block of subjects; :func:`merge_shards` joins the N outputs
@@ -449,7 +448,7 @@ def provenance_path(out_csv: str) -> str:
 
 
 def features_for_manifest(manifest_path: str, cache_dir: str | None = None, workers: int | None = None,
-                          progress: bool = True):
+                          progress=True):
     """Image features of a manifest as a pandas DataFrame indexed by ``subject`` (numeric
     columns only; failed subjects are absent and listed in ``df.attrs['failures']``). Finished
     subjects are cached in ``cache_dir`` (default: ``<manifest>_features_cache`` beside the

@@ -127,7 +127,7 @@ def cmd_train(args) -> int:
     with _about(args.manifest):
         train_model(args.manifest, args.endpoint, args.out, model=args.model, seed=args.seed,
                     max_epochs=args.max_epochs, cv=args.cv, max_features=args.max_features,
-                    cache_dir=args.cache_dir, log=print, params=params, progress=progress.counts())
+                    cache_dir=args.cache_dir, log=print, params=params, progress=progress.json_progress() if progress.is_json() else None)
     return 0
 
 

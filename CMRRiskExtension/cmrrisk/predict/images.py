@@ -179,26 +179,26 @@ def _cached(row: dict, kind: str, grid: dict, one):
     return x, g
 
 
-def _prepare(inputs: list, one, desc: str, progress: bool, kind: str, grid: dict):
+def _prepare(inputs: list, one, desc: str, progress, kind: str, grid: dict):
     """Stack ``one(row) -> (tensor, geometry)`` over rows (through the cache); errors name the
-    subject."""
-    it = inputs
-    if progress:
-        from ..progress import progress_bar
+    subject. ``progress``: True (a bar), False, or a :class:`cmrrisk.progress.Progress`."""
+    from ..progress import as_progress
 
-        it = progress_bar(inputs, desc=desc, unit="subject", leave=False)
     xs, geoms = [], []
-    for row in it:
-        try:
-            x, g = _cached(row, kind, grid, one)
-        except CMRRiskError as exc:
-            raise CMRRiskError(f"subject {row.get('subject')!r}: {exc}") from exc
-        xs.append(x)
-        geoms.append(g)
+    with as_progress(progress, desc=desc, unit="subject", leave=False) as bar:
+        for i, row in enumerate(inputs):
+            bar.update(i, len(inputs), f"{desc}: {row.get('subject')}")
+            try:
+                x, g = _cached(row, kind, grid, one)
+            except CMRRiskError as exc:
+                raise CMRRiskError(f"subject {row.get('subject')!r}: {exc}") from exc
+            xs.append(x)
+            geoms.append(g)
+        bar.report(len(inputs), len(inputs), desc)
     return np.stack(xs), geoms
 
 
-def prepare(inputs: list, grid: dict = GRID, progress: bool = False):
+def prepare(inputs: list, grid: dict = GRID, progress=False):
     """Cine tensors (n, slices, channels, size, size) and geometries for manifest rows."""
     def one(row):
         ed, es, s_ed, s_es, _ = load_cine_pair(row)
@@ -234,7 +234,7 @@ def lge_tensor(vol, seg, grid: dict = GRID):
     return np.stack(chans, axis=1).astype(np.float32), geom
 
 
-def prepare_lge(inputs: list, grid: dict = GRID, progress: bool = False):
+def prepare_lge(inputs: list, grid: dict = GRID, progress=False):
     """LGE tensors (n, slices, 4, size, size) and geometries for manifest rows."""
     def one(row):
         vol, seg, _ = load_lge(row)

@@ -38,11 +38,17 @@ def cross_validate(table: Table, endpoint: str, model: str | None = None, k: int
                    max_features: int | None = None, model_params: dict | None = None,
                    n_boot: int = 0, progress=None) -> dict:
     """Per-fold metrics, their mean and SD, and (diagnosis) metrics of the pooled out-of-fold
-    probabilities. Every fitted step sees the training folds only."""
+    probabilities. Every fitted step sees the training folds only. ``progress``: a
+    :class:`cmrrisk.progress.Progress`, updated before each fold and at the end (a cancel
+    stops before the next fold)."""
+    from ..progress import as_progress
+
+    progress = as_progress(progress)
     table.require(endpoint)
     per_fold = []
     oof = None
     for f, (tr, te) in enumerate(folds(table, endpoint, k, seed)):
+        progress.update(f, k, f"cross-validation fold {f + 1}/{k}")
         t0 = _time.time()
         pipe = Pipeline(endpoint, model, seed=seed, max_features=max_features,
                         model_params=model_params).fit(table.subset(tr))
@@ -58,8 +64,7 @@ def cross_validate(table: Table, endpoint: str, model: str | None = None, k: int
             # align fold classes with the whole table's classes
             for j, c in enumerate(pipe.classes):
                 oof[te, classes.index(c)] = p[:, j]
-        if progress:
-            progress(f + 1, k)
+    progress.report(k, k, f"{k}-fold cross-validation done")
     summary = {}
     for key in SUMMARY_KEYS[endpoint]:
         v = [m.get(key) for m in per_fold if m.get(key) is not None]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -13,6 +12,7 @@ from .. import labels as L
 from .. import modeldir
 from ..errors import Cancelled, CMRRiskError  # noqa: F401  (Cancelled: raised here, re-exported)
 from ..image import Volume
+from ..progress import Progress, as_progress
 from ..metrics import ed_es_phases
 from .network import build_network, fuse_for_inference
 from .postprocess import postprocess
@@ -517,7 +517,7 @@ class Segmenter:
                 out[:, bp[0]][rv] = low
         return out
 
-    def segment_phases(self, frames: np.ndarray, spacing_xyz, progress=None, cancel=None,
+    def segment_phases(self, frames: np.ndarray, spacing_xyz, progress=None,
                        ed_es: tuple[int, int] | None = None, geometry=None):
         """Every phase of a cine (T, Z, H, W): ED is the phase of largest LV blood-pool volume,
         ES the smallest; the ES phase is then segmented again anchored to ED. With ``ed_es``
@@ -525,13 +525,16 @@ class Segmenter:
         after the first is segmented on the first phase's heart window (:meth:`heart_window`).
         One slice-order decision holds for every phase: from ``geometry`` (ijk-to-RAS) when it
         tells, else judged on the first phase (see :meth:`predict_frame`).
+        ``progress``: a :class:`cmrrisk.progress.Progress`, updated before each phase (a cancel
+        raises :class:`Cancelled` there).
         Returns (labels (T, Z, H, W), ED index, ES index); :meth:`segment_detailed` also tells
         the slice-order decision."""
-        out, ed_t, es_t, _, _ = self._segment_phases(frames, spacing_xyz, progress, cancel, ed_es, geometry)
+        out, ed_t, es_t, _, _ = self._segment_phases(frames, spacing_xyz, progress, ed_es, geometry)
         return out, ed_t, es_t
 
-    def _segment_phases(self, frames, spacing_xyz, progress, cancel, ed_es, geometry):
+    def _segment_phases(self, frames, spacing_xyz, progress, ed_es, geometry):
         """:meth:`segment_phases` -> (labels, ED, ES, reversed, order source)."""
+        progress = as_progress(progress)
         n = frames.shape[0]
         out = np.zeros(frames.shape, dtype=np.uint8)
         order = list(range(n))
@@ -540,8 +543,7 @@ class Segmenter:
         reverse = None
         source = "unchecked"
         for k, t in enumerate(order):
-            if cancel is not None and cancel():
-                raise Cancelled()
+            progress.update(k, n, f"phase {k + 1}/{n}")
             prior = out[ed_es[0]] if ed_es is not None and t == ed_es[1] and t != ed_es[0] else None
             first = out[order[0]] if k > 0 else None  # the heart of the first phase: its window
             got = self.predict_frame_detailed(frames[t], spacing_xyz[:2], prior=prior, reverse=reverse,
@@ -549,8 +551,6 @@ class Segmenter:
             out[t] = got.labels
             if k == 0:
                 reverse, source = got.reversed, got.order_source
-            if progress:
-                progress(k + 1, n)
         if ed_es is None:
             ed_t, es_t = ed_es_phases(out, spacing_xyz)
             if ed_t != es_t:
@@ -558,16 +558,15 @@ class Segmenter:
                                                         reverse=reverse).labels
         else:
             ed_t, es_t = ed_es
+        progress.report(n, n, f"{n} phase(s) segmented")
         self.last_reversed, self.last_order_source = bool(reverse), source
         return out, int(ed_t), int(es_t), bool(reverse), source
 
-    def segment(self, vol: Volume, progress: Callable[[int, int], None] | None = None,
-                cancel: Callable[[], bool] | None = None, prior: np.ndarray | None = None) -> Volume:
+    def segment(self, vol: Volume, progress: Progress | None = None, prior: np.ndarray | None = None) -> Volume:
         """The label volume of :meth:`segment_detailed` (same arguments)."""
-        return self.segment_detailed(vol, progress, cancel, prior).volume
+        return self.segment_detailed(vol, progress, prior).volume
 
-    def segment_detailed(self, vol: Volume, progress: Callable[[int, int], None] | None = None,
-                         cancel: Callable[[], bool] | None = None,
+    def segment_detailed(self, vol: Volume, progress: Progress | None = None,
                          prior: np.ndarray | None = None,
                          ed_es: tuple[int, int] | None = None) -> VolumeSegmentation:
         """Segment a 3D frame or every phase of a 4D cine (its ES phase anchored to ED, see
@@ -575,20 +574,20 @@ class Segmenter:
         read from the volume's geometry when it tells; ``prior``: for the ES frame of a cine
         given as a 3D frame, the labels of its ED frame (see :meth:`predict_frame`). The
         result's volume has the input's geometry; the result also tells the slice-order decision
-        (and a cine's ED and ES phases)."""
+        (and a cine's ED and ES phases). ``progress``: a :class:`cmrrisk.progress.Progress`,
+        updated before each frame (a cancel raises :class:`Cancelled` there)."""
         sx, sy, _ = vol.spacing
         if vol.is_cine:
             if prior is not None:
                 raise CMRRiskError("a 4D cine is segmented with its own ED frame as the prior; "
                                    "give ED labels only with a 3D ES frame.")
-            out, ed_t, es_t, rev, source = self._segment_phases(vol.array, vol.spacing, progress, cancel,
-                                                                ed_es, vol.ijk_to_ras)
+            out, ed_t, es_t, rev, source = self._segment_phases(vol.array, vol.spacing, progress, ed_es,
+                                                                vol.ijk_to_ras)
             return VolumeSegmentation(vol.with_array(out), rev, source, ed_t, es_t)
         if ed_es is not None:
             raise CMRRiskError("ED and ES phase indices are for a 4D cine; this is a 3D frame.")
-        if cancel is not None and cancel():
-            raise Cancelled()
+        progress = as_progress(progress)
+        progress.update(0, 1, "frame")
         got = self.predict_frame_detailed(vol.array, (sx, sy), prior=prior, geometry=vol.ijk_to_ras)
-        if progress:
-            progress(1, 1)
+        progress.report(1, 1, "frame segmented")
         return VolumeSegmentation(vol.with_array(got.labels), got.reversed, got.order_source)

@@ -90,14 +90,16 @@ def choose_model(vol: Volume, path: str) -> tuple:
 
 
 def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device: str = "cpu",
-                   progress: bool = True, tta: bool | None = None, check_slice_order: bool = True,
+                   progress=True, tta: bool | None = None, check_slice_order: bool = True,
                    dicom: bool = False, require_kind: bool = False) -> dict:
     """Segment every input with ``model`` (a bundled name, a model folder, or ``auto``: cine or
     lge per input from its DICOM headers or name, see :func:`choose_model`).
 
     ``dicom``: every input must be a DICOM folder; each also gets ``<name>_dicom/`` with one DICOM
     SEG per segmented frame and a measurement report (see :mod:`cmrrisk.dicomout`).
-    ``require_kind``: refuse an input that its headers do not show to be a cine or LGE series."""
+    ``require_kind``: refuse an input that its headers do not show to be a cine or LGE series.
+    ``progress``: True (a bar of the frames), False, or a :class:`cmrrisk.progress.Progress`
+    (its cancel is asked before each frame)."""
     from .. import progress as P
 
     if not inputs:
@@ -159,11 +161,9 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
         }
 
     n_frames = sum((cache[p].array.shape[0] if cache[p].is_cine else 1) if p in cache else 1 for p in inputs)
-    bar = None
-    if progress:
-        from ..progress import progress_bar
-
-        bar = progress_bar(total=n_frames, unit="frame", desc="segment", leave=False)
+    bar = P.as_progress(progress, desc="segment", unit="frame", leave=False)
+    bar.update(0, n_frames, "segment")
+    frames_done = [0]
     report = {
         "model": _model_info(seg_model),
         "device": str(seg_model.device),
@@ -179,14 +179,14 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
             t0 = time.perf_counter()
             done = [0]
 
-            def step(i, n, _done=done, _name=os.path.basename(p)):
-                if bar is not None:
-                    bar.update(i - _done[0])
+            def step(i, n, _msg, _done=done, _name=os.path.basename(p)):
+                frames_done[0] += i - _done[0]
                 _done[0] = i
+                bar.update(frames_done[0], n_frames, f"{_name}: frame {i}/{n}")
                 P.emit(i / max(1, n), f"{_name}: frame {i}/{n}")  # --progress json
 
             seg_model = models[chosen[p][0]]
-            result = seg_model.segment_detailed(vol, progress=step)
+            result = seg_model.segment_detailed(vol, progress=P.Progress(step, bar.cancelled))
             seg = result.volume
             secs = time.perf_counter() - t0
             out_path = os.path.join(out_dir, output_name(p))
@@ -215,8 +215,7 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
                     raise
             report["inputs"].append(entry)
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     modeldir.write_json(os.path.join(out_dir, "segment.json"), report)
     return report
 

@@ -86,14 +86,18 @@ def segment_ed_es(ed, es, ed_labels: np.ndarray | None = None, es_labels: np.nda
                   model: str = "cine", device: str = "cpu", progress=None) -> EdEsResult:
     """The ED and ES labels of a cine given as two 3D Volumes: each given label array is kept
     (source "reference"); the others are segmented, ED first, then ES anchored to the ED labels.
-    ``progress(phase)`` is called before each model segmentation ("ed" or "es")."""
+    ``progress`` (a :class:`cmrrisk.progress.Progress`) is updated before each model
+    segmentation (message "segmentation (ED)" or "(ES)"; a cancel stops there)."""
+    from ..progress import as_progress
+
+    progress = as_progress(progress)
+    todo = [ph for ph, given in (("ed", ed_labels), ("es", es_labels)) if given is None]
     frames = {}
     for ph, vol, given in (("ed", ed, ed_labels), ("es", es, es_labels)):
         if given is not None:
             frames[ph] = FrameResult(np.asarray(given), "reference")
             continue
-        if progress is not None:
-            progress(ph)
+        progress.update(todo.index(ph), len(todo), f"segmentation ({ph.upper()})")
         frames[ph] = segment_frame(vol, model, device, prior=frames["ed"].labels if ph == "es" else None)
     return EdEsResult(frames)
 
