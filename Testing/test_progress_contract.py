@@ -222,3 +222,17 @@ def test_synthetic_cohort_stops_on_cancel_leaving_nothing(tmp_path):
     assert rec.calls == [(0, 3, "subject 1/3")]
     assert not os.path.exists(tmp_path / "c") or not os.listdir(tmp_path / "c")
     assert [p for p in os.listdir(tmp_path) if "partial" in p] == []
+
+
+def test_segment_inputs_report_frames_and_stop_on_cancel(small_cohort, tmp_path):
+    from cmrrisk.manifest import read_manifest
+    from cmrrisk.segmentation.pipeline import segment_inputs
+
+    rows = read_manifest(small_cohort).rows[:2]
+    inputs = [rows[0]["cine_ed"], rows[1]["cine_es"]]
+    rec = Recorder()
+    segment_inputs(inputs[:1], str(tmp_path / "one"), progress=rec.progress())
+    assert [c[:2] for c in rec.calls] == [(0, 1), (0, 1), (1, 1)]
+    with pytest.raises(Cancelled):
+        segment_inputs(inputs, str(tmp_path / "two"), progress=Recorder(stop_after=1).progress())
+    assert not os.listdir(tmp_path / "two")

@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 
-from ..progress import Progress
+from ..progress import as_progress
 from .model import COLUMNS, HAZARD, TRUE_COLUMNS, VERSION, draw_subject, hazard_formula, log_hazard
 from .shapes import RVEF_SHIFT, RV_SHAPE, TERRITORIES, subject_labels
 from .render import (APEX_FIRST, CINE_EPI_BAND, CINE_NOISE_FACTOR, LGE_EPI_RIM, LGE_TEXTURE, REFERENCE, TRABECULAE,
@@ -148,7 +148,7 @@ def _generate(out_dir: str, n: int, seed: int, progress, workers) -> str:
         done = run_subjects(_subject, jobs, workers=workers, desc="synth", progress=progress)
         rows = [done[i] for i in range(n)]
     else:
-        own = progress if isinstance(progress, Progress) else None
+        own = None if progress is None or isinstance(progress, bool) else as_progress(progress)
         rows = []
         for i, ss in enumerate(seqs):
             if own is not None:
