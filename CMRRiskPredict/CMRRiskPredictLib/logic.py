@@ -386,8 +386,8 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
     def trainModel(self, manifestPath, endpoint, outputDir, model=None, seed=0, maxEpochs=None, cv=5,
                    maxFeatures=None, progress=None, cancel=None, log=None):
         """Train a model on a cohort manifest and write ``outputDir`` (what ``cmrrisk train``
-        does). ``progress``: a ``cmrrisk.progress.Progress`` or ``progress(done, total, message)``, after each step (image features, each
-        cross-validation fold, final fit, writing); ``cancel()`` is checked between steps and
+        does). ``progress``: a ``cmrrisk.progress.Progress`` or ``progress(done, total, message)``,
+        after each step (image features, each cross-validation fold, final fit, writing); ``cancel()`` is checked between steps and
         raises ``cmrrisk.predict.study.Cancelled`` (nothing is written). Returns the core's dict
         (model_dir, model, cv metrics, chosen candidates, seconds)."""
         from cmrrisk.predict.study import train_model
@@ -409,7 +409,8 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         ``modelDir/report.html``; ``trainManifest`` is described (participants, outcomes),
         ``testManifest`` (optional, with outcomes) is where the model is evaluated; without it
         the figures are apparent (optimistic) ones on the training manifest and the report says
-        so. ``progress`` (a ``cmrrisk.progress.Progress``, or ``progress(message)``) receives each step's message; ``cancel()`` is checked at each
+        so. ``progress`` (a ``cmrrisk.progress.Progress``, or ``progress(message)``) receives each
+        step's message; ``cancel()`` is checked at each
         step and raises ``cmrrisk.predict.study.Cancelled`` (the HTML is written at the end only,
         so nothing is written then)."""
         from cmrrisk.report import write_report
