@@ -56,6 +56,7 @@ def main(argv=None):
     from cmrrisk.mrml.sampledata import SEED
     from cmrrisk.predict.pipeline import Pipeline
     from cmrrisk.predict.study import predict_study
+    from cmrrisk.study import Study
     from cmrrisk.predict.tabular import load_table
     from cmrrisk.segmentation.infer import Segmenter
 
@@ -117,7 +118,7 @@ def main(argv=None):
     _save(fig, os.path.join(args.out, "heatmap.png"))
 
     covariates = {k: row[k] for k in ("age", "sex", "diabetes")}
-    res = predict_study(pipe, ed, es, None, None, None, None, covariates, subject=row["subject"])
+    res = predict_study(pipe, Study(row["subject"], ed, es, covariates=covariates))
     fig, ax = plt.subplots(figsize=(4.5, 3.2))
     ax.step(res["curve"]["time"], res["curve"]["survival"], where="post")
     ax.set_ylim(0, 1.02)

@@ -231,3 +231,35 @@ def test_report_sections_take_the_context():
             assert list(inspect.signature(section).parameters) == ["H", "ctx"], section.__name__
     assert build.section_imbalance in build.sections(ReportContext(endpoint="diagnosis", infos=[]))
     assert build.section_imbalance not in build.sections(ReportContext(endpoint="survival", infos=[]))
+
+
+#: the one file that may touch a segmenter's ``last_*`` attributes (it sets them for interactive
+#: use); every caller reads the result object of ``predict_frame_detailed`` / ``segment_detailed``
+LAST_ATTRIBUTES_ALLOWED = {"cmrrisk/segmentation/infer.py"}
+MODULES = PKG.parents[1]
+
+
+def last_attribute_reads(tree) -> list:
+    """Line numbers of ``x.last_...`` attribute accesses in ``tree``."""
+    return [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr.startswith("last_")]
+
+
+def test_last_attribute_finder_sees_a_read():
+    assert last_attribute_reads(ast.parse("r = seg.last_reversed\nf(m.last_order_source)")) == [1, 2]
+    assert last_attribute_reads(ast.parse("r = seg.reversed")) == []
+
+
+def test_no_segmenter_state_read_outside_inference():
+    """A segmenter shared by threads cannot tell each caller what its own call did through
+    attributes: callers read the result object instead."""
+    files = list(PKG.rglob("*.py")) + list((MODULES / "CMRRiskSegment").rglob("*.py")) + \
+        list((MODULES / "CMRRiskPredict").rglob("*.py"))
+    bad = {}
+    for p in files:
+        rel = p.relative_to(PKG.parent).as_posix() if PKG.parent in p.parents else p.relative_to(MODULES).as_posix()
+        if rel in LAST_ATTRIBUTES_ALLOWED:
+            continue
+        lines = last_attribute_reads(ast.parse(p.read_text(encoding="utf-8")))
+        if lines:
+            bad[rel] = lines
+    assert not bad, f"reads of a segmenter's last_* attributes: {bad}"

@@ -189,7 +189,7 @@ def test_es_prior_refuses_lv_on_the_ed_rv_only_when_it_swallowed_the_rv():
 def test_segment_phases_anchors_the_es_phase_to_ed():
     """ED = largest LV, ES = smallest; ES is segmented again with the ED labels as prior; with
     known phases ED is segmented first and ES directly with the prior."""
-    from cmrrisk.segmentation.infer import Segmenter
+    from cmrrisk.segmentation.infer import FramePrediction, Segmenter
 
     seg = Segmenter.__new__(Segmenter)
     radius = [10, 8, 4, 6]                      # LV radius per phase: ED 0, ES 2
@@ -204,11 +204,10 @@ def test_segment_phases_anchors_the_es_phase_to_ed():
         calls.append((t, None if prior is None else prior.copy()))
         windows.append(None if window_from is None else window_from.copy())
         geometries.append(geometry)
-        seg.last_reversed = bool(reverse)
-        seg.last_order_source = "caller" if reverse is not None else "labels"
-        return _ring(shape=(2, 64, 64), r_in=radius[t], r_out=radius[t] + 3)
+        return FramePrediction(_ring(shape=(2, 64, 64), r_in=radius[t], r_out=radius[t] + 3), bool(reverse),
+                               "caller" if reverse is not None else "labels")
 
-    seg.predict_frame = fake
+    seg.predict_frame_detailed = fake
     frames = np.stack([np.full((2, 64, 64), t, np.float32) for t in range(4)])
     out, ed, es = seg.segment_phases(frames, (1.0, 1.0, 8.0))
     assert (ed, es) == (0, 2)

@@ -201,13 +201,14 @@ def test_deep_features_from_segmentation_pass_equal_separate_pass(segmenter):
     img, _ = phantom(12.0, noise=5.0)
     sp = SPACING[:2]
     with deep.capture_encoder(segmenter) as cap:
-        seg = segmenter.predict_frame(img, sp)
-    v1 = deep.pool(deep.captured_for_frame(segmenter, cap, img.shape[0]),
+        got = segmenter.predict_frame_detailed(img, sp)
+    seg = got.labels
+    v1 = deep.pool(deep.captured_for_frame(got, cap),
                    deep.resampled_box(segmenter, img.shape, sp), seg)
-    v2 = deep.embedding(segmenter, img, seg, sp, reverse=segmenter.last_reversed)
+    v2 = deep.embedding(segmenter, img, seg, sp, reverse=got.reversed)
     assert v1.shape == (256,)
     np.testing.assert_allclose(v1, v2, rtol=1e-4, atol=1e-5)
-    assert np.array_equal(v2, deep.embedding(segmenter, img, seg, sp, reverse=segmenter.last_reversed))
+    assert np.array_equal(v2, deep.embedding(segmenter, img, seg, sp, reverse=got.reversed))
     img2, _ = phantom(16.0, noise=5.0)
     assert not np.allclose(v2, deep.embedding(segmenter, img2, seg, sp))
 
@@ -219,13 +220,14 @@ def test_features_of_a_stack_given_apex_first_equal_those_of_the_base_first_stac
     are those of the base-first stack."""
     from cmrrisk.features import deep
     from cmrrisk.features.cohort import segmenter, image_features
+    from cmrrisk.study import Study
 
     subj = validation_subjects()[2]
     vols = {ph: read_image(acdc_frame(subj, ph)) for ph in ("ed", "es")}
     flipped = {ph: v.with_array(np.ascontiguousarray(v.array[::-1])) for ph, v in vols.items()}
     opts = {"radiomics": False, "deep": True}
-    a = image_features(vols["ed"], vols["es"], options=opts)
-    b = image_features(flipped["ed"], flipped["es"], options=opts)
+    a = image_features(Study(ed=vols["ed"], es=vols["es"]), options=opts)
+    b = image_features(Study(ed=flipped["ed"], es=flipped["es"]), options=opts)
     assert a.keys() == b.keys() and "deep_ed_000" in a
     for k in a:
         assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-5), k

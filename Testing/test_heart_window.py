@@ -107,12 +107,13 @@ def test_deep_features_captured_in_the_window_match_a_whole_image_pass():
     sxy = ed_img.spacing[:2]
     ed = seg.predict_frame(ed_img.array, sxy)
     with deep.capture_encoder(seg) as cap:
-        es = seg.predict_frame(es_img.array, sxy, prior=ed)
-    assert seg.last_window is not None
+        got = seg.predict_frame_detailed(es_img.array, sxy, prior=ed)
+    es = got.labels
+    assert got.window is not None
     box = deep.resampled_box(seg, es_img.array.shape, sxy)
     with pytest.raises(ValueError, match="resampled box"):
-        deep.captured_for_frame(seg, cap, es.shape[0])
-    v_window = deep.pool(deep.captured_for_frame(seg, cap, es.shape[0], box), box, es)
-    v_whole = deep.embedding(seg, es_img.array, es, sxy, reverse=seg.last_reversed)
+        deep.captured_for_frame(got, cap)
+    v_window = deep.pool(deep.captured_for_frame(got, cap, box), box, es)
+    v_whole = deep.embedding(seg, es_img.array, es, sxy, reverse=got.reversed)
     rel = np.linalg.norm(v_window - v_whole) / np.linalg.norm(v_whole)
     assert np.corrcoef(v_window, v_whole)[0, 1] > 0.99 and rel < 0.05, (rel,)

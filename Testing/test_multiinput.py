@@ -16,10 +16,11 @@ from cmrrisk import labels as L
 def test_grid_is_centred_on_the_heart_and_maps_back():
     from cmrrisk.image import Volume
     from cmrrisk.predict.images import GRID, from_grid, subject_tensor
+    from cmrrisk.study import Study
 
     img, lab = phantom(12.0, noise=5.0)
     vol = Volume(img, AFFINE)
-    x, geom = subject_tensor(vol, vol, lab, lab)
+    x, geom = subject_tensor(Study(ed=vol, es=vol, ed_seg=lab, es_seg=lab))
     assert x.shape == (GRID["slices"], 8, GRID["size"], GRID["size"])
     # one-hot channels: the LV blood pool sits in the middle of the grid
     lv = x[:, 2]

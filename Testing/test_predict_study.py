@@ -8,6 +8,8 @@ import pytest
 
 from cmrrisk.errors import CMRRiskError
 from cmrrisk.image import Volume, write_image
+from cmrrisk.progress import Progress
+from cmrrisk.study import Study
 
 from test_features import AFFINE, phantom
 from test_predict import _survival_manifest
@@ -24,7 +26,7 @@ def survival_model(tmp_path_factory):
     d = tmp_path_factory.mktemp("study")
     manifest = _survival_manifest(d / "train.csv", 160, 0)
     steps = []
-    res = _train(manifest, d / "model", cv=3, progress=lambda i, n, msg: steps.append((i, n, msg)))
+    res = _train(manifest, d / "model", cv=3, progress=Progress(lambda i, n, msg: steps.append((i, n, msg))))
     return d / "model", manifest, steps, res
 
 
@@ -43,8 +45,8 @@ def test_cancel_stops_training_and_writes_nothing(tmp_path):
     manifest = _survival_manifest(tmp_path / "train.csv", 120, 3)
     seen = []
     with pytest.raises(Cancelled, match="fold 2"):
-        _train(manifest, tmp_path / "model", cv=3, progress=lambda i, n, msg: seen.append(i),
-               cancel=lambda: len(seen) >= 2)
+        _train(manifest, tmp_path / "model", cv=3,
+               progress=Progress(lambda i, n, msg: seen.append(i), cancel=lambda: len(seen) >= 2))
     assert seen == [1, 2]
     assert not (tmp_path / "model").exists()
 
@@ -66,7 +68,7 @@ def test_cancel_reaches_inside_a_network_fit(tmp_path):
 
     with pytest.raises(Cancelled, match="final fit"):
         _train(tmp_path / "dx.csv", tmp_path / "model", endpoint="diagnosis", model="mlp", cv=0,
-               max_epochs=500, progress=lambda i, n, msg: seen.append(i), cancel=cancel)
+               max_epochs=500, progress=Progress(lambda i, n, msg: seen.append(i), cancel))
     assert seen == [1] and len(calls) == 4 and not (tmp_path / "model").exists()
 
 
@@ -88,7 +90,7 @@ def test_study_prediction_equals_the_manifest_prediction(survival_model, tmp_pat
     for i in (1, 5, 17):  # row 17 has no age: imputed in both paths
         row = raw.iloc[i]
         cov = {c: row[c] for c in ("age", "score", "sex") if row[c] != ""}
-        res = predict_study(pipe, covariates=cov, horizons=horizons, subject=row["subject"])
+        res = predict_study(pipe, Study(subject=row["subject"], covariates=cov), horizons=horizons)
         assert res["risk"] == pytest.approx(ref["risk"].iloc[i], rel=1e-6, abs=1e-9)
         assert res["survival"][0.5] == pytest.approx(ref["survival_at_0.5"].iloc[i], rel=1e-6)
         assert res["survival"][1.0] == pytest.approx(ref["survival_at_1"].iloc[i], rel=1e-6)
@@ -103,11 +105,11 @@ def test_study_prediction_refuses_unknown_or_malformed_covariates(survival_model
 
     model_dir = str(survival_model[0])
     with pytest.raises(CMRRiskError, match="weight"):
-        predict_study(model_dir, covariates={"age": 60, "weight": 80})
+        predict_study(model_dir, Study(covariates={"age": 60, "weight": 80}))
     with pytest.raises(CMRRiskError, match="'age'"):
-        predict_study(model_dir, covariates={"age": "sixty"})
+        predict_study(model_dir, Study(covariates={"age": "sixty"}))
     with pytest.raises(CMRRiskError, match="value"):
-        predict_study(model_dir, covariates={"age": 60, "sex": "X"})
+        predict_study(model_dir, Study(covariates={"age": 60, "sex": "X"}))
 
 
 def test_diagnosis_study_prediction_gives_class_probabilities(tmp_path):
@@ -120,7 +122,7 @@ def test_diagnosis_study_prediction_gives_class_probabilities(tmp_path):
         lines.append(f"s{i},{c + rng.normal(0, 0.3):.3f},{rng.normal():.3f},{'XYZ'[c]}")
     (tmp_path / "dx.csv").write_text("\n".join(lines) + "\n")
     _train(tmp_path / "dx.csv", tmp_path / "model", endpoint="diagnosis", model="logistic", cv=0)
-    res = predict_study(str(tmp_path / "model"), covariates={"a": 2.0, "b": 0.0})
+    res = predict_study(str(tmp_path / "model"), Study(covariates={"a": 2.0, "b": 0.0}))
     assert res["predicted"] == "Z"
     assert set(res["probabilities"]) == {"X", "Y", "Z"}
     assert sum(res["probabilities"].values()) == pytest.approx(1.0)
@@ -146,7 +148,7 @@ def _image_feature_model(tmp_path, n=24):
         vols = {"ed": Volume(ed, AFFINE), "es": Volume(es, AFFINE)}
         for ph in ("ed", "es"):
             write_image(vols[ph], str(tmp_path / f"s{i}_{ph}.nii.gz"))
-        feats[f"s{i}"] = image_features(vols["ed"], vols["es"], ed_lab, es_lab,
+        feats[f"s{i}"] = image_features(Study(ed=vols["ed"], es=vols["es"], ed_seg=ed_lab, es_seg=es_lab),
                                         options={"radiomics": False, "deep": False})
         studies[f"s{i}"] = (vols, ed_lab, es_lab)
         ef = feats[f"s{i}"]["lv_ef_pct"]
@@ -250,14 +252,14 @@ def test_logic_train_then_predict_covariates_only(scene, predict_module, tmp_pat
 
 
 def test_explanation_of_a_study_uses_its_computed_image_features(tmp_path):
-    """explain_volumes builds the same row as a prediction: the study's own LVEF, not the
+    """explain_study builds the same row as a prediction: the study's own LVEF, not the
     training median, and no imputation note for image features it could compute."""
-    from cmrrisk.explain.core import explain_volumes
+    from cmrrisk.explain.core import explain_study
 
     pipe, table, studies = _image_feature_model(tmp_path, n=16)
     vols, ed_lab, es_lab = studies["s3"]
-    e = explain_volumes(pipe, vols["ed"], vols["es"], ed_lab, es_lab, covariates={"age": 55.0},
-                        subject="s3", method="ig", k=0)
+    study = Study("s3", vols["ed"], vols["es"], ed_seg=ed_lab, es_seg=es_lab, covariates={"age": 55.0})
+    e = explain_study(pipe, study, method="ig", k=0)
     values = {r["feature"]: r["value"] for r in e.attributions}
     assert float(values["lv_ef_pct"]) == pytest.approx(table.covariates.loc["s3", "lv_ef_pct"], rel=1e-6)
     assert not any("imputed" in n for n in e.notes)

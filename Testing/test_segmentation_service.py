@@ -6,6 +6,7 @@ import pytest
 
 from cmrrisk import synthetic as S
 from cmrrisk.errors import CMRRiskError
+from cmrrisk.progress import Progress
 from cmrrisk.segmentation import service
 from cmrrisk.volume import Volume
 
@@ -44,8 +45,9 @@ def test_reference_labels_are_kept_and_es_is_anchored_to_the_reference_ed(subjec
     vols, truth = subject
     ref_ed = np.asarray(truth["ed"], np.uint8)
     seen = []
-    r = service.segment_ed_es(vols["ed"], vols["es"], ed_labels=ref_ed, progress=seen.append)
-    assert seen == ["es"]
+    r = service.segment_ed_es(vols["ed"], vols["es"], ed_labels=ref_ed,
+                              progress=Progress(lambda done, total, message: seen.append((done, total, message))))
+    assert seen == [(0, 1, "segmentation (ES)")]
     assert r.frames["ed"].source == "reference" and r.ed is not None
     np.testing.assert_array_equal(r.ed, ref_ed)
     want = service.segmenter("cine").segment(vols["es"], prior=ref_ed).array

@@ -182,6 +182,37 @@ def test_training_through_the_parameter_node_and_a_failure_named(scene, tmp_path
     assert scene.GetNumberOfNodesByClass("vtkMRMLTableNode") == 0 and not (tmp_path / "m").exists()
 
 
+def test_hyper_parameters_from_the_parameter_node(scene, tmp_path, predict_module):
+    """The Training section's hyper-parameters (text and file) reach ``cmrrisk train``; a wrong
+    key is refused before anything starts, naming it and the allowed keys."""
+    from cmrrisk.errors import CMRRiskError
+
+    logic = predict_module.CMRRiskPredictLogic()
+    manifest = _covariate_cohort(predict_module, tmp_path / "cohort.csv", n=80)
+    (tmp_path / "p.yaml").write_text("alpha: 2\n")
+    params = logic.parameters(scene)
+    params.update(manifest=manifest, endpoint="survival", outputDir=str(tmp_path / "m"), modelName="cox", cv=0,
+                  modelParams="alhpa=5")
+    with pytest.raises(CMRRiskError) as e:
+        logic.startTrainingParameters(params, scene=scene)
+    assert "'alhpa'" in str(e.value) and "alpha" in str(e.value).replace("'alhpa'", "")
+    assert not (tmp_path / "m").exists()
+    params.update(modelParams="alpha=5", paramsFile=str(tmp_path / "p.yaml"))
+    assert logic.startTrainingParameters(params, scene=scene).wait(timeout=300) == "succeeded"
+    with open(tmp_path / "m" / "config.json") as f:
+        assert json.load(f)["model"]["params"] == {"alpha": 5.0}  # the text overrides the file
+    assert logic.hyperParameterArguments("deepsurv", "survival", {"hidden": [8, 8], "dropout": 0.1}) == [
+        "--param", "hidden=[8, 8]", "--param", "dropout=0.1"]
+
+
+def test_hyper_parameter_text_splits_at_top_level_commas():
+    from cmrrisk.predict.commands import split_assignments
+
+    assert split_assignments("alpha=0.5, hidden=[64, 64],  name='a,b' ,") == ["alpha=0.5", "hidden=[64, 64]",
+                                                                             "name='a,b'"]
+    assert split_assignments("") == []
+
+
 def test_cancel_ends_the_process_and_leaves_nothing(scene, tmp_path, predict_module):
     """Cancel during a long training: the process has ended when cancel() returns (it waits at
     most TERMINATE_GRACE_S + 0.8 s), the run ends as cancelled, nothing is added to the scene
@@ -350,8 +381,15 @@ def test_busy_state_disables_inputs_and_maps_progress():
     assert (ui.progressBar.maximum, ui.progressBar.value, ui.statusLabel.text) == (1000, 250, "step")
     busy.progress(None, "unknown length")
     assert ui.progressBar.maximum == 0
+    contract = busy.asProgress()  # the core's Progress: the same bar, the Cancel button
+    contract.update(3, 4, "three of four")
+    assert (ui.progressBar.maximum, ui.progressBar.value, ui.statusLabel.text) == (1000, 750, "three of four")
     busy.requestCancel()
     assert busy.cancelled()
+    from cmrrisk.errors import Cancelled
+
+    with pytest.raises(Cancelled):
+        contract.update(4, 4, "four")
     busy.stop("done")
     assert (ui.a.enabled, ui.cancelButton.enabled, ui.progressBar.maximum, idle) == (True, False, 1000, [1])
 

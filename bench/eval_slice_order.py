@@ -48,8 +48,8 @@ def main() -> int:
            "date": time.strftime("%Y-%m-%d %H:%M")}
 
     def run(seg, arr, sp, prior=None, reverse=None):
-        lab = seg.predict_frame(arr, sp, prior=prior, reverse=reverse)
-        return lab, seg.last_reversed
+        got = seg.predict_frame_detailed(arr, sp, prior=prior, reverse=reverse)
+        return got.labels, got.reversed
 
     def rev(a):
         return np.ascontiguousarray(a[::-1])

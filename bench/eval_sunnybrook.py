@@ -61,9 +61,9 @@ def evaluate(seg_model, series: str, contour_dir: Path) -> list:
         row = {"series": series, "image": number, "phase": t, "slice": z}
         for prefix, use_geometry in VARIANTS.items():
             if (t, prefix) not in cache:
-                lab = seg_model.predict_frame(vol.array[t], (sx, sy),
-                                              geometry=vol.ijk_to_ras if use_geometry else None)
-                cache[t, prefix] = lab, seg_model.last_reversed, seg_model.last_order_source
+                got = seg_model.predict_frame_detailed(vol.array[t], (sx, sy),
+                                                       geometry=vol.ijk_to_ras if use_geometry else None)
+                cache[t, prefix] = got.labels, got.reversed, got.order_source
             lab, reversed_, source = cache[t, prefix]
             pred = lab[z]
             row[f"{prefix}reversed"], row[f"{prefix}order_source"] = reversed_, source

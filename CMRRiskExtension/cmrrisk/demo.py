@@ -44,6 +44,7 @@ import numpy as np
 
 from . import labels as L
 from .errors import CMRRiskError
+from .progress import Progress
 from .manifest import write_csv
 
 MARKER = ".cmrrisk-demo"
@@ -504,7 +505,7 @@ def _run(root, n, seed, test_fraction, cv, n_explain, workers, max_epochs, boots
         test_manifest=man["test"], qc=d["qc"],
         explanations=[os.path.join(d["heatmaps"], e["subject"]) for e in explained] or None, extra=extra,
         title="CMRRisk demo: synthetic cohort", n_boot=bootstrap, seed=seed, cache_dir=cache,
-        progress=(lambda *a: None) if quiet else steps.say,
+        progress=None if quiet else Progress.printing(steps.say),
         model_manifests={mdirs[m]: {"train": man["train_clinical"], "test": man["test_clinical"]}
                          for m in models if inputs[m] == "clinical"})
     by_dir = {os.path.normpath(r["model_dir"]): r["test"] for r in rep["models"]}

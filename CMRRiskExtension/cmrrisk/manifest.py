@@ -55,8 +55,12 @@ def write_csv(path: str, fieldnames: list, rows: list[dict]) -> None:
 def emidec_manifest(root: str, out_csv: str, progress=None) -> list[dict]:
     """One NIfTI LGE volume (slices stacked in slice order) and label map per EMIDEC case, and a
     manifest with columns subject, lge, lge_seg, label (normal / infarct), spacing_known (0:
-    the 1 mm spacing is declared, not measured)."""
+    the 1 mm spacing is declared, not measured). ``progress``: a
+    :class:`cmrrisk.progress.Progress` told each case written."""
     from .datasets import list_emidec, read_emidec_case
+    from .progress import as_progress
+
+    progress = as_progress(progress)
 
     cases = list_emidec(root)
     folder = os.path.dirname(os.path.abspath(out_csv))
@@ -79,8 +83,7 @@ def emidec_manifest(root: str, out_csv: str, progress=None) -> list[dict]:
             write_image(Volume(lab, affine, c.case), seg)
             row["lge_seg"] = os.path.relpath(seg, folder)
         rows.append(row)
-        if progress:
-            progress(n + 1, len(cases))
+        progress.report(n + 1, len(cases), f"{c.case} written")
     if not rows:
         raise CMRRiskError(f"{root}: no EMIDEC cases found.")
     write_csv(out_csv, ["subject", "lge", "lge_seg", "label", "spacing_known"], rows)

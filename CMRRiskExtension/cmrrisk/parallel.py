@@ -386,42 +386,48 @@ class Engine:
                                    f"the {len(paths)} {what} are missing there); put the cohort on a file "
                                    "system the workers share, at the same path.")
 
-    def map(self, fn, jobs: list, desc: str = "tasks", progress: bool = True, on_crash=None,
+    def map(self, fn, jobs: list, desc: str = "tasks", progress=True, on_crash=None,
             unit: str = "subject", threads: int | None = None, shared: tuple = ()) -> dict:
         """``{key: fn(*shared, *args)}`` for ``jobs`` = [(key, args), ...], submitted in the
         order given. ``fn`` must be a module-level function; ``shared``: leading arguments common
         to every task, sent to each worker once (not with every task); ``on_crash(key, exc)``
         gives the result of a task that raised or whose worker died more than
-        ``allowed_failures`` times (None: the exception propagates)."""
-        out: dict = {}
-        bar = None
-        if progress and jobs:
-            from .progress import progress_bar
+        ``allowed_failures`` times (None: the exception propagates).
+        ``progress``: a :class:`cmrrisk.progress.Progress` (updated as tasks finish; a cancel
+        stops before the next task is started or collected), True (the command line's bar or
+        JSON lines) or False."""
+        from .progress import as_progress
 
-            bar = progress_bar(total=len(jobs), unit=unit, desc=desc, file=sys.stderr)
+        out: dict = {}
+        bar = as_progress(progress if jobs else None, desc=desc, unit=unit)
+        done = [0]
+
+        def advance(key):
+            done[0] += 1
+            bar.update(done[0], len(jobs), f"{desc}: {key} done")
+
         try:
+            bar.update(0, len(jobs), desc)
             self._join()
             if not self.distributed or len(jobs) <= 1 and self.client is None:
                 with thread_limits(self.threads):
                     for key, args in jobs:
                         out[key] = fn(*shared, *args)
-                        if bar is not None:
-                            bar.update(1)
+                        advance(key)
                 return out
             started_here = self.client is None
             if started_here:
                 self._start()
             try:
-                self._map_dask(fn, jobs, out, bar, on_crash, threads, shared)
+                self._map_dask(fn, jobs, out, advance, on_crash, threads, shared)
             finally:
                 if started_here and self._depth == 0:
                     self.close()
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         return out
 
-    def _map_dask(self, fn, jobs, out, bar, on_crash, threads, shared=()):
+    def _map_dask(self, fn, jobs, out, advance, on_crash, threads, shared=()):
         from distributed import as_completed
 
         slots = self.n_slots()
@@ -460,8 +466,7 @@ class Engine:
             nxt = next(pending, None)
             if nxt is not None:
                 ac.add(submit(nxt[0], *nxt[1]))
-            if bar is not None:
-                bar.update(1)
+            advance(key)
 
     def map_ordered(self, fn, arglist: list, desc: str = "fits", progress: bool = False,
                     shared: tuple = (), cost=None) -> list:
@@ -526,7 +531,7 @@ def set_default_engine(engine: Engine | None) -> None:
 
 
 def run_subjects(fn, jobs: list, workers: int | None = None, desc: str = "subjects",
-                 progress: bool = True, on_crash=None, engine: Engine | None = None) -> dict:
+                 progress=True, on_crash=None, engine: Engine | None = None) -> dict:
     """``{key: fn(*args)}`` for ``jobs`` = [(key, args), ...] on ``engine`` (default: the
     command's engine, else ``workers`` local workers; one worker runs in this process). ``fn``
     must be a module-level function (picklable) that handles its own errors; ``on_crash(key,

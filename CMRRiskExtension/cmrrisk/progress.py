@@ -1,5 +1,29 @@
-"""Progress of the command line, in one place: the human-readable bars and the
-machine-readable line protocol.
+"""Progress and cancel, in one place: the one contract of every long step, the command line's
+human-readable bars and its machine-readable line protocol.
+
+**The contract** (:class:`Progress`): every long step of the core (features of a study or a
+cohort, training, cross-validation, explanation, QC, segmentation, the report) takes one
+``progress`` argument, a :class:`Progress` (or None: silent, never cancelled). The step calls
+``progress.update(done, total, message)`` before each unit of work (``total`` None: an amount
+not known in advance); ``update`` first asks the caller's ``cancel()`` and raises
+:class:`cmrrisk.errors.Cancelled` when it returns True, so a cancel stops the step before the
+next unit and nothing is left half-written. ``progress.part(low, high)`` hands a sub-step its
+own 0..1 range of the caller's; ``progress.check()`` only asks for a cancel (inside an epoch
+loop)::
+
+    def long_step(items, progress=None):
+        progress = as_progress(progress)
+        for i, item in enumerate(items):
+            progress.update(i, len(items), f"item {i + 1}/{len(items)}")
+            ...
+        progress.update(len(items), len(items), "done")
+
+The adapters make one from what a caller has: :func:`cli_progress` (the command line: a bar, or
+JSON lines with ``--progress json``, or nothing with ``--progress none``),
+:meth:`Progress.from_fractions` (a ``(fraction, message)`` callback and a ``cancel()``: the
+Slicer modules' progress bar and Cancel button, ``cmrrisk.mrml.moduleutils.BusyState``),
+:meth:`Progress.printing` (each message to a function such as ``print``) and :func:`as_progress`
+(None, True/False, a ``report(done, total, message)`` callable or a Progress).
 
 **Bars** (:func:`progress_bar`): a tqdm bar on a terminal; elsewhere (stderr sent to a log
 file or a pipe) a plain line every few seconds, so that a log holds a readable line per interval
@@ -20,9 +44,8 @@ modules) can show a progress bar and the step::
     {"event": "done", "status": 0}
 
 Other lines of the command's output are not JSON objects with an ``"event"`` key; a reader
-passes them on as log lines (:func:`parse` returns None for them). The core never imports
-this module's state directly: the command functions take :func:`fractions`, :func:`counts` or
-:func:`messages` and hand them to the core's usual ``progress`` callbacks.
+passes them on as log lines (:func:`parse` returns None for them). The core never reads this
+module's mode itself: the command functions make a :func:`cli_progress` and hand it to the core.
 """
 
 from __future__ import annotations
@@ -79,23 +102,183 @@ def done(status: int = 0) -> None:
         _write({"event": "done", "status": int(status)})
 
 
-def fractions(default=None):
-    """A ``progress(fraction, message)`` callback: json lines in json mode, else ``default``."""
-    return (lambda fraction, message="": emit(fraction, message)) if is_json() else default
+# ------------------------------------------------------------------------------ the contract
 
 
-def counts(default=None):
-    """A ``progress(done, total, message)`` callback: json lines in json mode, else ``default``."""
-    if not is_json():
-        return default
-    return lambda done_, total, message="": emit(done_ / total if total else None, message)
+class Progress:
+    """The progress-and-cancel object of a long step (see the module).
+
+    ``report(done, total, message)`` (optional) receives every update (``done`` and ``total``
+    None when the amount is not known); ``cancel()`` (optional) returns True to stop."""
+
+    def __init__(self, report=None, cancel=None):
+        self._report = report
+        self._cancel = cancel
+
+    # -- what a long step calls
+
+    def cancelled(self) -> bool:
+        return bool(self._cancel is not None and self._cancel())
+
+    def check(self, doing: str = "") -> None:
+        """Raise :class:`cmrrisk.errors.Cancelled` when the caller asked to stop."""
+        if self.cancelled():
+            from .errors import Cancelled
+
+            raise Cancelled(f"cancelled before {doing}" if doing else "cancelled")
+
+    def update(self, done=None, total=None, message: str = "") -> None:
+        """``done`` of ``total`` units are done and ``message`` is what comes next; raises
+        :class:`cmrrisk.errors.Cancelled` first when the caller asked to stop."""
+        self.check(message)
+        self.report(done, total, message)
+
+    __call__ = update
+
+    def report(self, done=None, total=None, message: str = "") -> None:
+        """Report without asking for a cancel: the last update, once the work is done and
+        written, where a cancel could only leave the caller unsure of what happened."""
+        if self._report is not None:
+            self._report(done, total, str(message))
+
+    def fraction(self, fraction, message: str = "") -> None:
+        """:meth:`update` with a fraction (0..1) of the work."""
+        self.update(fraction, 1.0, message)
+
+    def say(self, message: str) -> None:
+        """:meth:`update` for a step of unknown share of the work."""
+        self.update(None, None, message)
+
+    def part(self, low: float, high: float) -> "Progress":
+        """The progress of a sub-step that covers ``low``..``high`` (fractions) of this one's
+        work; the same cancel."""
+        def report(done, total, message):
+            f = None if done is None or not total else float(done) / float(total)
+            if self._report is not None:
+                self._report(None if f is None else low + (high - low) * f, 1.0 if f is not None else None,
+                             message)
+
+        return Progress(report, self._cancel)
+
+    def close(self) -> None:
+        """End the display (a bar); the object must not be updated afterwards."""
+        close = getattr(self._report, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    # -- adapters
+
+    @classmethod
+    def from_fractions(cls, fn=None, cancel=None) -> "Progress":
+        """From a ``fn(fraction, message)`` callback (fraction None when unknown) and a
+        ``cancel()``: the Slicer modules' progress bar and Cancel button."""
+        if fn is None:
+            return cls(None, cancel)
+        return cls(lambda done, total, message: fn(float(done) / float(total) if done is not None and total else None,
+                                                   message), cancel)
+
+    @classmethod
+    def from_counts(cls, fn=None, cancel=None) -> "Progress":
+        """From a ``fn(done, total)`` callback and a ``cancel()`` (updates of unknown amount are
+        not passed on)."""
+        if fn is None:
+            return cls(None, cancel)
+        return cls(lambda done, total, _message: None if done is None else fn(int(done), int(total)), cancel)
+
+    @classmethod
+    def printing(cls, fn=print, cancel=None) -> "Progress":
+        """Each message to ``fn`` (e.g. ``print``), amounts left out."""
+        return cls(lambda _done, _total, message: fn(message), cancel)
 
 
-def messages(default=None):
-    """A ``progress(*message)`` callback for steps of unknown number (fraction null)."""
-    if not is_json():
-        return default
-    return lambda *message, **_: emit(None, " ".join(str(m) for m in message))
+def from_callbacks(progress=None, cancel=None, shape: str = "fractions") -> Progress:
+    """The :class:`Progress` of a Slicer Logic call's ``progress`` and ``cancel`` arguments:
+    ``progress`` is a Progress (kept; ``cancel`` added) or a callback of ``shape``
+    ("fractions": ``progress(fraction, message)``, the module's progress bar; "counts":
+    ``progress(done, total)``; "report": ``progress(done, total, message)``; "messages":
+    ``progress(message)``)."""
+    if isinstance(progress, Progress) or progress is None or shape == "report":
+        return as_progress(progress, cancel)
+    if shape == "counts":
+        return Progress.from_counts(progress, cancel)
+    if shape == "messages":
+        return Progress.printing(progress, cancel)
+    if shape != "fractions":
+        raise ValueError(f"progress shape {shape!r}: fractions, counts, report or messages")
+    return Progress.from_fractions(progress, cancel)
+
+
+def as_progress(progress=None, cancel=None, desc: str = "", unit: str = "it", leave: bool = True) -> Progress:
+    """The :class:`Progress` of what a caller passed: None or False (silent), True (a bar on
+    standard error with ``desc`` and ``unit``, whatever the mode: a step inside a command whose
+    own :func:`cli_progress` speaks the line protocol), a Progress (kept), or a
+    ``report(done, total, message)`` callable; ``cancel()`` (optional) is added."""
+    if isinstance(progress, Progress):
+        if cancel is None:
+            return progress
+        own = progress
+
+        def both():
+            return own.cancelled() or bool(cancel())
+
+        return Progress(own._report, both)
+    if progress is None or progress is False:
+        return Progress(None, cancel)
+    if progress is True:
+        return Progress(_Bar(desc, unit, leave), cancel)
+    if callable(progress):
+        return Progress(progress, cancel)
+    raise TypeError(f"progress: expected a cmrrisk.progress.Progress, a callable, a bool or None, "
+                    f"not {type(progress).__name__}")
+
+
+class _Bar:
+    """A ``report(done, total, message)`` that moves a :func:`progress_bar`, made at the first
+    update with a known total."""
+
+    def __init__(self, desc: str, unit: str, leave: bool):
+        self.desc, self.unit, self.leave = desc, unit, leave
+        self.bar = None
+
+    def __call__(self, done, total, _message):
+        if done is None:
+            return
+        if self.bar is None:
+            self.bar = progress_bar(total=int(total) if total else None, desc=self.desc, unit=self.unit,
+                                    leave=self.leave)
+        step = int(done) - self.bar.n
+        if step > 0:
+            self.bar.update(step)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _json_line(done, total, message):
+    emit(float(done) / float(total) if done is not None and total else None, message)
+
+
+def json_progress(cancel=None) -> Progress:
+    """The ``--progress json`` line protocol as a :class:`Progress` (lines on standard output)."""
+    return Progress(_json_line, cancel)
+
+
+def cli_progress(desc: str = "", unit: str = "it", leave: bool = True) -> Progress:
+    """The command line's :class:`Progress` in the current mode (:func:`set_mode`): a bar on
+    standard error (``bar``), JSON lines on standard output (``json``) or nothing (``none``)."""
+    if is_json():
+        return json_progress()
+    if mode() == "none":
+        return Progress()
+    return Progress(_Bar(desc, unit, leave))
 
 
 def parse(line):

@@ -690,12 +690,14 @@ def _markdown(report: dict) -> str:
 
 
 def cohort_qc(manifest, out_dir: str, segment: bool = True, workers: int | None = None,
-              progress: bool = True, engine=None) -> dict:
+              progress=True, engine=None) -> dict:
     """QC of every subject of a manifest (path or :class:`~cmrrisk.manifest.Manifest`); writes
     ``qc.json``, ``qc_subjects.csv`` and ``qc.md`` into ``out_dir`` (atomically) and returns the
     report. Raises :class:`CMRRiskError` only for a bad manifest (missing columns, bad values);
     a missing or unreadable image excludes its subject (``missing_file``, ``unreadable``).
-    ``engine``: a :class:`cmrrisk.parallel.Engine` (default: ``workers`` local workers)."""
+    ``engine``: a :class:`cmrrisk.parallel.Engine` (default: ``workers`` local workers);
+    ``progress``: True (a bar), False, or a :class:`cmrrisk.progress.Progress` updated per subject
+    (a cancel stops before the next subject; nothing is written then)."""
     from .manifest import Manifest, read_manifest, write_csv
     from .modeldir import write_json, write_text_atomic
 

@@ -11,8 +11,10 @@ loaded study; usable without the GUI::
     job = logic.startTraining("cohort.csv", "survival", "my_model")   # a separate process
     job.wait(); job.results["metrics"]                                 # table node of its metrics
 
-The study-level calls take ``progress(fraction, message)`` and ``cancel()`` (returns True to
-stop: ``cmrrisk.errors.Cancelled`` is raised and nothing is added to the scene). Training and
+The study-level calls take ``progress`` and ``cancel()`` (returns True to stop:
+``cmrrisk.errors.Cancelled`` is raised and nothing is added to the scene): ``progress`` is a
+``cmrrisk.progress.Progress`` (the core's progress-and-cancel contract, used as it is) or a
+``progress(fraction, message)`` callback such as the module's progress bar. Training and
 reports run as ``python -m cmrrisk`` in a separate process (:mod:`cmrrisk.mrml.runner`): the
 module's GUI thread only reads their progress lines; their results are added to the scene when
 the process ends, never after a cancel.
@@ -65,19 +67,12 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
     # ---- progress and cancel of long calls
 
     @staticmethod
-    def _steps(progress, cancel):
-        """``step(fraction, message)``: ``cmrrisk.errors.stepper`` (raises ``Cancelled``, the class
-        of the training path, when ``cancel()`` returns True, else reports progress)."""
-        from cmrrisk.errors import stepper
+    def _progress(progress, cancel, shape="fractions"):
+        """The ``cmrrisk.progress.Progress`` of a call's ``progress`` and ``cancel`` arguments
+        (:func:`cmrrisk.progress.from_callbacks`): what the core takes."""
+        from cmrrisk.progress import from_callbacks
 
-        return stepper(progress, cancel)
-
-    @staticmethod
-    def _within(progress, low, high):
-        """The core's ``progress(fraction, message)`` mapped into [low, high] of the caller's."""
-        if progress is None:
-            return None
-        return lambda fraction, message: progress(low + (high - low) * float(fraction), message)
+        return from_callbacks(progress, cancel, shape)
 
     @staticmethod
     def _labels(segmentationNode, volumeNode):
@@ -116,18 +111,15 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         if radiomics and not radiomicsAvailable():  # optional: said, not an error
             radiomics = False
             notes.append(RADIOMICS_NOTE)
-        step = self._steps(progress, cancel)
-        step(0.0, "reading the study")
-        ed = mrml.volume_from_node(edVolumeNode) if edVolumeNode is not None else None
-        es = mrml.volume_from_node(esVolumeNode) if esVolumeNode is not None else None
-        lge = mrml.volume_from_node(lgeVolumeNode) if lgeVolumeNode is not None else None
+        prog = self._progress(progress, cancel)
+        prog.fraction(0.0, "reading the study")
+        study = mrml.study_from_nodes(edVolumeNode, esVolumeNode, lgeVolumeNode, edSegmentationNode,
+                                      esSegmentationNode, lgeSegmentationNode, bsa=bsa)
         info = {}
         feats = image_features(
-            ed, es, self._labels(edSegmentationNode, edVolumeNode), self._labels(esSegmentationNode, esVolumeNode),
-            lge, self._labels(lgeSegmentationNode, lgeVolumeNode), bsa_m2=bsa,
-            options={"radiomics": radiomics, "deep": deep, "device": device or "cpu"}, info=info,
-            progress=self._within(progress, 0.02, 0.95), cancel=cancel)
-        step(0.96, "adding the results to the scene")  # the last chance to cancel: nothing added yet
+            study, options={"radiomics": radiomics, "deep": deep, "device": device or "cpu"}, info=info,
+            progress=prog.part(0.02, 0.95))
+        prog.fraction(0.96, "adding the results to the scene")  # the last chance to cancel: nothing added yet
         reference = edVolumeNode or lgeVolumeNode
         scene = reference.GetScene()
         if addSegmentations:
@@ -141,8 +133,7 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         columns = feature_rows(feats)
         table = mrml.add_table(scene, name or f"{reference.GetName()} features", columns, reference)
         table.SetAttribute("CMRRisk.notes", " ".join(notes))
-        if progress is not None:
-            progress(1.0, "features done")
+        prog.report(1, 1, "features done")
         return table
 
     # ---- explanations (cmrrisk.explain; the same core as `cmrrisk explain`)
@@ -242,7 +233,7 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         ``k`` 0: none). ``progress(fraction, message)`` and ``cancel()`` as for
         :meth:`computeFeatures` (a cancel raises ``Cancelled`` and adds no node)."""
         from cmrrisk import mrml
-        from cmrrisk.explain.core import explain_volumes
+        from cmrrisk.explain.core import explain_study
 
         if not modelDir:
             raise ValueError("Choose a model directory (written by 'cmrrisk train' or the Training section).")
@@ -253,25 +244,20 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         if method not in methods:
             raise ValueError(f"Explanation method {method!r}: choose one of {', '.join(methods)}.")
         covariates = self.parseCovariates(covariates) if isinstance(covariates, str) else covariates
-        step = self._steps(progress, cancel)
-        step(0.0, "loading the model")
+        prog = self._progress(progress, cancel)
+        prog.fraction(0.0, "loading the model")
         pipe = self._loadModel(modelDir)
         if k:
-            step(0.05, "reference subjects")
+            prog.fraction(0.05, "reference subjects")
         reference = self._reference(pipe, referenceManifest or None, int(k or 0))
-        ed = mrml.volume_from_node(edVolumeNode) if edVolumeNode is not None else None
-        es = mrml.volume_from_node(esVolumeNode) if esVolumeNode is not None else None
-        lge = mrml.volume_from_node(lgeVolumeNode) if lgeVolumeNode is not None else None
-        expl = explain_volumes(pipe, ed, es, self._labels(edSegmentationNode, edVolumeNode),
-                               self._labels(esSegmentationNode, esVolumeNode), covariates,
-                               subject or (edVolumeNode.GetName() if edVolumeNode is not None else "study"),
-                               method, reference, int(k or 0), lge=lge,
-                               lge_seg=self._labels(lgeSegmentationNode, lgeVolumeNode), device=device or "cpu",
-                               progress=self._within(progress, 0.1, 0.95), cancel=cancel)
-        step(0.96, "adding the results to the scene")
+        study = mrml.study_from_nodes(
+            edVolumeNode, esVolumeNode, lgeVolumeNode, edSegmentationNode, esSegmentationNode, lgeSegmentationNode,
+            covariates, subject=subject or (edVolumeNode.GetName() if edVolumeNode is not None else "study"))
+        expl = explain_study(pipe, study, method, reference, int(k or 0), device=device or "cpu",
+                             progress=prog.part(0.1, 0.95))
+        prog.fraction(0.96, "adding the results to the scene")
         out = self._showExplanation(expl, refs, showOverlay)
-        if progress is not None:
-            progress(1.0, "explanation done")
+        prog.report(1, 1, "explanation done")
         return out
 
     def explainSubject(self, modelDir, manifestPath, subject, method="ig", referenceManifest=None,
@@ -361,19 +347,15 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
             raise ValueError("Give both the ED and the ES volume (or neither).")
         covariates = self.parseCovariates(covariates) if isinstance(covariates, str) else covariates
         horizons = self.parseHorizons(horizons) if isinstance(horizons, str) else horizons
-        step = self._steps(progress, cancel)
-        step(0.0, "loading the model")
+        prog = self._progress(progress, cancel)
+        prog.fraction(0.0, "loading the model")
         pipe = self._loadModel(modelDir)
-        vol = {k: (mrml.volume_from_node(n) if n is not None else None)
-               for k, n in (("ed", edVolumeNode), ("es", esVolumeNode), ("lge", lgeVolumeNode))}
         reference = edVolumeNode or lgeVolumeNode
-        subject = name or (reference.GetName() if reference is not None else "study")
-        res = predict_study(pipe, vol["ed"], vol["es"], self._labels(edSegmentationNode, edVolumeNode),
-                            self._labels(esSegmentationNode, esVolumeNode), vol["lge"],
-                            self._labels(lgeSegmentationNode, lgeVolumeNode), covariates, horizons,
-                            subject=subject, bsa_m2=bsa, device=device or "cpu",
-                            progress=self._within(progress, 0.05, 0.95), cancel=cancel)
-        step(0.96, "adding the results to the scene")  # the last chance to cancel: nothing added yet
+        study = mrml.study_from_nodes(edVolumeNode, esVolumeNode, lgeVolumeNode, edSegmentationNode,
+                                      esSegmentationNode, lgeSegmentationNode, covariates, bsa, name)
+        subject = study.subject
+        res = predict_study(pipe, study, horizons, device=device or "cpu", progress=prog.part(0.05, 0.95))
+        prog.fraction(0.96, "adding the results to the scene")  # the last chance to cancel: nothing added yet
         scene = reference.GetScene() if reference is not None else slicer.mrmlScene
         columns = {"subject": [subject], "model": [res["model"]]}
         if res["endpoint"] == "survival":
@@ -398,15 +380,14 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         res["notes"] = list(res["notes"]) + list(getattr(pipe, "versionNotes", []))
         table.SetAttribute("CMRRisk.notes", "; ".join(res["notes"]))
         notes = f"; {'; '.join(res['notes'])}" if res["notes"] else ""
-        if progress is not None:
-            progress(1.0, "prediction done")
+        prog.report(1, 1, "prediction done")
         return {"table": table, "chart": chartNode, "result": res, "summary": f"{res['model']}: {summary}{notes}"}
 
     def trainModel(self, manifestPath, endpoint, outputDir, model=None, seed=0, maxEpochs=None, cv=5,
                    maxFeatures=None, progress=None, cancel=None, log=None):
         """Train a model on a cohort manifest and write ``outputDir`` (what ``cmrrisk train``
-        does). ``progress(done, total, message)`` after each step (image features, each
-        cross-validation fold, final fit, writing); ``cancel()`` is checked between steps and
+        does). ``progress``: a ``cmrrisk.progress.Progress`` or ``progress(done, total, message)``,
+        after each step (image features, each cross-validation fold, final fit, writing); ``cancel()`` is checked between steps and
         raises ``cmrrisk.predict.study.Cancelled`` (nothing is written). Returns the core's dict
         (model_dir, model, cv metrics, chosen candidates, seconds)."""
         from cmrrisk.predict.study import train_model
@@ -418,7 +399,7 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         return train_model(manifestPath, endpoint, outputDir, model=model or None, seed=int(seed),
                            max_epochs=int(maxEpochs) if maxEpochs else None, cv=int(cv or 0),
                            max_features=int(maxFeatures) if maxFeatures else None,
-                           progress=progress, cancel=cancel, log=log)
+                           progress=self._progress(progress, cancel, "report"), log=log)
 
     def writeReport(self, modelDir, outputHtml=None, trainManifest=None, testManifest=None, qc=None,
                     bootstrap=200, seed=0, progress=None, cancel=None):
@@ -428,7 +409,8 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         ``modelDir/report.html``; ``trainManifest`` is described (participants, outcomes),
         ``testManifest`` (optional, with outcomes) is where the model is evaluated; without it
         the figures are apparent (optimistic) ones on the training manifest and the report says
-        so. ``progress(message)`` receives each step's message; ``cancel()`` is checked at each
+        so. ``progress`` (a ``cmrrisk.progress.Progress``, or ``progress(message)``) receives each
+        step's message; ``cancel()`` is checked at each
         step and raises ``cmrrisk.predict.study.Cancelled`` (the HTML is written at the end only,
         so nothing is written then)."""
         from cmrrisk.report import write_report
@@ -443,17 +425,11 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
             raise ValueError("Choose the training manifest and/or a test manifest: the report describes "
                              "and evaluates the model on them.")
         outputHtml = outputHtml or os.path.join(modelDir, "report.html")
-        step = self._steps(None, cancel)
-
-        def report_progress(*message):
-            step(0.0, " ".join(str(m) for m in message))
-            if progress is not None:
-                progress(*message)
-
-        step(0.0, "the report")
+        prog = self._progress(progress, cancel, "messages")
+        prog.say("the report")
         return write_report(outputHtml, modelDir, train_manifest=trainManifest or None,
                             test_manifest=testManifest or None, qc=qc or None, n_boot=int(bootstrap),
-                            seed=int(seed), progress=report_progress)
+                            seed=int(seed), progress=prog)
 
     # ---- the module's parameter node: every button as one call that reads it
 
@@ -530,11 +506,16 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
         return table
 
     def startTraining(self, manifestPath, endpoint, outputDir, model=None, seed=0, cv=5, maxEpochs=None,
-                      scene=None, onProgress=None, onFinished=None, onLog=None):
+                      scene=None, onProgress=None, onFinished=None, onLog=None, params=None, paramsFile=None):
         """Train a model (``cmrrisk train``) in a separate process; returns the started runner.
         When it succeeds, ``runner.results`` is ``{"model_dir", "metrics": table node of the
         cross-validation metrics (or None)}`` added to ``scene``; after a failure or a cancel
-        nothing is added. ``onFinished(runner)`` is called after that."""
+        nothing is added. ``onFinished(runner)`` is called after that.
+
+        ``params``: the model's hyper-parameters, a dict or ``"KEY=VALUE, ..."`` text;
+        ``paramsFile``: a JSON or YAML file of them (``params`` overrides it). Both are checked
+        here, before anything starts: an unknown key or a value out of range raises a
+        CMRRiskError naming the key and the allowed ones."""
         if not manifestPath:
             raise ValueError("Choose a cohort manifest (CSV).")
         if not outputDir:
@@ -545,6 +526,7 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
             args += ["--model", model]
         if maxEpochs:
             args += ["--max-epochs", int(maxEpochs)]
+        args += self.hyperParameterArguments(model, endpoint, params, paramsFile)
         scene = scene if scene is not None else slicer.mrmlScene
 
         def finished(job):
@@ -556,14 +538,35 @@ class CMRRiskPredictLogic(ScriptedLoadableModuleLogic):
 
         return self.startProcess(args, onProgress, finished, onLog)
 
+    @staticmethod
+    def hyperParameterArguments(model, endpoint, params=None, paramsFile=None):
+        """``cmrrisk train`` arguments for the hyper-parameters, checked first (see
+        :meth:`startTraining`)."""
+        import json
+
+        from cmrrisk.predict.commands import collect_params, split_assignments
+
+        if isinstance(params, dict):
+            items = [f"{k}={v if isinstance(v, str) else json.dumps(v)}" for k, v in params.items()]
+        else:
+            items = split_assignments(params or "")
+        if paramsFile and not os.path.isfile(paramsFile):
+            raise ValueError(f"Hyper-parameter file {paramsFile} does not exist.")
+        collect_params(model or "auto", endpoint, paramsFile or None, items)  # raises before any work
+        args = ["--params", paramsFile] if paramsFile else []
+        for item in items:
+            args += ["--param", item]
+        return args
+
     def startTrainingParameters(self, params=None, scene=None, onProgress=None, onFinished=None, onLog=None):
         """What "Train" does, from the parameter node (manifest, endpoint, modelName, outputDir,
-        cv, seed, maxEpochs)."""
+        cv, seed, maxEpochs, modelParams, paramsFile)."""
         p = params if params is not None else self.parameters()
         model = (p.modelName or "").strip()
         return self.startTraining(self._path(p.manifest), p.endpoint, self._path(p.outputDir), model=model or None,
                                   seed=p.seed, cv=p.cv, maxEpochs=p.maxEpochs or None, scene=scene,
-                                  onProgress=onProgress, onFinished=onFinished, onLog=onLog)
+                                  onProgress=onProgress, onFinished=onFinished, onLog=onLog,
+                                  params=p.modelParams or None, paramsFile=self._path(p.paramsFile) or None)
 
     def startReport(self, modelDir, trainManifest=None, testManifest=None, outputHtml=None, bootstrap=200,
                     seed=0, onProgress=None, onFinished=None, onLog=None):

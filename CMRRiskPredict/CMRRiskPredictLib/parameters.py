@@ -35,6 +35,8 @@ PARAMETERS = (
     Parameter("cv", "int", 5),
     Parameter("seed", "int", 0),
     Parameter("maxEpochs", "int", 0, help="cap on training epochs of networks (0: the model's default)"),
+    Parameter("modelParams", "str", "", help="hyper-parameters: KEY=VALUE, comma-separated"),
+    Parameter("paramsFile", "path", "", help="JSON or YAML file of hyper-parameters"),
     # report
     Parameter("testManifest", "path", ""),
 )

@@ -136,7 +136,7 @@ class PredictWidgetMixin(ParameterNodeWidgetMixin):
 
     def onApply(self):
         def action():
-            table = self.logic.computeFeaturesParameters(self._parameterNode, self.busy.progress, self.busy.cancelled)
+            table = self.logic.computeFeaturesParameters(self._parameterNode, self.busy.asProgress())
             self._showTable(table)
             notes = table.GetAttribute("CMRRisk.notes") or ""
             return _("{n} features.").format(n=table.GetNumberOfRows()) + (" " + notes if notes else "")
@@ -145,7 +145,7 @@ class PredictWidgetMixin(ParameterNodeWidgetMixin):
 
     def onPredict(self):
         def action():
-            out = self.logic.predictParameters(self._parameterNode, self.busy.progress, self.busy.cancelled)
+            out = self.logic.predictParameters(self._parameterNode, self.busy.asProgress())
             self._showTable(out["table"])
             if out["chart"] is not None:
                 slicer.modules.plots.logic().ShowChartInLayout(out["chart"])

@@ -37,8 +37,9 @@ def _path(value):
 class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
     """Segmentation of volume nodes and cine sequences into segmentation and table nodes.
 
-    Usable without the GUI; all long calls accept ``progress(done, total)`` and ``cancel()``
-    callbacks.
+    Usable without the GUI; all long calls accept a ``progress`` and ``cancel()``: ``progress`` is
+    a ``cmrrisk.progress.Progress`` (the core's progress-and-cancel contract) or a
+    ``progress(done, total)`` callback (:func:`cmrrisk.progress.from_callbacks`).
     """
 
     def __init__(self):
@@ -135,25 +136,26 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
                       segmentationNode=None):
         """Segment a 3D scalar volume node; returns a ``vtkMRMLSegmentationNode``."""
         from cmrrisk import mrml
+        from cmrrisk.progress import from_callbacks
 
         scene = volumeNode.GetScene()
         vol = mrml.volume_from_node(volumeNode)
         segmenter = self.segmenter(model, device)
-        seg = segmenter.segment(vol, progress=progress, cancel=cancel)
-        node = mrml.labels_to_segmentation(scene, seg.array, volumeNode,
+        result = segmenter.segment_detailed(vol, progress=from_callbacks(progress, cancel, "counts"))
+        node = mrml.labels_to_segmentation(scene, result.volume.array, volumeNode,
                                            f"{volumeNode.GetName()} segmentation",
                                            structures=segmenter.structures,
                                            segmentation_node=segmentationNode)
-        self._markSliceOrder(segmenter, node)
+        self._markSliceOrder(segmenter, result, node)
         return node
 
     @staticmethod
-    def _markSliceOrder(segmenter, *nodes):
-        """Record on each node (attribute ``CMRRisk.sliceOrder``) what the segmenter's last run
-        did with the slice order, as ``segment.json`` does."""
+    def _markSliceOrder(segmenter, result, *nodes):
+        """Record on each node (attribute ``CMRRisk.sliceOrder``) what the segmentation
+        ``result`` did with the slice order, as ``segment.json`` does."""
         from cmrrisk.segmentation.pipeline import slice_order_note
 
-        note = slice_order_note(segmenter)
+        note = slice_order_note(segmenter, result)
         for node in nodes:
             node.SetAttribute("CMRRisk.sliceOrder", note)
 
@@ -321,6 +323,7 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
         from cmrrisk import labels as L
         from cmrrisk import mrml
         from cmrrisk.errors import CMRRiskError
+        from cmrrisk.progress import from_callbacks
 
         name = sequenceNode.GetName()
         segmenter = self.segmenter(model, device)
@@ -333,19 +336,14 @@ class CMRRiskSegmentLogic(ScriptedLoadableModuleLogic):
             raise ValueError("give both ed and es phase indices, or neither")
         phases = [int(ed), int(es)] if ed is not None else list(range(len(frames)))
         cine = mrml.volume_from_sequence(sequenceNode, phases)
-        spacing = cine.spacing
-        if ed is not None:
-            # the ED frame, then the ES frame anchored to it (as `cmrrisk features` does)
-            labels, ed_i, es_i = segmenter.segment_phases(cine.array, spacing, progress, cancel,
-                                                          ed_es=(0, 1), geometry=cine.ijk_to_ras)
-        else:
-            # ED / ES = largest / smallest LV; the ES phase is segmented anchored to ED
-            labels, ed_i, es_i = segmenter.segment_phases(cine.array, spacing, progress, cancel,
-                                                          geometry=cine.ijk_to_ras)
+        # with ed/es: the ED frame, then the ES frame anchored to it (as `cmrrisk features` does);
+        # else ED / ES = largest / smallest LV, the ES phase segmented anchored to ED
+        result = segmenter.segment_detailed(cine, from_callbacks(progress, cancel, "counts"),
+                                            ed_es=(0, 1) if ed is not None else None)
         from cmrrisk.segmentation.pipeline import slice_order_note
 
-        return self._sequenceResults(sequenceNode, labels, phases, ed_i, es_i, slice_order_note(segmenter),
-                                     allPhases=ed is None)
+        return self._sequenceResults(sequenceNode, result.volume.array, phases, result.ed_phase, result.es_phase,
+                                     slice_order_note(segmenter, result), allPhases=ed is None)
 
     def _sequenceResults(self, sequenceNode, labels, phases, ed_i, es_i, sliceOrderNote, allPhases=True):
         """The scene outputs of a segmented cine sequence (``labels``: (phase, k, j, i) of the

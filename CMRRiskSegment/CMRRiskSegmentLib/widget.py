@@ -138,8 +138,7 @@ class SegmentWidgetMixin(ParameterNodeWidgetMixin):
         try:
             with slicer.util.tryWithErrorDisplay(_("CMRRisk segmentation failed."), waitCursor=True):
                 try:
-                    result = self.logic.processParameters(self._parameterNode, progress=self._frames,
-                                                          cancel=self.busy.cancelled)
+                    result = self.logic.processParameters(self._parameterNode, progress=self.busy.asProgress())
                 except Cancelled:  # not an error: no dialog
                     message = _("Cancelled; nothing was added to the scene.")
                     return
@@ -187,5 +186,3 @@ class SegmentWidgetMixin(ParameterNodeWidgetMixin):
         if result is not None and result["reference"] is not None:
             slicer.util.setSliceViewerLayers(background=result["reference"])
 
-    def _frames(self, done, total):
-        self.busy.progress(done / max(1, total))

@@ -49,8 +49,10 @@ def cmd_explain(args) -> int:
         else:
             print("no reference cohort (the training manifest is not where it was; give --reference): "
                   "no similar cases")
+    # the per-subject lines below are the human-readable progress; --progress json adds events
+    steps = progress.json_progress() if progress.is_json() else progress.Progress()
     for i, s in enumerate(subjects):
-        progress.emit(i / len(subjects), f"explaining {s}")
+        steps.update(i, len(subjects), f"explaining {s}")
         e = explain_subject(pipe, table, s, args.method, reference=reference, k=args.k, layer=args.layer,
                             internal_batch_size=args.internal_batch_size)
         paths = write_explanation(e, args.out, png=not args.no_png)

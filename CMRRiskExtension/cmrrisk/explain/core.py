@@ -2,7 +2,8 @@
 covariate attributions, similar reference subjects and a sentence; and writing it to a folder.
 
 :func:`explain_subject` works on a loaded pipeline (:func:`cmrrisk.predict.store.load_pipeline`)
-and a manifest table; :func:`explain_volumes` on volumes already in memory (the Slicer module);
+and a manifest table; :func:`explain_study` on a :class:`cmrrisk.study.Study` in memory (the
+Slicer module);
 :func:`write_explanation` writes heatmap NIfTI files (exactly the input's shape and affine),
 ``attributions.csv``, ``explanation.json`` and PNG overlays.
 """
@@ -19,6 +20,7 @@ from scipy import ndimage
 
 from .. import labels as L
 from ..errors import CMRRiskError
+from ..study import Study
 from .attributions import IMAGES, covariate_attributions, feature_values
 from .examples import latent, outcomes_of, similar_cases
 from .saliency import DEFAULT_LAYER, METHODS, collapse_channels, image_attributions, positive_share
@@ -260,54 +262,50 @@ def explain_subject(pipe, table, subject: str, method: str = "ig", reference=Non
         ed, es, s_ed, s_es, _ = load_cine_pair(row)
     except CMRRiskError as exc:
         raise CMRRiskError(f"{table.source}: subject {subject!r}: {exc}") from exc
-    tensor, geom = subject_tensor(ed, es, s_ed, s_es, pipe.model.grid)
+    tensor, geom = subject_tensor(Study(subject, ed, es, ed_seg=s_ed, es_seg=s_es), pipe.model.grid)
     # a 4D cine (column ``cine``) gives heatmaps on its ED and ES frames' 3D grid
     vols = {"cine_ed": ed, "cine_es": es}
     segs = {"cine_ed": s_ed, "cine_es": s_es}
     return _explain(pipe, subject, x, values, method, tensor, geom, vols, segs, reference, k, layer, **kw)
 
 
-def explain_volumes(pipe, ed, es, ed_seg=None, es_seg=None, covariates: dict | None = None,
-                    subject: str = "study", method: str = "ig", reference=None, k: int = 5,
-                    lge=None, lge_seg=None, device: str | None = None, progress=None, cancel=None,
-                    **kw) -> Explanation:
-    """Explain a study given as :class:`~cmrrisk.image.Volume` objects (ED and ES frames; missing
-    segmentations come from the bundled cine model) and a dict of covariate values. The study's
-    input row is built as for a prediction (:func:`cmrrisk.predict.study.study_table`: image
-    features computed from the volumes when the model uses them; covariates not given imputed).
+def explain_study(pipe, study: Study, method: str = "ig", reference=None, k: int = 5,
+                  device: str | None = None, progress=None, **kw) -> Explanation:
+    """Explain the prediction for ``study`` (a :class:`cmrrisk.study.Study`: ED and ES frames,
+    missing segmentations from the bundled cine model; an LGE stack for a model over LGE image
+    features; its covariates). The study's input row is built as for a prediction
+    (:func:`cmrrisk.predict.study.study_table`: image features computed from the volumes when the
+    model uses them; covariates not given imputed).
 
-    Optional: ``lge``/``lge_seg`` (for a model over LGE image features), ``device`` (where the
-    segmentation network runs), ``progress(fraction, message)`` (image features in 0..0.6, then
-    segmentation for an image model, then the attributions, then 1.0) and ``cancel()`` (checked
-    before each step; raises :class:`cmrrisk.errors.Cancelled`)."""
-    from ..errors import stepper
+    Optional: ``device`` (where the segmentation network runs) and ``progress`` (a
+    :class:`cmrrisk.progress.Progress`: image features in 0..0.6 of it, then segmentation for an
+    image model, then the attributions, then the end; a cancel raises
+    :class:`cmrrisk.errors.Cancelled` before the next step)."""
     from ..predict.study import study_table
+    from ..progress import as_progress
 
-    step = stepper(progress, cancel)
-
+    progress = as_progress(progress)
     register_models()
-    sub = None if progress is None else (lambda f, msg: progress(0.6 * f, msg))
-    table, notes = study_table(pipe, ed, es, ed_seg, es_seg, lge, lge_seg, covariates=covariates,
-                               subject=subject, device=device, progress=sub, cancel=cancel)
+    table, notes = study_table(pipe, study, device=device, progress=progress.part(0.0, 0.6))
+    subject, ed, es = study.subject, study.ed, study.es
     x = pipe.preprocessor.transform(table)
     values = feature_values(table, pipe.preprocessor.feature_names)
     if not pipe.model.uses_inputs:
-        step(0.7, "attributions")
+        progress.fraction(0.7, "attributions")
         e = _explain(pipe, subject, x, values, method, reference=reference, k=k, **kw)
     else:
         from ..predict.images import subject_tensor
         from ..segmentation.service import segment_ed_es
 
-        r = segment_ed_es(ed, es, ed_seg, es_seg, device=device or "cpu",  # ES anchored to ED
-                          progress=lambda ph: step(0.62 if ph == "ed" else 0.66, f"segmentation ({ph.upper()})"))
+        r = segment_ed_es(ed, es, study.ed_seg, study.es_seg, device=device or "cpu",  # ES anchored to ED
+                          progress=progress.part(0.62, 0.7))
         segs = {"cine_ed": r.ed, "cine_es": r.es}
-        tensor, geom = subject_tensor(ed, es, segs["cine_ed"], segs["cine_es"], pipe.model.grid)
-        step(0.7, f"image saliency ({method}) and attributions")
+        tensor, geom = subject_tensor(study.with_segmentations(ed_seg=r.ed, es_seg=r.es), pipe.model.grid)
+        progress.fraction(0.7, f"image saliency ({method}) and attributions")
         e = _explain(pipe, subject, x, values, method, tensor, geom, {"cine_ed": ed, "cine_es": es}, segs,
                      reference, k, **kw)
     e.notes.extend(notes)
-    if progress is not None:
-        progress(1.0, "explanation done")
+    progress.report(1, 1, "explanation done")
     return e
 
 

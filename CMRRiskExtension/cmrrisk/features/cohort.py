@@ -27,8 +27,9 @@ import numpy as np
 
 from .. import __version__, modeldir
 from ..errors import CMRRiskError
-from ..labelmap import read_labelmap
-from ..manifest import IMAGE_ROLES, Manifest, mosteller_bsa, read_manifest, write_csv
+from ..manifest import IMAGE_ROLES, Manifest, read_manifest, write_csv
+from ..progress import Progress, as_progress
+from ..study import Study, bsa_of_row
 
 #: bump when the features computed from the same inputs change (invalidates every cache)
 FEATURES_VERSION = 5  # 3: model ES segmentations anchored to ED (Segmenter.predict_frame prior);
@@ -101,7 +102,7 @@ def subject_key(row: dict, options: dict, checksums: dict) -> str:
     h = hashlib.sha256()
     h.update(json.dumps({"version": __version__, "features_version": FEATURES_VERSION, "models": checksums,
                          "options": {k: options[k] for k in ("radiomics", "deep")},
-                         "bsa": _bsa(row), "seg_labels": row.get("seg_labels", "")},
+                         "bsa": bsa_of_row(row), "seg_labels": row.get("seg_labels", "")},
                         sort_keys=True).encode())
     if options["radiomics"]:
         h.update(R.params_text(options["radiomics_params"]).encode())
@@ -110,21 +111,6 @@ def subject_key(row: dict, options: dict, checksums: dict) -> str:
             h.update(c.encode())
             _hash_path(h, row[c])
     return h.hexdigest()
-
-
-def _bsa(row: dict):
-    def num(c):
-        try:
-            x = float(row.get(c, "") or "nan")
-        except ValueError:
-            return None
-        return x if math.isfinite(x) and x > 0 else None
-
-    b = num("bsa_m2")
-    if b:
-        return b
-    hgt, wgt = num("height_cm"), num("weight_kg")
-    return mosteller_bsa(hgt, wgt) if hgt and wgt else None
 
 
 def _segment_and_embed(model: str, image: np.ndarray, spacing_xy, options: dict, timings: dict, tag: str,
@@ -137,13 +123,15 @@ def _segment_and_embed(model: str, image: np.ndarray, spacing_xy, options: dict,
     seg_model = segmenter(model, options["device"])
     t0 = time.perf_counter()
     if options["deep"] and seg_model.tta:  # flips average several passes: embed the plain image
-        seg = seg_model.predict_frame(image, spacing_xy, prior=prior, geometry=geometry)
-        vec = deep.embedding(seg_model, image, seg, spacing_xy, reverse=seg_model.last_reversed)
+        got = seg_model.predict_frame_detailed(image, spacing_xy, prior=prior, geometry=geometry)
+        seg = got.labels
+        vec = deep.embedding(seg_model, image, seg, spacing_xy, reverse=got.reversed)
     elif options["deep"]:
         with deep.capture_encoder(seg_model) as cap:
-            seg = seg_model.predict_frame(image, spacing_xy, prior=prior, geometry=geometry)
+            got = seg_model.predict_frame_detailed(image, spacing_xy, prior=prior, geometry=geometry)
+        seg = got.labels
         box = deep.resampled_box(seg_model, image.shape, spacing_xy)
-        vec = deep.pool(deep.captured_for_frame(seg_model, cap, image.shape[0], box), box, seg)
+        vec = deep.pool(deep.captured_for_frame(got, cap, box), box, seg)
     else:
         seg, vec = seg_model.predict_frame(image, spacing_xy, prior=prior, geometry=geometry), None
     timings[f"segment_{tag}"] = time.perf_counter() - t0
@@ -159,36 +147,33 @@ def _embed(model: str, image, seg, spacing_xy, options, timings, tag):
     return vec
 
 
-def _stepper(progress, cancel, total: int):
-    """``step(message)``: :func:`cmrrisk.errors.stepper` with the fraction counted from the steps
-    done out of ``total``."""
-    from ..errors import stepper
-
-    check, done = stepper(progress, cancel), [0]
+def _stepper(progress: Progress, total: int):
+    """``step(message)``: ``progress.update`` with the steps done so far out of ``total``."""
+    done = [0]
 
     def step(message: str) -> None:
-        check(done[0] / max(1, total), message)
+        progress.update(done[0], max(1, total), message)
         done[0] += 1
 
     return step
 
 
-def image_features(ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg=None,
-                   bsa_m2: float | None = None, options: dict | None = None,
-                   timings: dict | None = None, info: dict | None = None,
-                   progress=None, cancel=None) -> dict:
-    """Features of one subject's images (:class:`cmrrisk.image.Volume`; ED and ES frames and/or
-    an LGE stack). A missing segmentation (``None``) is computed with the bundled model; a given
-    one must be a project-label array of the image's shape. Used by the cohort runner and by
-    the Slicer module.
+def image_features(study: Study, options: dict | None = None, timings: dict | None = None,
+                   info: dict | None = None, progress: Progress | None = None) -> dict:
+    """Features of one subject's images: the ED and ES frames and/or the LGE stack of ``study``
+    (:class:`cmrrisk.study.Study`; its body surface area indexes the cine indices). A missing
+    segmentation (``None``) is computed with the bundled model; a given one must be a
+    project-label array of the image's shape. Used by the cohort runner and by the Slicer
+    module.
 
-    ``progress(fraction, message)`` (optional) is called before each step (segmentation and
-    deep features per image, clinical indices, radiomics per image) with the fraction done
-    (0..1), and once with 1.0 at the end; ``cancel()`` (optional) is checked before each step
-    and raises :class:`cmrrisk.errors.Cancelled` (the class of ``cmrrisk.predict.study``)."""
+    ``progress`` (a :class:`cmrrisk.progress.Progress`, optional) is updated before each step
+    (segmentation and deep features per image, clinical indices, radiomics per image) and once
+    at the end; a cancel raises :class:`cmrrisk.errors.Cancelled` before the next step."""
     from . import indices as I
     from . import radiomics as R
 
+    ed, es, ed_seg, es_seg = study.ed, study.es, study.ed_seg, study.es_seg
+    lge, lge_seg, bsa_m2 = study.lge, study.lge_seg, study.bsa_m2
     opts = dict(DEFAULT_OPTIONS, **(options or {}))
     if opts["deep"]:  # torch only when the deep features are asked for
         from . import deep
@@ -203,7 +188,8 @@ def image_features(ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg
         total += sum(1 for s in (ed_seg, es_seg) if s is None or opts["deep"]) + 1 + 2 * bool(opts["radiomics"])
     if lge is not None:
         total += (lge_seg is None or bool(opts["deep"])) + 1 + bool(opts["radiomics"])
-    step = _stepper(progress, cancel, total)
+    progress = as_progress(progress)
+    step = _stepper(progress, total)
     if ed is not None:
         if ed.array.shape != es.array.shape:
             raise CMRRiskError(f"{ed.source} and {es.source}: ED and ES frames differ in shape.")
@@ -270,59 +256,21 @@ def image_features(ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg
         info.setdefault("segmentations", {})["lge"] = lge_seg
     if ed is None and lge is None:
         raise CMRRiskError("no image: give ED and ES frames, a 4D cine or an LGE stack.")
-    if progress is not None:
-        progress(1.0, "image features done")
+    progress.report(1, 1, "image features done")
     return {k: (None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v)
             for k, v in feats.items()}
 
 
 def subject_features(row: dict, options: dict | None = None) -> tuple[dict, dict]:
     """Features of one manifest row (paths absolute). Returns (features, info)."""
-    from ..image import read_image
-
     opts = dict(DEFAULT_OPTIONS, **(options or {}))
     timings: dict = {}
+    study = Study.from_row(row, device=opts["device"], timings=timings)
     info: dict = {"segmentation": {}}
-    conv = row.get("seg_labels", "")
-    ed = es = ed_seg = es_seg = lge = lge_seg = None
-    t0 = time.perf_counter()
-    if row.get("cine_ed") and row.get("cine_es"):
-        ed = read_image(row["cine_ed"], allow_4d=False)
-        es = read_image(row["cine_es"], allow_4d=False)
-        if ed.array.shape != es.array.shape:
-            raise CMRRiskError(f"{row['cine_ed']} and {row['cine_es']}: ED and ES frames differ in shape.")
-        ed_seg = read_labelmap(row["cine_ed_seg"], ed, conv) if row.get("cine_ed_seg") else None
-        es_seg = read_labelmap(row["cine_es_seg"], es, conv) if row.get("cine_es_seg") else None
-    elif row.get("cine"):
-        cine = read_image(row["cine"])
-        if not cine.is_cine:
-            raise CMRRiskError(f"{row['cine']}: column cine needs a 4D cine (several phases); "
-                               "use cine_ed / cine_es for single frames.")
-        sp = cine.spacing[:2]
-        if row.get("cine_seg"):
-            all_seg, src = read_labelmap(row["cine_seg"], cine, conv), "reference"
-        else:
-            t1 = time.perf_counter()
-            from ..segmentation.service import segment_cine
-
-            r = segment_cine(cine, device=opts["device"])
-            all_seg, ed_t, es_t = r.labels, r.ed_phase, r.es_phase
-            timings["segment_cine"] = time.perf_counter() - t1
-            src = "model cine"
-        if src == "reference":
-            from ..metrics import ed_es_phases
-
-            ed_t, es_t = ed_es_phases(all_seg, cine.spacing)
-        info["ed_phase"], info["es_phase"] = ed_t, es_t
-        info["segmentation"] = {"ed": f"{src} (phase {ed_t})", "es": f"{src} (phase {es_t})"}
-        ed, es, ed_seg, es_seg = cine.frame(ed_t), cine.frame(es_t), all_seg[ed_t], all_seg[es_t]
-    if row.get("lge"):
-        lge = read_image(row["lge"], allow_4d=False)
-        lge_seg = read_labelmap(row["lge_seg"], lge, conv) if row.get("lge_seg") else None
-    timings["read"] = time.perf_counter() - t0
-    if ed is None and lge is None:
-        raise CMRRiskError(f"subject {row.get('subject')!r}: no image (give cine_ed + cine_es, cine or lge).")
-    feats = image_features(ed, es, ed_seg, es_seg, lge, lge_seg, _bsa(row), opts, timings, info)
+    if study.phases:
+        info["ed_phase"], info["es_phase"] = study.phases["ed_phase"], study.phases["es_phase"]
+        info["segmentation"] = dict(study.phases["segmentation"])
+    feats = image_features(study, opts, timings, info)
     info.pop("segmentations", None)
     info["seconds"] = {k: round(v, 3) for k, v in timings.items()}
     return feats, info
@@ -365,9 +313,11 @@ def default_cache_dir(out_csv: str) -> str:
 
 
 def compute_cohort(manifest: str | Manifest, cache_dir: str | None = None, workers: int | None = None,
-                   options: dict | None = None, progress: bool = True, subjects=None,
+                   options: dict | None = None, progress=True, subjects=None,
                    engine=None, shard=None) -> tuple[list, dict]:
-    """Features of every subject: (records in manifest order, provenance dict).
+    """Features of every subject: (records in manifest order, provenance dict). ``progress``:
+    True (a bar), False, or a :class:`cmrrisk.progress.Progress` updated per subject (a cancel
+    stops before the next subject; finished subjects stay in the cache).
 
     A record is ``{"subject", "features", "info"}`` or ``{"subject", "error"}``. ``engine``: a
     :class:`cmrrisk.parallel.Engine` (default: ``workers`` local workers); ``shard``: (I, N),
@@ -463,7 +413,7 @@ def feature_columns(records: list) -> list:
 
 
 def write_features(manifest: str, out_csv: str, cache_dir: str | None = None, workers: int | None = None,
-                   options: dict | None = None, progress: bool = True, engine=None, shard=None) -> dict:
+                   options: dict | None = None, progress=True, engine=None, shard=None) -> dict:
     """Compute and write FEATURES.csv (``subject``, the manifest's outcome and covariate columns,
     then features) and ``FEATURES.provenance.json`` beside it. Returns the provenance.
     ``shard`` (I, N): only the I-th block of subjects; :func:`merge_shards` joins the N outputs
@@ -509,7 +459,7 @@ def provenance_path(out_csv: str) -> str:
 
 
 def features_for_manifest(manifest_path: str, cache_dir: str | None = None, workers: int | None = None,
-                          progress: bool = True):
+                          progress=True):
     """Image features of a manifest as a pandas DataFrame indexed by ``subject`` (numeric
     columns only; failed subjects are absent and listed in ``df.attrs['failures']``). Finished
     subjects are cached in ``cache_dir`` (default: ``<manifest>_features_cache`` beside the

@@ -82,8 +82,8 @@ def embedding(segmenter, image: np.ndarray, seg: np.ndarray, spacing_xy, reverse
     """A 256-vector (float64) for one (Z, Y, X) image and its label map (same shape).
 
     The encoder reads the stack in the model's training slice order: ``reverse`` says whether
-    to reverse it (pass ``segmenter.last_reversed`` right after ``segmenter.predict_frame``
-    made ``seg``); ``None``: judged on ``seg`` as ``predict_frame`` would."""
+    to reverse it (pass the ``reversed`` of the ``predict_frame_detailed`` result that made
+    ``seg``); ``None``: judged on ``seg`` as ``predict_frame`` would."""
     if image.shape != seg.shape:
         raise ValueError(f"image {image.shape} and segmentation {seg.shape} differ in shape")
     if reverse is None:
@@ -95,18 +95,19 @@ def embedding(segmenter, image: np.ndarray, seg: np.ndarray, spacing_xy, reverse
     return pool(feats, box, seg)
 
 
-def captured_for_frame(segmenter, cap: "capture_encoder", n_slices: int, box=None) -> torch.Tensor:
-    """The encoder output of the pass that produced ``segmenter``'s last labels, in the input's
-    slice order (a stack reversed for the model is segmented twice: first as given, then
-    reversed; the second pass counts).
+def captured_for_frame(result, cap: "capture_encoder", box=None) -> torch.Tensor:
+    """The encoder output of the pass that produced ``result`` (the
+    :class:`~cmrrisk.segmentation.infer.FramePrediction` of the ``predict_frame_detailed`` call
+    made inside ``cap``), in the input's slice order (a stack reversed for the model is
+    segmented twice: first as given, then reversed; the second pass counts).
 
-    When that pass saw only the heart window (``segmenter.last_window``: an ES frame anchored to
-    ED), its cells are put back in place on the whole padded grid, whose resampled image is
-    ``box`` (:func:`resampled_box`; required then); cells outside the window are zero, and
-    carry no weight in :func:`pool` since the labels are background there. The window's edges
-    lie on the 16-pixel cells, so the placement is exact."""
-    feats = cap.features()[-n_slices:]
-    win = getattr(segmenter, "last_window", None)
+    When that pass saw only the heart window (``result.window``: an ES frame anchored to ED),
+    its cells are put back in place on the whole padded grid, whose resampled image is ``box``
+    (:func:`resampled_box`; required then); cells outside the window are zero, and carry no
+    weight in :func:`pool` since the labels are background there. The window's edges lie on the
+    16-pixel cells, so the placement is exact."""
+    feats = cap.features()[-result.labels.shape[0]:]
+    win = result.window
     if win is not None:
         if box is None:
             raise ValueError("captured_for_frame needs the resampled box when the pass saw a heart window")
@@ -119,7 +120,7 @@ def captured_for_frame(segmenter, cap: "capture_encoder", n_slices: int, box=Non
         full = feats.new_zeros(feats.shape[:2] + (gh, gw))
         full[:, :, y0:y1, x0:x1] = feats
         feats = full
-    return feats.flip(0) if segmenter.last_reversed else feats
+    return feats.flip(0) if result.reversed else feats
 
 
 def resampled_box(segmenter, image_shape, spacing_xy) -> tuple:

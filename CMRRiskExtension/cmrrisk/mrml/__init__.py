@@ -10,6 +10,7 @@ from .bridge import (  # noqa: F401
     labels_to_segmentation,
     place_in_study,
     segmentation_to_labels,
+    study_from_nodes,
     sequence_volume_nodes,
     volume_from_node,
     volume_from_sequence,

@@ -285,3 +285,26 @@ def add_table(scene, name: str, columns: dict, reference_node=None):
     if reference_node is not None:
         place_in_study(scene, table_node, reference_node)
     return table_node
+
+
+def study_from_nodes(edVolumeNode=None, esVolumeNode=None, lgeVolumeNode=None, edSegmentationNode=None,
+                     esSegmentationNode=None, lgeSegmentationNode=None, covariates=None, bsa=None,
+                     subject=None):
+    """The :class:`cmrrisk.study.Study` of volume nodes (each optional), their segmentation nodes
+    (optional: a missing one is segmented by the core) as label arrays on their volume's grid,
+    the covariates ({column: value}) and the body surface area (m2). ``subject``: default the
+    name of the ED (else LGE) volume node, else "study"."""
+    from ..study import Study
+
+    def vol(node):
+        return volume_from_node(node) if node is not None else None
+
+    def labels(seg_node, vol_node):
+        return segmentation_to_labels(seg_node, vol_node) if seg_node is not None else None
+
+    reference = edVolumeNode or lgeVolumeNode
+    return Study(subject=subject or (reference.GetName() if reference is not None else "study"),
+                 ed=vol(edVolumeNode), es=vol(esVolumeNode), lge=vol(lgeVolumeNode),
+                 ed_seg=labels(edSegmentationNode, edVolumeNode), es_seg=labels(esSegmentationNode, esVolumeNode),
+                 lge_seg=labels(lgeSegmentationNode, lgeVolumeNode), covariates=dict(covariates or {}),
+                 bsa_m2=bsa)

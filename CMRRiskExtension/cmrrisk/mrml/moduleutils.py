@@ -99,6 +99,13 @@ class BusyState:
         self.processEvents()
         return self.cancelRequested
 
+    def asProgress(self):
+        """This progress bar and Cancel button as the core's ``cmrrisk.progress.Progress`` (what
+        in-process Logic calls take)."""
+        from ..progress import Progress
+
+        return Progress.from_fractions(self.progress, self.cancelled)
+
     # ---- a run in a separate process (cmrrisk.mrml.runner), polled by the widget's timer
 
     job = None

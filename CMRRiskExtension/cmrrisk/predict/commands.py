@@ -75,18 +75,47 @@ def read_params_file(path: str) -> dict:
     return data
 
 
-def model_params_from_args(args) -> dict:
-    """The hyper-parameters of ``--params FILE`` then ``--param KEY=VALUE`` (later wins),
-    validated for the chosen model and parsed to each parameter's type."""
+def split_assignments(text: str) -> list:
+    """``"alpha=0.5, hidden=[64, 64]"`` -> ``["alpha=0.5", "hidden=[64, 64]"]``: comma-separated
+    KEY=VALUE items; commas inside brackets or quotes belong to the value."""
+    items, depth, quote, cur = [], 0, None, []
+    for ch in text or "":
+        if quote:
+            quote = None if ch == quote else quote
+        elif ch in "\"'":
+            quote = ch
+        elif ch in "[{(":
+            depth += 1
+        elif ch in "]})":
+            depth = max(0, depth - 1)
+        elif ch == "," and depth == 0:
+            items.append("".join(cur).strip())
+            cur = []
+            continue
+        cur.append(ch)
+    items.append("".join(cur).strip())
+    return [i for i in items if i]
+
+
+def collect_params(model: str | None, endpoint: str, params_file: str | None = None, assignments=()) -> dict:
+    """The hyper-parameters of ``params_file`` (JSON or YAML) then of the ``KEY=VALUE``
+    ``assignments`` (later wins), validated for the model and parsed to each parameter's type:
+    what ``--params FILE --param KEY=VALUE ...`` give, and what the Slicer Predict module sends."""
     from .base import parse_params
 
-    values = dict(read_params_file(args.params)) if getattr(args, "params", None) else {}
-    for item in getattr(args, "param", None) or []:
+    values = dict(read_params_file(params_file)) if params_file else {}
+    for item in assignments or []:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise CMRRiskError(f"--param {item!r}: give KEY=VALUE, e.g. --param alpha=0.5.")
-        values[key.strip()] = value
-    return parse_params(args.model, args.endpoint, values)
+        values[key.strip()] = value.strip()
+    return parse_params(model, endpoint, values)
+
+
+def model_params_from_args(args) -> dict:
+    """The hyper-parameters of ``--params FILE`` then ``--param KEY=VALUE`` (later wins),
+    validated for the chosen model and parsed to each parameter's type."""
+    return collect_params(args.model, args.endpoint, getattr(args, "params", None), getattr(args, "param", None))
 
 
 def cmd_train(args) -> int:
@@ -98,7 +127,7 @@ def cmd_train(args) -> int:
     with _about(args.manifest):
         train_model(args.manifest, args.endpoint, args.out, model=args.model, seed=args.seed,
                     max_epochs=args.max_epochs, cv=args.cv, max_features=args.max_features,
-                    cache_dir=args.cache_dir, log=print, params=params, progress=progress.counts())
+                    cache_dir=args.cache_dir, log=print, params=params, progress=progress.json_progress() if progress.is_json() else None)
     return 0
 
 

@@ -21,6 +21,7 @@ from scipy import ndimage
 
 from .. import labels as L
 from ..errors import CMRRiskError
+from ..study import Study
 
 GRID = {"spacing": 1.5, "size": 80, "slices": 8}
 CHANNELS = ["ed_image", "es_image", "ed_lv", "ed_myo", "ed_rv", "es_lv", "es_myo", "es_rv"]
@@ -117,8 +118,12 @@ def from_grid(values: np.ndarray, geom: dict) -> np.ndarray:
     return out
 
 
-def subject_tensor(ed, es, ed_seg, es_seg, grid: dict = GRID):
-    """(slices, channels, size, size) float32 array and its geometry."""
+def subject_tensor(study, grid: dict = GRID):
+    """(slices, channels, size, size) float32 array and its geometry, from the ED and ES frames
+    and their label maps of ``study`` (:class:`cmrrisk.study.Study`; all four required)."""
+    ed, es, ed_seg, es_seg = study.ed, study.es, study.ed_seg, study.es_seg
+    if ed is None or es is None or ed_seg is None or es_seg is None:
+        raise CMRRiskError(f"{study.subject}: the image model needs the ED and ES frames and their label maps.")
     geom = grid_geometry(ed_seg, ed.spacing, grid)
     chans = [to_grid(_normalise(ed.array), geom, 1), to_grid(_normalise(es.array), geom, 1)]
     for seg in (ed_seg, es_seg):
@@ -174,30 +179,30 @@ def _cached(row: dict, kind: str, grid: dict, one):
     return x, g
 
 
-def _prepare(inputs: list, one, desc: str, progress: bool, kind: str, grid: dict):
+def _prepare(inputs: list, one, desc: str, progress, kind: str, grid: dict):
     """Stack ``one(row) -> (tensor, geometry)`` over rows (through the cache); errors name the
-    subject."""
-    it = inputs
-    if progress:
-        from ..progress import progress_bar
+    subject. ``progress``: True (a bar), False, or a :class:`cmrrisk.progress.Progress`."""
+    from ..progress import as_progress
 
-        it = progress_bar(inputs, desc=desc, unit="subject", leave=False)
     xs, geoms = [], []
-    for row in it:
-        try:
-            x, g = _cached(row, kind, grid, one)
-        except CMRRiskError as exc:
-            raise CMRRiskError(f"subject {row.get('subject')!r}: {exc}") from exc
-        xs.append(x)
-        geoms.append(g)
+    with as_progress(progress, desc=desc, unit="subject", leave=False) as bar:
+        for i, row in enumerate(inputs):
+            bar.update(i, len(inputs), f"{desc}: {row.get('subject')}")
+            try:
+                x, g = _cached(row, kind, grid, one)
+            except CMRRiskError as exc:
+                raise CMRRiskError(f"subject {row.get('subject')!r}: {exc}") from exc
+            xs.append(x)
+            geoms.append(g)
+        bar.report(len(inputs), len(inputs), desc)
     return np.stack(xs), geoms
 
 
-def prepare(inputs: list, grid: dict = GRID, progress: bool = False):
+def prepare(inputs: list, grid: dict = GRID, progress=False):
     """Cine tensors (n, slices, channels, size, size) and geometries for manifest rows."""
     def one(row):
         ed, es, s_ed, s_es, _ = load_cine_pair(row)
-        return subject_tensor(ed, es, s_ed, s_es, grid)
+        return subject_tensor(Study(str(row.get("subject", "study")), ed, es, ed_seg=s_ed, es_seg=s_es), grid)
 
     return _prepare(inputs, one, "images", progress, "cine", grid)
 
@@ -229,7 +234,7 @@ def lge_tensor(vol, seg, grid: dict = GRID):
     return np.stack(chans, axis=1).astype(np.float32), geom
 
 
-def prepare_lge(inputs: list, grid: dict = GRID, progress: bool = False):
+def prepare_lge(inputs: list, grid: dict = GRID, progress=False):
     """LGE tensors (n, slices, 4, size, size) and geometries for manifest rows."""
     def one(row):
         vol, seg, _ = load_lge(row)

@@ -1,14 +1,18 @@
-"""One study in memory -> a prediction, and training with progress and cancel.
+"""Prediction for one study in memory, and training with progress and cancel.
 
-These are the functions behind the CMRRisk Predict module in Slicer (its Logic converts nodes to
-:class:`~cmrrisk.image.Volume` objects and results to table and plot nodes); they import no
+The study itself is a :class:`cmrrisk.study.Study` (images, label maps, covariates, body surface
+area; that module says what a study *is*, this one what is predicted for it). These are the
+functions behind the CMRRisk Predict module in Slicer (its Logic converts nodes to a ``Study``
+with :func:`cmrrisk.mrml.study_from_nodes` and results to table and plot nodes); they import no
 Slicer code and are used from Python too::
 
     pipe = load_pipeline("my_model")
-    table, notes = study_table(pipe, ed=ed, es=es, covariates={"age": 61, "sex": "F"})
+    study = Study(ed=ed, es=es, covariates={"age": 61, "sex": "F"})
+    table, notes = study_table(pipe, study)
     result = predict_table(pipe, table)      # risk, risk group, survival curve / class probabilities
+    result = predict_study("my_model", study)  # the same from a model directory, in one call
 
-    train_model("cohort.csv", "survival", "my_model", progress=print_progress, cancel=stop_flag)
+    train_model("cohort.csv", "survival", "my_model", progress=Progress(report, cancel))
 
 A study's image features are computed by the same code as ``cmrrisk features``
 (:func:`cmrrisk.features.cohort.image_features`) with the options recorded in the model, and the
@@ -26,12 +30,15 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import Cancelled, CMRRiskError, stepper  # noqa: F401  (Cancelled: re-exported, see below)
+from ..errors import Cancelled, CMRRiskError  # noqa: F401  (Cancelled: re-exported, see below)
+from ..progress import Progress, as_progress
+from ..study import Study
 from .formatting import fmt
 from .models.targets import risk_group
 from .tabular import Table, feature_settings
 
-# ``Cancelled`` (raised when the caller's ``cancel()`` returned True; nothing was written) lives in
+# ``Cancelled`` (raised when the caller's ``cancel()`` returned True, see :class:`cmrrisk.progress.Progress`;
+# nothing was written) lives in
 # :mod:`cmrrisk.errors` so that image-feature extraction raises the very same class.
 
 
@@ -39,8 +46,7 @@ from .tabular import Table, feature_settings
 CURVE_POINTS = 60
 
 
-def _study_features(pipe, ed, es, ed_seg, es_seg, lge, lge_seg, bsa_m2, info, device=None,
-                    progress=None, cancel=None) -> tuple[dict, dict]:
+def _study_features(pipe, study: Study, info, device=None, progress=None) -> tuple[dict, dict]:
     """Image features of the study with the model's feature options, and their settings record.
     ``device`` (optional) runs the segmentation network there instead of the recorded device
     (the features mean the same; the settings record keeps the model's)."""
@@ -48,28 +54,25 @@ def _study_features(pipe, ed, es, ed_seg, es_seg, lge, lge_seg, bsa_m2, info, de
 
     want = (pipe.preprocessor.params.get("feature_settings") or {}).get("options") or {}
     opts = {k: v for k, v in want.items() if k in ("radiomics", "deep", "device")}
-    if ed is None and lge is None:
+    if study.ed is None and study.lge is None:
         raise CMRRiskError("this model uses image features: give the study's ED and ES frames "
                            f"(image columns in training: {', '.join(pipe.preprocessor.params['image_columns'])}).")
     run_opts = dict(opts, device=device) if device else opts
-    feats = image_features(ed, es, ed_seg, es_seg, lge, lge_seg, bsa_m2=bsa_m2, options=run_opts, info=info,
-                           progress=progress, cancel=cancel)
+    feats = image_features(study, options=run_opts, info=info, progress=progress)
     return feats, feature_settings(settings_record(opts))
 
 
-def study_table(pipe, ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg=None,
-                covariates: dict | None = None, subject: str = "study", bsa_m2: float | None = None,
-                workdir: str | None = None, info: dict | None = None, device: str | None = None,
-                progress=None, cancel=None) -> tuple[Table, list]:
-    """A one-subject :class:`Table` for ``pipe`` from images (:class:`~cmrrisk.image.Volume`,
-    segmentations as project-label arrays or ``None`` for the bundled models) and covariates
-    ({column: value}). Returns the table and notes (e.g. covariates imputed).
+def study_table(pipe, study: Study, workdir: str | None = None, info: dict | None = None,
+                device: str | None = None, progress: Progress | None = None) -> tuple[Table, list]:
+    """A one-subject :class:`Table` for ``pipe`` from ``study`` (:class:`cmrrisk.study.Study`:
+    images, label maps or ``None`` for the bundled models, covariates {column: value}, body
+    surface area). Returns the table and notes (e.g. covariates imputed).
 
     A model over images (``multiinput``) reads image files: with ``workdir`` the volumes are
     written there as NIfTI and the table points to them (the caller removes it); without, the
     table has no image paths (for callers that pass the image tensors themselves).
 
-    ``device``, ``progress(fraction, message)`` and ``cancel()`` go to the image-feature
+    ``device`` and ``progress`` (a :class:`cmrrisk.progress.Progress`) go to the image-feature
     extraction (:func:`cmrrisk.features.cohort.image_features`)."""
     import pandas as pd
 
@@ -78,7 +81,8 @@ def study_table(pipe, ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_
     params = pipe.preprocessor.params
     cols, kinds = params["columns"], params["kinds"]
     feature_cols = set(params.get("feature_columns") or [])
-    covariates = {str(k): v for k, v in dict(covariates or {}).items()}
+    ed, es, lge, subject = study.ed, study.es, study.lge, study.subject
+    covariates = {str(k): v for k, v in dict(study.covariates or {}).items()}
     unknown = sorted(c for c in covariates if c not in cols)
     notes = []
     if unknown:
@@ -87,8 +91,7 @@ def study_table(pipe, ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_
     info = {} if info is None else info
     values, provenance, image_cols = {}, {}, []
     if params.get("image_columns"):
-        feats, provenance = _study_features(pipe, ed, es, ed_seg, es_seg, lge, lge_seg, bsa_m2, info,
-                                            device, progress, cancel)
+        feats, provenance = _study_features(pipe, study, info, device, progress)
         values.update({c: feats.get(c) for c in feature_cols})
         image_cols = list(params["image_columns"])
     data, missing = {}, []
@@ -121,7 +124,8 @@ def study_table(pipe, ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_
             raise CMRRiskError(f"model {pipe.model_name!r} reads the cine images: give the ED and ES frames.")
     if pipe.model.uses_inputs and workdir is not None:
         row = {"subject": subject}
-        for key, vol, seg in (("cine_ed", ed, ed_seg), ("cine_es", es, es_seg), ("lge", lge, lge_seg)):
+        for key, vol, seg in (("cine_ed", ed, study.ed_seg), ("cine_es", es, study.es_seg),
+                              ("lge", lge, study.lge_seg)):
             if vol is None:
                 continue
             row[key] = os.path.join(workdir, f"{key}.nii.gz")
@@ -170,28 +174,26 @@ def predict_table(pipe, table: Table, horizons=None, curve_points: int = CURVE_P
     return out
 
 
-def predict_study(model_dir_or_pipe, ed=None, es=None, ed_seg=None, es_seg=None, lge=None, lge_seg=None,
-                  covariates: dict | None = None, horizons=None, subject: str = "study",
-                  bsa_m2: float | None = None, info: dict | None = None, device: str | None = None,
-                  progress=None, cancel=None) -> dict:
-    """Load a model directory (or take a loaded pipeline) and predict for one study; the result
-    of :func:`predict_table` for it, with ``notes`` and ``model``.
+def predict_study(model_dir_or_pipe, study: Study | None = None, horizons=None, info: dict | None = None,
+                  device: str | None = None, progress: Progress | None = None) -> dict:
+    """Load a model directory (or take a loaded pipeline) and predict for ``study`` (a
+    :class:`cmrrisk.study.Study`; None: an empty one, for a model over covariates that imputes
+    them all); the result of :func:`predict_table` for it, with ``notes`` and ``model``.
 
     ``device``: where the segmentation network runs (default: as recorded in the model);
-    ``progress(fraction, message)``: image features in 0..0.85, then the prediction, then 1.0;
-    ``cancel()``: checked before each step, raises :class:`Cancelled`."""
+    ``progress`` (a :class:`cmrrisk.progress.Progress`): image features in 0..0.85 of it, then
+    the prediction, then the end; a cancel raises :class:`Cancelled` before the next step."""
     from . import multiinput  # noqa: F401  (registers the image models)
     from .store import load_pipeline
 
     pipe = load_pipeline(model_dir_or_pipe) if isinstance(model_dir_or_pipe, str) else model_dir_or_pipe
     with tempfile.TemporaryDirectory(prefix="cmrrisk_study_") as work:
-        sub = None if progress is None else (lambda f, msg: progress(0.85 * f, msg))
-        table, notes = study_table(pipe, ed, es, ed_seg, es_seg, lge, lge_seg, covariates, subject,
-                                   bsa_m2, work, info, device, sub, cancel)
-        stepper(progress, cancel)(0.9, "prediction")
+        progress = as_progress(progress)
+        table, notes = study_table(pipe, study if study is not None else Study(), work, info, device,
+                                   progress.part(0.0, 0.85))
+        progress.fraction(0.9, "prediction")
         res = predict_table(pipe, table, horizons)[0]
-    if progress is not None:
-        progress(1.0, "prediction done")
+    progress.report(1, 1, "prediction done")
     res["notes"] = notes
     res["model"] = pipe.model_name
     return res
@@ -199,9 +201,7 @@ def predict_study(model_dir_or_pipe, ed=None, es=None, ed_seg=None, es_seg=None,
 
 def train_model(manifest: str, endpoint: str, out: str, model: str | None = None, seed: int = 0,
                 max_epochs: int | None = None, cv: int = 5, max_features: int | None = None,
-                cache_dir: str | None = None,
-                progress: Callable[[int, int, str], None] | None = None,
-                cancel: Callable[[], bool] | None = None,
+                cache_dir: str | None = None, progress: Progress | None = None,
                 log: Callable[[str], None] | None = None, params: dict | None = None) -> dict:
     """Train a model on a manifest and write its model directory (what ``cmrrisk train`` does).
 
@@ -211,10 +211,10 @@ def train_model(manifest: str, endpoint: str, out: str, model: str | None = None
     model directory (``config.json``: ``model_params``, ``hyperparameters``) and its model card.
     :func:`cmrrisk.predict.base.parameter_table` lists a kind's parameters and defaults.
 
-    ``progress(done, total, message)`` is called after each step (reading and image features,
-    each cross-validation fold, the final fit, writing). ``cancel()`` is checked after each step
-    and, inside network and boosting fits, once per epoch or round; it raises :class:`Cancelled`
-    and the model directory is not written. Returns {"model_dir", "model", "cv" (the metrics or
+    ``progress`` (a :class:`cmrrisk.progress.Progress`) is updated after each step (reading and
+    image features, each cross-validation fold, the final fit, writing); its cancel is asked
+    there and, inside network and boosting fits, once per epoch or round: it raises
+    :class:`Cancelled` and the model directory is not written. Returns {"model_dir", "model", "cv" (the metrics or
     None), "chosen", "cv_scores", "seconds"}."""
     from . import multiinput  # noqa: F401  (registers the image models)
     from .base import DEFAULTS, get_class, interrupt_hook, parse_params
@@ -238,14 +238,15 @@ def train_model(manifest: str, endpoint: str, out: str, model: str | None = None
     total = 3 + (k if k > 1 else 0)
     state = {"step": 0, "doing": "reading the manifest"}
 
+    progress = as_progress(progress)
+
     def stop_if_asked():
-        if cancel is not None and cancel():
+        if progress.cancelled():
             raise Cancelled(f"training cancelled ({state['doing']})")
 
     def tick(msg, doing):
         state["step"] += 1
-        if progress:
-            progress(state["step"], total, msg)
+        progress.report(state["step"], total, msg)
         state["doing"] = doing
         stop_if_asked()
 
@@ -264,8 +265,9 @@ def train_model(manifest: str, endpoint: str, out: str, model: str | None = None
             c0 = time.time()
             metrics = cross_validate(
                 table, endpoint, name, k=k, seed=seed, max_features=max_features, model_params=params,
-                progress=lambda done, of: tick(f"cross-validation fold {done}/{of}",
-                                               f"cross-validation fold {done + 1}" if done < of else "final fit"))
+                progress=Progress(lambda done, of, _msg: done and tick(
+                    f"cross-validation fold {done}/{of}",
+                    f"cross-validation fold {done + 1}" if done < of else "final fit")))
             metrics["seconds"] = round(time.time() - c0, 1)
             log(f"{k}-fold cross-validation: " + ", ".join(
                 f"{key} {fmt(v['mean'])} (SD {fmt(v['sd'])})" for key, v in metrics["summary"].items()))
@@ -278,7 +280,6 @@ def train_model(manifest: str, endpoint: str, out: str, model: str | None = None
     pipe.user_params = user_params
     save_pipeline(pipe, out, metrics)
     log(f"model written: {out}")
-    if progress:
-        progress(total, total, "model written")
+    progress.report(total, total, "model written")
     return {"model_dir": out, "model": name, "cv": metrics, "chosen": chosen,
             "cv_scores": getattr(pipe.model, "cv_scores", None), "seconds": round(time.time() - t0, 1)}

@@ -38,23 +38,27 @@ def cross_validate(table: Table, endpoint: str, model: str | None = None, k: int
                    max_features: int | None = None, model_params: dict | None = None,
                    n_boot: int = 0, progress=None) -> dict:
     """Per-fold metrics, their mean and SD, and (diagnosis) metrics of the pooled out-of-fold
-    probabilities. Every fitted step sees the training folds only."""
+    probabilities. Every fitted step sees the training folds only. ``progress``: a
+    :class:`cmrrisk.progress.Progress`, updated before each fold and at the end (a cancel
+    stops before the next fold); with the folds as tasks on the command's engine, before the
+    first and at the end."""
     from ..parallel import fits_on_workers, map_fits
+    from ..progress import as_progress
 
+    progress = as_progress(progress)
     table.require(endpoint)
     splits = folds(table, endpoint, k, seed)
     args = [(endpoint, model, seed, max_features, model_params, n_boot, f, tr, te)
             for f, (tr, te) in enumerate(splits)]
     if fits_on_workers(len(args), len(table)):  # each fold a task on the command's engine
+        progress.update(0, k, f"cross-validation: {k} folds on the workers")
         results = map_fits(_fold, args, shared=(table,))
-        if progress:
-            progress(k, k)
-    else:  # in this process, with progress after each fold
+    else:  # in this process, with progress before each fold
         results = []
-        for a in args:
+        for f, a in enumerate(args):
+            progress.update(f, k, f"cross-validation fold {f + 1}/{k}")
             results.append(_fold(table, *a))
-            if progress:
-                progress(len(results), k)
+    progress.report(k, k, f"{k}-fold cross-validation done")
     per_fold = [m for m, _ in results]
     oof = None
     if endpoint == "diagnosis":

@@ -31,7 +31,7 @@ def cmd_report(args) -> int:
     expl = [e for group in (args.explanations or []) for e in (group if isinstance(group, list) else [group])]
     res = write_report(args.out, args.model, train_manifest=args.train, test_manifest=args.test, qc=args.qc,
                        explanations=expl, extra=extra, title=args.title, n_boot=args.bootstrap, seed=args.seed,
-                       cache_dir=args.cache_dir, progress=progress.messages(print))
+                       cache_dir=args.cache_dir, progress=progress.json_progress() if progress.is_json() else progress.Progress.printing(print))
     for m in res["models"]:
         r = m.get("test") or m.get("apparent")
         if r is None:

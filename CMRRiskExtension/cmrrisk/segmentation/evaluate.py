@@ -11,6 +11,7 @@ from .. import labels as L
 from ..datasets import AcdcSubject
 from ..image import read_image, size_text
 from ..metrics import clinical_indices, compare, dice, scar_burden_pct
+from ..progress import as_progress
 
 
 def _nanmean(vals):
@@ -25,7 +26,9 @@ def volume_ratio(pred_mask, ref_mask) -> float:
 
 
 def evaluate_acdc(segmenter, subjects: list[AcdcSubject], progress=None) -> dict:
-    """Segment the ED and ES frames of each subject and compare with the reference."""
+    """Segment the ED and ES frames of each subject and compare with the reference
+    (``progress``: a :class:`cmrrisk.progress.Progress`, updated per subject)."""
+    progress = as_progress(progress)
     rows = []
     seconds = []
     for n, s in enumerate(subjects):
@@ -45,8 +48,7 @@ def evaluate_acdc(segmenter, subjects: list[AcdcSubject], progress=None) -> dict
         row["indices_pred"] = ip
         row["indices_ref"] = ir
         rows.append(row)
-        if progress:
-            progress(n + 1, len(subjects))
+        progress.update(n + 1, len(subjects), f"{s.subject} evaluated")
     return {"subjects": rows, "summary": summarize(rows), "seconds_per_frame_median": float(np.median(seconds))}
 
 
@@ -319,6 +321,7 @@ def evaluate_emidec(segmenter, cases, progress=None) -> dict:
     from ..datasets import read_emidec_case
     from ..image import Volume
 
+    progress = as_progress(progress)
     rows, seconds = [], []
     for n, c in enumerate(cases):
         img, ref = read_emidec_case(c)
@@ -336,8 +339,7 @@ def evaluate_emidec(segmenter, cases, progress=None) -> dict:
         if (ref == L.MVO).any():
             row["dice_mvo"] = dice(pred == L.MVO, ref == L.MVO)
         rows.append(row)
-        if progress:
-            progress(n + 1, len(cases))
+        progress.update(n + 1, len(cases), f"{c.case} evaluated")
     failures = [f for f in (lge_failure(r["case"], r.get("dice_scar"), r["scar_burden_pred_pct"],
                                         r["scar_burden_ref_pct"]) for r in rows) if f]
     err = np.array([r["scar_burden_pred_pct"] - r["scar_burden_ref_pct"] for r in rows], float)

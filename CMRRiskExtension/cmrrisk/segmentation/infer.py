@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -12,6 +12,7 @@ from .. import labels as L
 from .. import modeldir
 from ..errors import Cancelled, CMRRiskError  # noqa: F401  (Cancelled: raised here, re-exported)
 from ..image import Volume
+from ..progress import Progress, as_progress
 from ..metrics import ed_es_phases
 from .network import build_network, fuse_for_inference
 from .postprocess import postprocess
@@ -124,6 +125,31 @@ def slice_order_score(labels: np.ndarray, slice_order: str) -> float:
     return rho if slice_order == "apex_first" else -rho
 
 
+@dataclass(frozen=True)
+class FramePrediction:
+    """What :meth:`Segmenter.predict_frame_detailed` returns: the ``labels`` (Z, H, W) uint8,
+    whether the stack was read ``reversed`` for the network, what decided it (``order_source``:
+    "geometry", "labels", "caller" or "unchecked", see :meth:`Segmenter.predict_frame`) and the
+    heart ``window`` (y0, y1, x0, x1 of the padded network grid) of the pass that produced the
+    labels, None when it saw the whole image."""
+    labels: np.ndarray
+    reversed: bool = False
+    order_source: str = "unchecked"
+    window: tuple | None = None
+
+
+@dataclass(frozen=True)
+class VolumeSegmentation:
+    """What :meth:`Segmenter.segment_detailed` returns: the label ``volume`` (the input's
+    geometry), the slice-order decision (``reversed``, ``order_source``; for a 4D cine the one
+    decision that held for every phase) and, for a 4D cine, the ED and ES phase indices."""
+    volume: Volume
+    reversed: bool = False
+    order_source: str = "unchecked"
+    ed_phase: int | None = None
+    es_phase: int | None = None
+
+
 class Segmenter:
     """A segmentation model ready for inference.
 
@@ -151,7 +177,10 @@ class Segmenter:
         #: detected and reversed for the network (see :meth:`predict_frame`)
         self.slice_order = pre.get("slice_order") or TRAINING_SLICE_ORDER.get(config.get("task"))
         self.check_slice_order = self.slice_order is not None
-        #: whether the last :meth:`predict_frame` / :meth:`segment` call reversed the stack
+        #: whether the last :meth:`predict_frame` / :meth:`segment` call reversed the stack.
+        #: Kept for interactive use only: code reads the result of
+        #: :meth:`predict_frame_detailed` / :meth:`segment_detailed` instead, which stays right
+        #: when several threads share one segmenter.
         self.last_reversed = False
         #: what decided it: "geometry" (the image's slice direction, see
         #: :func:`slice_order_from_geometry`), "labels" (the LV area along the stack), "caller"
@@ -209,6 +238,12 @@ class Segmenter:
     def predict_frame(self, arr: np.ndarray, spacing_xy, post: bool = True,
                       prior: np.ndarray | None = None, reverse: bool | None = None,
                       window_from: np.ndarray | None = None, geometry=None) -> np.ndarray:
+        """The labels of :meth:`predict_frame_detailed` (same arguments)."""
+        return self.predict_frame_detailed(arr, spacing_xy, post, prior, reverse, window_from, geometry).labels
+
+    def predict_frame_detailed(self, arr: np.ndarray, spacing_xy, post: bool = True,
+                               prior: np.ndarray | None = None, reverse: bool | None = None,
+                               window_from: np.ndarray | None = None, geometry=None) -> FramePrediction:
         """Segment one (Z, H, W) frame with in-plane spacing (x, y) mm -> (Z, H, W) uint8 labels.
 
         Slice order: the 2.5D network reads each slice with its neighbours and was trained on
@@ -219,11 +254,11 @@ class Segmenter:
         short-axis orientation (:func:`slice_order_from_geometry`), else from the LV area along
         the stack (:func:`slice_order_score` below ``-SLICE_ORDER_MARGIN``; judged on ``prior``
         when given, else on a first segmentation); ``reverse=True`` / ``False`` forces the
-        choice. ``self.last_reversed`` tells what was done, ``self.last_order_source`` why.
+        choice. The result tells what was done (``reversed``) and why (``order_source``).
 
         Heart window: with ``window_from`` (labels of another frame of the same stack, same
         shape) or else ``prior``, the network sees only :meth:`heart_window` around that heart
-        (:data:`HEART_WINDOW_MARGIN_MM`; ``self.last_window`` is the window used, None for the
+        (:data:`HEART_WINDOW_MARGIN_MM`; the result's ``window`` is the window used, None for the
         whole image).
         """
         arr = np.asarray(arr)
@@ -237,25 +272,33 @@ class Segmenter:
             source = "labels" if reverse is None else "geometry"
         else:
             source = "caller" if reverse is not None else "unchecked"
-        self.last_order_source = source
+        seen: dict = {}
         if reverse is None:
             if prior is not None:
                 reverse = self.reads_reversed(prior)
             else:
-                seg = self._predict(arr, spacing_xy, post, None, window)
+                seg = self._predict(arr, spacing_xy, post, None, window, seen)
                 if not self.reads_reversed(seg):
-                    self.last_reversed = False
-                    return seg
+                    return self._remember(FramePrediction(seg, False, source, seen.get("window")))
                 reverse = True
-        self.last_reversed = bool(reverse)
         if not reverse:
-            return self._predict(arr, spacing_xy, post, prior, window)
+            seg = self._predict(arr, spacing_xy, post, prior, window, seen)
+            return self._remember(FramePrediction(seg, False, source, seen.get("window")))
 
         def flipped(a):
             return None if a is None else np.ascontiguousarray(np.asarray(a)[::-1])
 
-        return np.ascontiguousarray(self._predict(flipped(arr), spacing_xy, post, flipped(prior),
-                                                  flipped(window))[::-1])
+        seg = np.ascontiguousarray(self._predict(flipped(arr), spacing_xy, post, flipped(prior),
+                                                 flipped(window), seen)[::-1])
+        return self._remember(FramePrediction(seg, True, source, seen.get("window")))
+
+    def _remember(self, result):
+        """``result`` (a :class:`FramePrediction` or :class:`VolumeSegmentation`), its decision
+        also kept in the ``last_*`` attributes for interactive use."""
+        self.last_reversed, self.last_order_source = bool(result.reversed), result.order_source
+        if isinstance(result, FramePrediction):
+            self.last_window = result.window
+        return result
 
     def geometry_reverse(self, ijk_to_ras) -> bool | None:
         """Whether a stack with this geometry must be reversed for the network (its slice order,
@@ -272,7 +315,8 @@ class Segmenter:
 
     @torch.inference_mode()
     def _predict(self, arr: np.ndarray, spacing_xy, post: bool = True,
-                 prior: np.ndarray | None = None, window_labels: np.ndarray | None = None) -> np.ndarray:
+                 prior: np.ndarray | None = None, window_labels: np.ndarray | None = None,
+                 seen: dict | None = None) -> np.ndarray:
         """One segmentation of the stack in the order given.
 
         With ``self.tta`` the softmax of the image and of its two in-plane flips is averaged
@@ -286,7 +330,7 @@ class Segmenter:
         when more than :data:`ES_RV_CONFUSION_FRACTION` of the ES LV blood pool then lies on the
         ED RV blood pool, the LV blood pool is refused there too (see :meth:`_apply_es_prior`).
         ``window_labels``: labels (same shape) of another frame of the same stack; the network
-        then sees only :meth:`heart_window` around them (``self.last_window``)."""
+        then sees only :meth:`heart_window` around them (put in ``seen["window"]``)."""
         z, h, w = arr.shape
         t = prepare_frame(arr, spacing_xy, self.target_spacing)
         x = stack_neighbours(t, self.context)
@@ -296,7 +340,8 @@ class Segmenter:
         win = None
         if window_labels is not None and np.shape(window_labels) == arr.shape:
             win = self.heart_window(window_labels, valid, x.shape[-2:])
-        self.last_window = win
+        if seen is not None:
+            seen["window"] = win
         if win is None:
             logits = self._scores(x, valid)
         else:
@@ -472,7 +517,7 @@ class Segmenter:
                 out[:, bp[0]][rv] = low
         return out
 
-    def segment_phases(self, frames: np.ndarray, spacing_xyz, progress=None, cancel=None,
+    def segment_phases(self, frames: np.ndarray, spacing_xyz, progress=None,
                        ed_es: tuple[int, int] | None = None, geometry=None):
         """Every phase of a cine (T, Z, H, W): ED is the phase of largest LV blood-pool volume,
         ES the smallest; the ES phase is then segmented again anchored to ED. With ``ed_es``
@@ -480,7 +525,16 @@ class Segmenter:
         after the first is segmented on the first phase's heart window (:meth:`heart_window`).
         One slice-order decision holds for every phase: from ``geometry`` (ijk-to-RAS) when it
         tells, else judged on the first phase (see :meth:`predict_frame`).
-        Returns (labels (T, Z, H, W), ED index, ES index)."""
+        ``progress``: a :class:`cmrrisk.progress.Progress`, updated before each phase (a cancel
+        raises :class:`Cancelled` there).
+        Returns (labels (T, Z, H, W), ED index, ES index); :meth:`segment_detailed` also tells
+        the slice-order decision."""
+        out, ed_t, es_t, _, _ = self._segment_phases(frames, spacing_xyz, progress, ed_es, geometry)
+        return out, ed_t, es_t
+
+    def _segment_phases(self, frames, spacing_xyz, progress, ed_es, geometry):
+        """:meth:`segment_phases` -> (labels, ED, ES, reversed, order source)."""
+        progress = as_progress(progress)
         n = frames.shape[0]
         out = np.zeros(frames.shape, dtype=np.uint8)
         order = list(range(n))
@@ -489,41 +543,51 @@ class Segmenter:
         reverse = None
         source = "unchecked"
         for k, t in enumerate(order):
-            if cancel is not None and cancel():
-                raise Cancelled()
+            progress.update(k, n, f"phase {k + 1}/{n}")
             prior = out[ed_es[0]] if ed_es is not None and t == ed_es[1] and t != ed_es[0] else None
             first = out[order[0]] if k > 0 else None  # the heart of the first phase: its window
-            out[t] = self.predict_frame(frames[t], spacing_xyz[:2], prior=prior, reverse=reverse,
-                                        window_from=first, geometry=geometry)
+            got = self.predict_frame_detailed(frames[t], spacing_xyz[:2], prior=prior, reverse=reverse,
+                                              window_from=first, geometry=geometry)
+            out[t] = got.labels
             if k == 0:
-                reverse, source = self.last_reversed, self.last_order_source
-            if progress:
-                progress(k + 1, n)
+                reverse, source = got.reversed, got.order_source
         if ed_es is None:
             ed_t, es_t = ed_es_phases(out, spacing_xyz)
             if ed_t != es_t:
-                out[es_t] = self.predict_frame(frames[es_t], spacing_xyz[:2], prior=out[ed_t], reverse=reverse)
+                out[es_t] = self.predict_frame_detailed(frames[es_t], spacing_xyz[:2], prior=out[ed_t],
+                                                        reverse=reverse).labels
         else:
             ed_t, es_t = ed_es
+        progress.report(n, n, f"{n} phase(s) segmented")
         self.last_reversed, self.last_order_source = bool(reverse), source
-        return out, int(ed_t), int(es_t)
+        return out, int(ed_t), int(es_t), bool(reverse), source
 
-    def segment(self, vol: Volume, progress: Callable[[int, int], None] | None = None,
-                cancel: Callable[[], bool] | None = None, prior: np.ndarray | None = None) -> Volume:
+    def segment(self, vol: Volume, progress: Progress | None = None, prior: np.ndarray | None = None) -> Volume:
+        """The label volume of :meth:`segment_detailed` (same arguments)."""
+        return self.segment_detailed(vol, progress, prior).volume
+
+    def segment_detailed(self, vol: Volume, progress: Progress | None = None,
+                         prior: np.ndarray | None = None,
+                         ed_es: tuple[int, int] | None = None) -> VolumeSegmentation:
         """Segment a 3D frame or every phase of a 4D cine (its ES phase anchored to ED, see
-        :meth:`segment_phases`), the slice order read from the volume's geometry when it tells;
-        ``prior``: for the ES frame of a cine given as a 3D frame, the labels of its ED frame
-        (see :meth:`predict_frame`). The result has the input's geometry."""
+        :meth:`segment_phases`; ``ed_es``: the known ED and ES phase indices), the slice order
+        read from the volume's geometry when it tells; ``prior``: for the ES frame of a cine
+        given as a 3D frame, the labels of its ED frame (see :meth:`predict_frame`). The
+        result's volume has the input's geometry; the result also tells the slice-order decision
+        (and a cine's ED and ES phases). ``progress``: a :class:`cmrrisk.progress.Progress`,
+        updated before each frame (a cancel raises :class:`Cancelled` there)."""
         sx, sy, _ = vol.spacing
         if vol.is_cine:
             if prior is not None:
                 raise CMRRiskError("a 4D cine is segmented with its own ED frame as the prior; "
                                    "give ED labels only with a 3D ES frame.")
-            out = self.segment_phases(vol.array, vol.spacing, progress, cancel, geometry=vol.ijk_to_ras)[0]
-        else:
-            if cancel is not None and cancel():
-                raise Cancelled()
-            out = self.predict_frame(vol.array, (sx, sy), prior=prior, geometry=vol.ijk_to_ras)
-            if progress:
-                progress(1, 1)
-        return vol.with_array(out)
+            out, ed_t, es_t, rev, source = self._segment_phases(vol.array, vol.spacing, progress, ed_es,
+                                                                vol.ijk_to_ras)
+            return VolumeSegmentation(vol.with_array(out), rev, source, ed_t, es_t)
+        if ed_es is not None:
+            raise CMRRiskError("ED and ES phase indices are for a 4D cine; this is a 3D frame.")
+        progress = as_progress(progress)
+        progress.update(0, 1, "frame")
+        got = self.predict_frame_detailed(vol.array, (sx, sy), prior=prior, geometry=vol.ijk_to_ras)
+        progress.report(1, 1, "frame segmented")
+        return VolumeSegmentation(vol.with_array(got.labels), got.reversed, got.order_source)

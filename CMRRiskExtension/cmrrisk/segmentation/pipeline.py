@@ -53,20 +53,22 @@ def summarize_result(vol: Volume, seg: Volume, structures=CINE_LABELS) -> dict:
     return info
 
 
-#: how ``Segmenter.last_order_source`` reads in :func:`slice_order_note`
+#: how a segmentation's ``order_source`` reads in :func:`slice_order_note`
 ORDER_SOURCES = {"geometry": "order read from the image geometry",
                  "labels": "order judged from the LV area along the stack",
                  "caller": "order chosen by the caller"}
 
 
-def slice_order_note(seg_model: Segmenter) -> str:
-    """What the last segmentation did with the slice order, for reports."""
+def slice_order_note(seg_model: Segmenter, result) -> str:
+    """What a segmentation by ``seg_model`` did with the slice order, for reports; ``result``: its
+    :class:`~cmrrisk.segmentation.infer.VolumeSegmentation` (or anything with ``reversed`` and
+    ``order_source``)."""
     if not seg_model.check_slice_order:
         return "as given (not checked)"
     trained = seg_model.slice_order.replace("_", " ")
-    how = ORDER_SOURCES.get(seg_model.last_order_source, "")
+    how = ORDER_SOURCES.get(result.order_source, "")
     how = f"; {how}" if how else ""
-    if seg_model.last_reversed:
+    if result.reversed:
         other = "base first" if seg_model.slice_order == "apex_first" else "apex first"
         return f"reversed for the model (stack given {other}; the model was trained {trained}{how})"
     return f"as given ({trained}, as in training{how})"
@@ -88,7 +90,7 @@ def choose_model(vol: Volume, path: str) -> tuple:
 
 
 def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device: str = "cpu",
-                   progress: bool = True, tta: bool | None = None, check_slice_order: bool = True,
+                   progress=True, tta: bool | None = None, check_slice_order: bool = True,
                    dicom: bool = False, require_kind: bool = False, engine=None) -> dict:
     """Segment every input with ``model`` (a bundled name, a model folder, or ``auto``: cine or
     lge per input from its DICOM headers or name, see :func:`choose_model`).
@@ -96,8 +98,10 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
     ``dicom``: every input must be a DICOM folder; each also gets ``<name>_dicom/`` with one DICOM
     SEG per segmented frame and a measurement report (see :mod:`cmrrisk.dicomout`).
     ``require_kind``: refuse an input that its headers do not show to be a cine or LGE series.
-    ``engine``: a :class:`cmrrisk.parallel.Engine` whose workers segment the inputs as tasks (each
-    worker loads a model once), used when it was asked for workers, a scheduler or a cluster."""
+    ``progress``: True (a bar of the frames), False, or a :class:`cmrrisk.progress.Progress`
+    (its cancel is asked before each frame). ``engine``: a :class:`cmrrisk.parallel.Engine` whose
+    workers segment the inputs as tasks (each worker loads a model once; progress by input),
+    used when it was asked for workers, a scheduler or a cluster."""
     from .. import progress as P
 
     if not inputs:
@@ -176,26 +180,24 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
         done = engine.map(segment_one, jobs, desc="segment", progress=progress, unit="input")
         report["inputs"] = [done[i] for i in range(len(inputs))]
     else:
-        bar = None
-        if progress:
-            from ..progress import progress_bar
-
-            bar = progress_bar(total=n_frames, unit="frame", desc="segment", leave=False)
+        bar = P.as_progress(progress, desc="segment", unit="frame", leave=False)
+        bar.update(0, n_frames, "segment")
+        frames_done = [0]
         try:
             for p in inputs:
                 done = [0]
 
-                def step(i, n, _done=done, _name=os.path.basename(p)):
-                    if bar is not None:
-                        bar.update(i - _done[0])
+                def step(i, n, _msg, _done=done, _name=os.path.basename(p)):
+                    frames_done[0] += i - _done[0]
                     _done[0] = i
+                    bar.update(frames_done[0], n_frames, f"{_name}: frame {i}/{n}")
                     P.emit(i / max(1, n), f"{_name}: frame {i}/{n}")  # --progress json
 
                 report["inputs"].append(segment_one(p, out_dir, models[chosen[p][0]], chosen[p][1], dicom,
-                                                    cache.pop(p, None), sources.pop(p, None), step))
+                                                    cache.pop(p, None), sources.pop(p, None),
+                                                    P.Progress(step, bar.cancelled)))
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
     modeldir.write_json(os.path.join(out_dir, "segment.json"), report)
     return report
 
@@ -206,7 +208,7 @@ _WORKER_MODELS: dict = {}
 
 
 def segment_one(p: str, out_dir: str, seg_model, reason, dicom: bool, vol: Volume | None = None,
-                series=None, step=None) -> dict:
+                series=None, progress=None) -> dict:
     """Segment input ``p`` and write ``<out>/<name>_seg.nii.gz`` (and its DICOM outputs):
     the input's entry of ``segment.json``. ``seg_model``: a :class:`Segmenter`, or the key
     (name, device, tta, slice order checked) of one this process loads once for all its tasks."""
@@ -223,7 +225,8 @@ def segment_one(p: str, out_dir: str, seg_model, reason, dicom: bool, vol: Volum
 
         series = load_series(p, vol.array.shape)
     t0 = time.perf_counter()
-    seg = seg_model.segment(vol, progress=step)
+    result = seg_model.segment_detailed(vol, progress=progress)
+    seg = result.volume
     secs = time.perf_counter() - t0
     out_path = os.path.join(out_dir, output_name(p))
     write_image(seg.with_array(seg.array.astype(np.uint8)), out_path)
@@ -238,7 +241,7 @@ def segment_one(p: str, out_dir: str, seg_model, reason, dicom: bool, vol: Volum
         **({"model_selected_because": reason} if reason else {}),
         "seconds": round(secs, 3),
         "seconds_per_frame": round(secs / n, 3),
-        "slice_order": slice_order_note(seg_model),
+        "slice_order": slice_order_note(seg_model, result),
     }
     if vol.meta:
         entry["metadata"] = {k: v for k, v in vol.meta.items() if k not in ("trigger_times_ms", "instance_numbers")}

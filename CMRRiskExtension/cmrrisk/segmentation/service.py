@@ -8,7 +8,8 @@
 * :func:`segment_cine`: every phase of a 4D cine, ED and ES phases found on the labels.
 
 Each returns a small result object telling what was done (model or reference, slice order),
-read once right after the network call instead of from the segmenter's ``last_*`` attributes.
+taken from the segmenter's own result (``Segmenter.segment_detailed``), never from attributes
+that another call on the same segmenter could change.
 """
 
 from __future__ import annotations
@@ -76,23 +77,27 @@ class CineResult:
 def segment_frame(vol, model: str = "cine", device: str = "cpu", prior: np.ndarray | None = None) -> FrameResult:
     """Segment the 3D Volume ``vol`` with bundled model ``model``; ``prior``: the ED labels when
     ``vol`` is the ES frame of the same cine (ES anchored to ED)."""
-    seg = segmenter(model, device)
-    labels = np.asarray(seg.segment(vol, prior=prior).array)
-    return FrameResult(labels, f"model {model}", prior is not None, bool(seg.last_reversed), seg.last_order_source)
+    got = segmenter(model, device).segment_detailed(vol, prior=prior)
+    return FrameResult(np.asarray(got.volume.array), f"model {model}", prior is not None, got.reversed,
+                       got.order_source)
 
 
 def segment_ed_es(ed, es, ed_labels: np.ndarray | None = None, es_labels: np.ndarray | None = None,
                   model: str = "cine", device: str = "cpu", progress=None) -> EdEsResult:
     """The ED and ES labels of a cine given as two 3D Volumes: each given label array is kept
     (source "reference"); the others are segmented, ED first, then ES anchored to the ED labels.
-    ``progress(phase)`` is called before each model segmentation ("ed" or "es")."""
+    ``progress`` (a :class:`cmrrisk.progress.Progress`) is updated before each model
+    segmentation (message "segmentation (ED)" or "(ES)"; a cancel stops there)."""
+    from ..progress import as_progress
+
+    progress = as_progress(progress)
+    todo = [ph for ph, given in (("ed", ed_labels), ("es", es_labels)) if given is None]
     frames = {}
     for ph, vol, given in (("ed", ed, ed_labels), ("es", es, es_labels)):
         if given is not None:
             frames[ph] = FrameResult(np.asarray(given), "reference")
             continue
-        if progress is not None:
-            progress(ph)
+        progress.update(todo.index(ph), len(todo), f"segmentation ({ph.upper()})")
         frames[ph] = segment_frame(vol, model, device, prior=frames["ed"].labels if ph == "es" else None)
     return EdEsResult(frames)
 
@@ -100,6 +105,6 @@ def segment_ed_es(ed, es, ed_labels: np.ndarray | None = None, es_labels: np.nda
 def segment_cine(cine, model: str = "cine", device: str = "cpu") -> CineResult:
     """Every phase of the 4D Volume ``cine`` (ED and ES phases of largest and smallest LV blood
     pool; ES segmented again anchored to ED, see ``Segmenter.segment_phases``)."""
-    seg = segmenter(model, device)
-    labels, ed_t, es_t = seg.segment_phases(cine.array, cine.spacing, geometry=cine.ijk_to_ras)
-    return CineResult(labels, int(ed_t), int(es_t), f"model {model}", bool(seg.last_reversed), seg.last_order_source)
+    got = segmenter(model, device).segment_detailed(cine)
+    return CineResult(np.asarray(got.volume.array), got.ed_phase, got.es_phase, f"model {model}", got.reversed,
+                      got.order_source)

@@ -89,6 +89,11 @@ def _log(msg: str) -> None:
 
 
 def load_store(subjects, target: float, progress=None) -> FrameStore:
+    """Every training frame resampled to ``target`` mm (``progress``: a
+    :class:`cmrrisk.progress.Progress`, updated per subject)."""
+    from ..progress import as_progress
+
+    progress = as_progress(progress)
     store = FrameStore()
     for n, s in enumerate(subjects):
         for phase in ("ed", "es"):
@@ -102,8 +107,7 @@ def load_store(subjects, target: float, progress=None) -> FrameStore:
             x = prepare_frame(img.array, (sx, sy), target)[:, 0].numpy()
             y = labels_to_target_grid(lab, (sx, sy), target, 4)
             store.add(x, y)
-        if progress:
-            progress(n + 1, len(subjects))
+        progress.update(n + 1, len(subjects), f"{s.subject} loaded")
     return store
 
 
@@ -172,8 +176,12 @@ def _state_digest(state: dict) -> str:
 
 def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool = False,
           threads: int | None = None, task: str = "cine", init: str | None = None,
-          **overrides) -> dict:
+          progress=None, **overrides) -> dict:
     """Train (or, with ``init``, fine-tune from a model directory) and write ``out``.
+
+    ``progress``: a :class:`cmrrisk.progress.Progress`, updated every 50 iterations with the
+    iterations done (in a one-process run its cancel stops training there; the checkpoint
+    written so far lets ``train`` resume).
 
     ``out`` and ``init`` are checked before any data is read (``out`` must be new, empty, a model
     directory or a folder of its own checkpoints: :func:`cmrrisk.modeldir.check_output`); a run
@@ -186,7 +194,7 @@ def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool
     created = not os.path.exists(out)
     rank, world, _ = distributed_context(device)
     try:
-        return _train(data, out, seed, device, use_all, threads, task, init, **overrides)
+        return _train(data, out, seed, device, use_all, threads, task, init, progress=progress, **overrides)
     except BaseException:
         if rank == 0 and created and os.path.isdir(out) and not os.listdir(out):
             os.rmdir(out)
@@ -201,7 +209,10 @@ def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool
 
 def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool = False,
            threads: int | None = None, task: str = "cine", init: str | None = None,
-           **overrides) -> dict:
+           progress=None, **overrides) -> dict:
+    from ..progress import as_progress
+
+    progress = as_progress(progress)
     if task not in TASKS:
         raise CMRRiskError(f"--task {task!r}: use one of {', '.join(TASKS)}.")
     spec = TASKS[task]
@@ -356,6 +367,8 @@ def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: boo
                     f.write(json.dumps(rec) + "\n")
             log(f"it {done}/{hp['iterations']} loss {rec['loss']:.4f} "
                  f"({secs / done:.2f} s/it, {secs / 60:.1f} min)")
+            if world == 1:  # a cancel on one process of several would leave the others waiting
+                progress.update(done, hp["iterations"], f"iteration {done}/{hp['iterations']}")
         if rank == 0 and (done % hp["checkpoint_every"] == 0 or done == hp["iterations"]):
             secs = elapsed + time.perf_counter() - t0
             tmp = ckpt_path + ".tmp"

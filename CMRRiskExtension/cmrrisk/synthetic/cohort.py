@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 
+from ..progress import as_progress
 from .model import COLUMNS, HAZARD, TRUE_COLUMNS, VERSION, draw_subject, hazard_formula, log_hazard
 from .shapes import RVEF_SHIFT, RV_SHAPE, TERRITORIES, subject_labels
 from .render import (APEX_FIRST, CINE_EPI_BAND, CINE_NOISE_FACTOR, LGE_EPI_RIM, LGE_TEXTURE, REFERENCE, TRABECULAE,
@@ -77,7 +78,8 @@ def generate_cohort(out_dir: str, n: int = 60, seed: int = 0, progress=True,
     """Write ``n`` synthetic subjects, ``manifest.csv`` and ``synthetic.json`` under ``out_dir``;
     return the manifest's path. The same ``seed`` gives the same arrays and tables.
     ``progress``: True prints a line per subject on stderr (a progress bar with several
-    workers), a callable gets (done, total).
+    workers); a :class:`cmrrisk.progress.Progress` is updated per subject (its cancel stops
+    before the next subject; nothing is left in ``out_dir`` then).
     ``workers``: None or 1 generates the subjects in this process; more generates them in that
     many ``spawn``-started processes (:func:`cmrrisk.parallel.run_subjects`). Every subject draws
     from its own child of ``SeedSequence(seed)``, so the output is identical either way."""
@@ -143,19 +145,20 @@ def _generate(out_dir: str, n: int, seed: int, progress, workers) -> str:
         from ..parallel import run_subjects
 
         jobs = [(i, (i, ss, out_dir)) for i, ss in enumerate(seqs)]
-        done = run_subjects(_subject, jobs, workers=workers, desc="synth", progress=progress is True)
+        done = run_subjects(_subject, jobs, workers=workers, desc="synth", progress=progress)
         rows = [done[i] for i in range(n)]
-        if callable(progress):
-            progress(n, n)
     else:
+        own = None if progress is None or isinstance(progress, bool) else as_progress(progress)
         rows = []
         for i, ss in enumerate(seqs):
+            if own is not None:
+                own.update(i, n, f"subject {i + 1}/{n}")
             row = _subject(i, ss, out_dir)
             rows.append(row)
-            if callable(progress):
-                progress(i + 1, n)
-            elif progress:
+            if own is None and progress:
                 print(_progress_line(i + 1, n, row), file=sys.stderr, flush=True)
+        if own is not None:
+            own.update(n, n, f"{n} subjects")
     man = os.path.join(out_dir, "manifest.csv")
     write_csv(man, list(COLUMNS), rows)
     desc = {
