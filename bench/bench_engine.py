@@ -9,8 +9,9 @@ Parts (``--parts``, comma-separated):
   the tables must be identical;
 * ``cpu``: CPU seconds per subject of ``features --workers 1`` (marginal cost from 2 and 6
   subjects), the basis of the projection in docs/how-to/cluster.md;
-* ``share``: the share of the cores that 1 and 2 busy processes of one session get, and 2 in
-  sessions of their own (the scheduler's per-session fair share, when other sessions are busy);
+* ``share``: the share of the cores that 1 and 2 busy processes of one scheduling group get,
+  and 2 in groups of their own (Linux's autogroup: one fair share per group while other groups
+  are busy);
 * ``search``: the default survival model (``auto``: 33 candidate sets x 5 folds) trained on
   the SUPPORT training split (DeepSurv HDF5, shared data) on 1 and 2 workers (torch threads 1),
   with its choice and test C-index (Harrell) for each.
@@ -56,8 +57,9 @@ def _children_cpu():
 
 
 def _autogroup():
-    """Linux's per-session fair share (1: each terminal session's processes together get one share
-    of the cores while other sessions run, so a second worker adds no CPU under contention)."""
+    """Linux's autogroup fair share (1: the processes started from one terminal or login together
+    get one share of the cores while other groups run, so a second worker adds no CPU under
+    contention)."""
     try:
         with open("/proc/sys/kernel/sched_autogroup_enabled") as fh:
             return int(fh.read().strip())
@@ -167,18 +169,18 @@ print(round((time.process_time() - c0) / {s}, 3))
 
 
 def share(seconds: float = 8.0) -> dict:
-    """Share of a core that 1 and 2 busy processes of this session get, and 2 that each start
-    their own session (Linux's autogroup gives every session one fair share)."""
-    def run(n, own_session):
+    """Share of a core that 1 and 2 busy processes of this scheduling group get, and 2 that each
+    start a group of their own (``setsid``: Linux's autogroup gives every group one fair share)."""
+    def run(n, own_group):
         procs = [subprocess.Popen([sys.executable, "-c", _BUSY.format(s=seconds)], stdout=subprocess.PIPE,
-                                  text=True, start_new_session=own_session) for _ in range(n)]
+                                  text=True, preexec_fn=os.setsid if own_group else None) for _ in range(n)]
         return [float(p.communicate()[0]) for p in procs]
 
     one, two, two_own = run(1, False), run(2, False), run(2, True)
-    return {"seconds": seconds, "one_process": one, "two_processes_one_session": two,
-            "two_processes_own_sessions": two_own,
-            "cores_used": {"one": round(sum(one), 2), "two_one_session": round(sum(two), 2),
-                           "two_own_sessions": round(sum(two_own), 2)},
+    return {"seconds": seconds, "one_process": one, "two_processes_one_group": two,
+            "two_processes_own_groups": two_own,
+            "cores_used": {"one": round(sum(one), 2), "two_one_group": round(sum(two), 2),
+                           "two_own_groups": round(sum(two_own), 2)},
             "command": "python bench/bench_engine.py --parts share"}
 
 
