@@ -17,7 +17,12 @@ Methods (``--method``):
 * ``stage2_net`` / ``stage2_netclassic``: the second-stage network (image + myocardium mask, or
   with the classic maps as two more channels), trained per fold on the four training folds only
   (reference myocardium with random jitter), checkpointed in ``bench/cv_work/`` and resumed.
-* ``stage2_net_gated`` / ``stage2_netclassic_gated``: the same fold networks (their finished
+* ``stage2_net25d``: ``stage2_net`` with 2.5D input (the normalised intensity of the slices below
+  and above as two more channels);
+* ``stage2_netft``: ``stage2_net`` trained with focal Tversky in place of soft Dice (false
+  negatives weighted more than false positives: a loss made for small structures);
+* ``stage2_net_gated`` / ``stage2_netclassic_gated`` / ``stage2_net25d_gated`` /
+  ``stage2_netft_gated``: the same fold networks (their finished
   checkpoints; a fold whose network is not trained yet is skipped) fused with the first stage
   (:func:`cmrrisk.segmentation.scar_stage2.fuse`): no scar where the first stage finds none in
   the whole stack, the first stage's MVO kept, scar = stage-2 scar + MVO and first-stage MVO.
@@ -55,8 +60,10 @@ if not (DATA / "emidec").is_dir():
     DATA = Path("/work/shared/data")
 WORK = ROOT / "bench" / "cv_work"
 N_FOLDS = 5
-METHODS = ("current", "classic_nsd", "classic_fwhm", "stage2_net", "stage2_netclassic", "stage2_net_gated",
-           "stage2_netclassic_gated")
+# options of scar_stage2.train / predict per second-stage network
+NETS = {"stage2_net": {}, "stage2_netclassic": {"classic": True}, "stage2_net25d": {"context": True},
+        "stage2_netft": {"loss": "focal_tversky"}}
+METHODS = ("current", "classic_nsd", "classic_fwhm") + tuple(NETS) + tuple(f"{n}_gated" for n in NETS)
 
 
 def folds(cases) -> list:
@@ -188,7 +195,8 @@ def main() -> int:
         net = None
         gated = args.method.endswith("_gated")
         base_method = args.method[: -len("_gated")] if gated else args.method
-        classic = base_method == "stage2_netclassic"
+        opts = NETS.get(base_method, {})
+        classic, context = bool(opts.get("classic")), bool(opts.get("context"))
         if args.method.startswith("stage2"):
             ckpt = WORK / f"{base_method}_it{args.iterations}_fold{k}.pt"
             if gated:
@@ -196,13 +204,14 @@ def main() -> int:
                 if st["iteration"] < args.iterations:
                     print(f"fold {k}: {ckpt.name} not finished; run --method {base_method} first", flush=True)
                     continue
-                net = S.ScarNet(4 if classic else 2)
+                net = S.ScarNet(S.n_inputs(classic, context))
                 net.load_state_dict(st["net"])
                 net.eval()
             else:
                 WORK.mkdir(parents=True, exist_ok=True)
                 train = [data[n] for n in sorted(data) if fold_of[n] != k]
-                net = S.train(train, str(ckpt), classic=classic, iterations=args.iterations, seed=k,
+                net = S.train(train, str(ckpt), classic=classic, context=context,
+                              loss=opts.get("loss", "dice_focal"), iterations=args.iterations, seed=k,
                               log=lambda m: print(f"fold {k}: {m}", flush=True))
         rows = {}
         for src, s1 in sources.items():
@@ -224,7 +233,7 @@ def main() -> int:
                         stage1_labels = base.astype(np.uint8)
                     myo = np.isin(stage1_labels, L.MYOCARDIAL)
                     if net is not None:
-                        s2 = S.predict(net, img, myo, classic=classic)
+                        s2 = S.predict(net, img, myo, classic=classic, context=context)
                         if gated:
                             s2 = S.fuse(bundled[n] if src == "reference" else stage1_labels, s2)
                     else:
