@@ -158,3 +158,31 @@ def test_a_25d_focal_tversky_network_trains_and_predicts(tmp_path):
     assert s2.shape == img.shape and not s2[~myo].any()
     with pytest.raises(ValueError, match="loss"):
         S.train([(img, lab)], str(tmp_path / "d.pt"), classic=False, loss="nope", iterations=1)
+
+
+
+class _Pointwise(torch.nn.Module):
+    """Scar wherever the normalised intensity is high, pixel by pixel: its answer does not depend on
+    the view, so views turned back correctly before averaging give the plain answer again."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        bright = x[:, :1]
+        return torch.cat([torch.full_like(bright, 0.5), bright, torch.full_like(bright, -9.0)], 1)
+
+
+@pytest.mark.parametrize("flips,rotations,views", [(True, False, 3), (False, True, 4), (True, True, 8)])
+def test_test_time_views_are_turned_back_before_averaging(flips, rotations, views):
+    img, lab = _case()  # scar on the left of the wall only: not symmetric
+    myo = np.isin(lab, L.MYOCARDIAL)
+    net = _Pointwise()
+    plain = S.predict(net, img, myo, classic=False, flips=False)
+    assert net.calls == 1 and (plain == L.SCAR).sum() > 0.9 * (lab == L.SCAR).sum()
+    net.calls = 0
+    out = S.predict(net, img, myo, classic=False, flips=flips, rotations=rotations)
+    assert net.calls == views
+    assert np.array_equal(out, plain)

@@ -27,6 +27,11 @@ Methods (``--method``):
   (:func:`cmrrisk.segmentation.scar_stage2.fuse`): no scar where the first stage finds none in
   the whole stack, the first stage's MVO kept, scar = stage-2 scar + MVO and first-stage MVO.
 
+Test-time views of the second-stage networks (``--tta``): ``flips`` (the default: the crop as is
+and flipped along each in-plane axis, probabilities averaged), ``none``, or ``dihedral`` (the eight
+quarter turns and mirrors of the square crop). Any other than ``flips`` only scores the finished
+fold networks (no training) and is written as ``lge_cv_<method>_tta-<views>.json``.
+
 Each method is scored with three myocardium sources:
 
 * ``reference``: the reference myocardium (upper bound of a second stage; the myocardium Dice is
@@ -40,7 +45,7 @@ Each method is scored with three myocardium sources:
 Resumable per fold: the JSON (bench/results/lge_cv_<method>.json) is rewritten after each fold
 and folds already in it are not redone. Single-threaded (torch.set_num_threads(1)).
 
-    .venv/bin/python bench/cv_lge.py --method stage2_net [--iterations 800]
+    .venv/bin/python bench/cv_lge.py --method stage2_net [--iterations 800] [--tta flips]
 """
 
 import argparse
@@ -149,6 +154,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--method", required=True, choices=METHODS)
     ap.add_argument("--iterations", type=int, default=800)
+    ap.add_argument("--tta", choices=("flips", "none", "dihedral"), default="flips",
+                    help="test-time views of the second-stage networks (see above)")
     ap.add_argument("--folds", default=",".join(str(k) for k in range(N_FOLDS)))
     args = ap.parse_args()
 
@@ -172,14 +179,19 @@ def main() -> int:
     split_ok = bool(held) and (split_dir / modeldir.WEIGHTS).is_file()
     split = stage1(str(split_dir), [c for c in cases if c.case in held], "lge_split") if split_ok else {}
 
-    dst = ROOT / "bench" / "results" / f"lge_cv_{args.method}.json"
+    if args.tta != "flips" and not args.method.startswith("stage2"):
+        print(f"--tta {args.tta}: only for the stage2_* methods", file=sys.stderr)
+        return 2
+    name = args.method + ("" if args.tta == "flips" else f"_tta-{args.tta}")
+    dst = ROOT / "bench" / "results" / f"lge_cv_{name}.json"
     res = json.loads(dst.read_text()) if dst.is_file() else {}
     if res.get("iterations", args.iterations) != args.iterations and args.method.startswith("stage2"):
         print(f"{dst}: made with --iterations {res['iterations']}; remove it to start again", file=sys.stderr)
         return 2
-    res.update({"method": args.method, "iterations": args.iterations if args.method.startswith("stage2") else None,
+    res.update({"method": name, "iterations": args.iterations if args.method.startswith("stage2") else None,
                 "command": f"python bench/cv_lge.py --method {args.method}"
-                + (f" --iterations {args.iterations}" if args.method.startswith("stage2") else ""),
+                + (f" --iterations {args.iterations}" if args.method.startswith("stage2") else "")
+                + ("" if args.tta == "flips" else f" --tta {args.tta}"),
                 "folds_seed": 0, "n_folds": N_FOLDS, "fold_of_case": fold_of,
                 "heldout15": sorted(held), "lge_split_weights_present": split_ok})
     res.setdefault("rows", {})
@@ -199,7 +211,7 @@ def main() -> int:
         classic, context = bool(opts.get("classic")), bool(opts.get("context"))
         if args.method.startswith("stage2"):
             ckpt = WORK / f"{base_method}_it{args.iterations}_fold{k}.pt"
-            if gated:
+            if gated or args.tta != "flips":
                 st = torch.load(ckpt, weights_only=True) if ckpt.is_file() else {"iteration": 0}
                 if st["iteration"] < args.iterations:
                     print(f"fold {k}: {ckpt.name} not finished; run --method {base_method} first", flush=True)
@@ -233,7 +245,8 @@ def main() -> int:
                         stage1_labels = base.astype(np.uint8)
                     myo = np.isin(stage1_labels, L.MYOCARDIAL)
                     if net is not None:
-                        s2 = S.predict(net, img, myo, classic=classic, context=context)
+                        s2 = S.predict(net, img, myo, classic=classic, context=context,
+                                       flips=args.tta != "none", rotations=args.tta == "dihedral")
                         if gated:
                             s2 = S.fuse(bundled[n] if src == "reference" else stage1_labels, s2)
                     else:
