@@ -158,6 +158,9 @@ def main() -> int:
                     help="test-time views of the second-stage networks (see above)")
     ap.add_argument("--folds", default=",".join(str(k) for k in range(N_FOLDS)))
     args = ap.parse_args()
+    if args.tta != "flips" and not args.method.startswith("stage2"):
+        print(f"--tta {args.tta}: only for the stage2_* methods", file=sys.stderr)
+        return 2
 
     import torch
 
@@ -179,9 +182,6 @@ def main() -> int:
     split_ok = bool(held) and (split_dir / modeldir.WEIGHTS).is_file()
     split = stage1(str(split_dir), [c for c in cases if c.case in held], "lge_split") if split_ok else {}
 
-    if args.tta != "flips" and not args.method.startswith("stage2"):
-        print(f"--tta {args.tta}: only for the stage2_* methods", file=sys.stderr)
-        return 2
     name = args.method + ("" if args.tta == "flips" else f"_tta-{args.tta}")
     dst = ROOT / "bench" / "results" / f"lge_cv_{name}.json"
     res = json.loads(dst.read_text()) if dst.is_file() else {}
