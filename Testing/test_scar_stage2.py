@@ -186,3 +186,21 @@ def test_test_time_views_are_turned_back_before_averaging(flips, rotations, view
     out = S.predict(net, img, myo, classic=False, flips=flips, rotations=rotations)
     assert net.calls == views
     assert np.array_equal(out, plain)
+
+
+class _Background(torch.nn.Module):
+    """Background everywhere, surely."""
+
+    def forward(self, x):
+        out = torch.zeros(x.shape[0], 3, *x.shape[-2:])
+        out[:, 0] = 50.0
+        return out
+
+
+def test_several_networks_average_their_probabilities():
+    img, lab = _case()
+    myo = np.isin(lab, L.MYOCARDIAL)
+    one = S.predict(_Pointwise(), img, myo, classic=False)
+    assert (one == L.SCAR).any()
+    assert np.array_equal(S.predict([_Pointwise(), _Pointwise()], img, myo, classic=False), one)
+    assert not S.predict([_Pointwise(), _Background()], img, myo, classic=False).any()

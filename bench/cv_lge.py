@@ -21,8 +21,11 @@ Methods (``--method``):
   and above as two more channels);
 * ``stage2_netft``: ``stage2_net`` trained with focal Tversky in place of soft Dice (false
   negatives weighted more than false positives: a loss made for small structures);
+* ``stage2_ens``: the fold networks of ``stage2_net`` and ``stage2_netft`` (both trained on the
+  same four folds, so still cross-validated) with their probabilities averaged; no training (run
+  those two methods first);
 * ``stage2_net_gated`` / ``stage2_netclassic_gated`` / ``stage2_net25d_gated`` /
-  ``stage2_netft_gated``: the same fold networks (their finished
+  ``stage2_netft_gated`` / ``stage2_ens_gated``: the same fold networks (their finished
   checkpoints; a fold whose network is not trained yet is skipped) fused with the first stage
   (:func:`cmrrisk.segmentation.scar_stage2.fuse`): no scar where the first stage finds none in
   the whole stack, the first stage's MVO kept, scar = stage-2 scar + MVO and first-stage MVO.
@@ -68,7 +71,9 @@ N_FOLDS = 5
 # options of scar_stage2.train / predict per second-stage network
 NETS = {"stage2_net": {}, "stage2_netclassic": {"classic": True}, "stage2_net25d": {"context": True},
         "stage2_netft": {"loss": "focal_tversky"}}
-METHODS = ("current", "classic_nsd", "classic_fwhm") + tuple(NETS) + tuple(f"{n}_gated" for n in NETS)
+ENSEMBLES = {"stage2_ens": ("stage2_net", "stage2_netft")}  # members share their inputs
+METHODS = ("current", "classic_nsd", "classic_fwhm") + tuple(NETS) + tuple(ENSEMBLES) + tuple(
+    f"{n}_gated" for n in (*NETS, *ENSEMBLES))
 
 
 def folds(cases) -> list:
@@ -207,18 +212,24 @@ def main() -> int:
         net = None
         gated = args.method.endswith("_gated")
         base_method = args.method[: -len("_gated")] if gated else args.method
-        opts = NETS.get(base_method, {})
+        members = ENSEMBLES.get(base_method, (base_method,))
+        opts = NETS.get(members[0], {})
         classic, context = bool(opts.get("classic")), bool(opts.get("context"))
         if args.method.startswith("stage2"):
             ckpt = WORK / f"{base_method}_it{args.iterations}_fold{k}.pt"
-            if gated or args.tta != "flips":
-                st = torch.load(ckpt, weights_only=True) if ckpt.is_file() else {"iteration": 0}
-                if st["iteration"] < args.iterations:
-                    print(f"fold {k}: {ckpt.name} not finished; run --method {base_method} first", flush=True)
+            if gated or args.tta != "flips" or base_method in ENSEMBLES:
+                net = []
+                for m in members:
+                    path = WORK / f"{m}_it{args.iterations}_fold{k}.pt"
+                    st = torch.load(path, weights_only=True) if path.is_file() else {"iteration": 0}
+                    if st["iteration"] < args.iterations:
+                        print(f"fold {k}: {path.name} not finished; run --method {m} first", flush=True)
+                        break
+                    net.append(S.ScarNet(S.n_inputs(classic, context)))
+                    net[-1].load_state_dict(st["net"])
+                    net[-1].eval()
+                if len(net) < len(members):
                     continue
-                net = S.ScarNet(S.n_inputs(classic, context))
-                net.load_state_dict(st["net"])
-                net.eval()
             else:
                 WORK.mkdir(parents=True, exist_ok=True)
                 train = [data[n] for n in sorted(data) if fold_of[n] != k]

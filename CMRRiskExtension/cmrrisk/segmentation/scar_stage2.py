@@ -205,31 +205,35 @@ def n_parameters(net) -> int:
 
 
 @torch.inference_mode()
-def predict(net: ScarNet, image: np.ndarray, myo: np.ndarray, classic: bool, flips: bool = True,
+def predict(net: ScarNet | list, image: np.ndarray, myo: np.ndarray, classic: bool, flips: bool = True,
             context: bool = False, rotations: bool = False) -> np.ndarray:
     """Stage-2 label map (0 / :data:`L.SCAR` / :data:`L.MVO`, uint8, on the image's grid) inside
     ``myo`` for a (Z, H, W) stack; zeros where the mask is empty. ``flips``: probabilities averaged
     over the image as is and flipped along each in-plane axis; ``rotations``: averaged over the
     four quarter turns instead, each also mirrored when ``flips`` (the eight symmetries of the
-    square crop)."""
+    square crop). ``net`` may be a list of networks with the same inputs: their probabilities are
+    averaged too."""
     out = np.zeros(image.shape, np.uint8)
     if not myo.any():
         return out
-    net.eval()
+    nets = list(net) if isinstance(net, (list, tuple)) else [net]
+    for n in nets:
+        n.eval()
     cy, cx, side = crop_box(myo)
     x = torch.from_numpy(crop(input_channels(image, myo, classic, context), cy, cx, side)).permute(1, 0, 2, 3).contiguous()
     prob = 0
-    if rotations:
-        for k in range(4):
-            for mirror in ((False, True) if flips else (False,)):
-                xi = torch.rot90(x.flip((3,)) if mirror else x, k, (2, 3))
-                p = torch.rot90(net(xi).softmax(1), -k, (2, 3))
-                prob = prob + (p.flip((3,)) if mirror else p)
-    else:
-        for dims in ([None, (3,), (2,)] if flips else [None]):
-            xi = x if dims is None else x.flip(dims)
-            p = net(xi).softmax(1)
-            prob = prob + (p if dims is None else p.flip(dims))
+    for model in nets:
+        if rotations:
+            for k in range(4):
+                for mirror in ((False, True) if flips else (False,)):
+                    xi = torch.rot90(x.flip((3,)) if mirror else x, k, (2, 3))
+                    p = torch.rot90(model(xi).softmax(1), -k, (2, 3))
+                    prob = prob + (p.flip((3,)) if mirror else p)
+        else:
+            for dims in ([None, (3,), (2,)] if flips else [None]):
+                xi = x if dims is None else x.flip(dims)
+                p = model(xi).softmax(1)
+                prob = prob + (p if dims is None else p.flip(dims))
     lab = prob.argmax(1).numpy().astype(np.uint8)
     lab = np.choose(lab, [0, L.SCAR, L.MVO]).astype(np.uint8)
     lab = uncrop(lab, cy, cx, image.shape[-2:])
