@@ -35,6 +35,10 @@ and flipped along each in-plane axis, probabilities averaged), ``none``, or ``di
 quarter turns and mirrors of the square crop). Any other than ``flips`` only scores the finished
 fold networks (no training) and is written as ``lge_cv_<method>_tta-<views>.json``.
 
+``--repeat R`` (R > 0; the trained network methods only) trains the same method again with other
+seeds (fold seed + 100 R), written as ``lge_cv_<method>_r<R>.json``: the spread between repeats
+is what a design change must beat.
+
 Each method is scored with three myocardium sources:
 
 * ``reference``: the reference myocardium (upper bound of a second stage; the myocardium Dice is
@@ -161,10 +165,14 @@ def main() -> int:
     ap.add_argument("--iterations", type=int, default=800)
     ap.add_argument("--tta", choices=("flips", "none", "dihedral"), default="flips",
                     help="test-time views of the second-stage networks (see above)")
+    ap.add_argument("--repeat", type=int, default=0, help="train again with other seeds (see above)")
     ap.add_argument("--folds", default=",".join(str(k) for k in range(N_FOLDS)))
     args = ap.parse_args()
     if args.tta != "flips" and not args.method.startswith("stage2"):
         print(f"--tta {args.tta}: only for the stage2_* methods", file=sys.stderr)
+        return 2
+    if args.repeat and (args.method not in NETS or args.tta != "flips"):
+        print("--repeat: only for the trained network methods, with the default --tta", file=sys.stderr)
         return 2
 
     import torch
@@ -187,7 +195,8 @@ def main() -> int:
     split_ok = bool(held) and (split_dir / modeldir.WEIGHTS).is_file()
     split = stage1(str(split_dir), [c for c in cases if c.case in held], "lge_split") if split_ok else {}
 
-    name = args.method + ("" if args.tta == "flips" else f"_tta-{args.tta}")
+    name = args.method + ("" if args.tta == "flips" else f"_tta-{args.tta}") + (
+        f"_r{args.repeat}" if args.repeat else "")
     dst = ROOT / "bench" / "results" / f"lge_cv_{name}.json"
     res = json.loads(dst.read_text()) if dst.is_file() else {}
     if res.get("iterations", args.iterations) != args.iterations and args.method.startswith("stage2"):
@@ -196,7 +205,8 @@ def main() -> int:
     res.update({"method": name, "iterations": args.iterations if args.method.startswith("stage2") else None,
                 "command": f"python bench/cv_lge.py --method {args.method}"
                 + (f" --iterations {args.iterations}" if args.method.startswith("stage2") else "")
-                + ("" if args.tta == "flips" else f" --tta {args.tta}"),
+                + ("" if args.tta == "flips" else f" --tta {args.tta}")
+                + (f" --repeat {args.repeat}" if args.repeat else ""),
                 "folds_seed": 0, "n_folds": N_FOLDS, "fold_of_case": fold_of,
                 "heldout15": sorted(held), "lge_split_weights_present": split_ok})
     res.setdefault("rows", {})
@@ -216,7 +226,8 @@ def main() -> int:
         opts = NETS.get(members[0], {})
         classic, context = bool(opts.get("classic")), bool(opts.get("context"))
         if args.method.startswith("stage2"):
-            ckpt = WORK / f"{base_method}_it{args.iterations}_fold{k}.pt"
+            ckpt = WORK / (f"{base_method}_it{args.iterations}" + (f"_r{args.repeat}" if args.repeat else "")
+                           + f"_fold{k}.pt")
             if gated or args.tta != "flips" or base_method in ENSEMBLES:
                 net = []
                 for m in members:
@@ -234,7 +245,8 @@ def main() -> int:
                 WORK.mkdir(parents=True, exist_ok=True)
                 train = [data[n] for n in sorted(data) if fold_of[n] != k]
                 net = S.train(train, str(ckpt), classic=classic, context=context,
-                              loss=opts.get("loss", "dice_focal"), iterations=args.iterations, seed=k,
+                              loss=opts.get("loss", "dice_focal"), iterations=args.iterations,
+                              seed=k + 100 * args.repeat,
                               log=lambda m: print(f"fold {k}: {m}", flush=True))
         rows = {}
         for src, s1 in sources.items():
