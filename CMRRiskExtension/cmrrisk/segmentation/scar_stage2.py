@@ -23,8 +23,8 @@ in-plane shift) so that the network learns to work from an imperfect first stage
 with scar twice as often as the others, and minimises soft Dice (scar + MVO, and MVO) plus focal
 cross-entropy (``loss="dice_focal"``), or focal Tversky (``loss="focal_tversky"``: false negatives
 weighted :data:`TVERSKY_BETA`, false positives :data:`TVERSKY_ALPHA`, exponent
-:data:`TVERSKY_GAMMA`, for small structures) plus focal cross-entropy. It checkpoints every ``checkpoint_every`` iterations and resumes from the
-checkpoint. Pure torch + numpy + scipy; CPU friendly (about 0.1 M parameters).
+:data:`TVERSKY_GAMMA`, for small structures) plus focal cross-entropy. It checkpoints every
+``checkpoint_every`` iterations and resumes from the checkpoint. Pure torch + numpy + scipy; CPU friendly (about 0.1 M parameters).
 """
 
 from __future__ import annotations
@@ -220,7 +220,8 @@ def predict(net: ScarNet | list, image: np.ndarray, myo: np.ndarray, classic: bo
     for n in nets:
         n.eval()
     cy, cx, side = crop_box(myo)
-    x = torch.from_numpy(crop(input_channels(image, myo, classic, context), cy, cx, side)).permute(1, 0, 2, 3).contiguous()
+    x = crop(input_channels(image, myo, classic, context), cy, cx, side)
+    x = torch.from_numpy(x).permute(1, 0, 2, 3).contiguous()
     prob = 0
     for model in nets:
         if rotations:
