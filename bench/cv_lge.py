@@ -23,7 +23,8 @@ Methods (``--method``):
   negatives weighted more than false positives: a loss made for small structures);
 * ``stage2_ens``: the fold networks of ``stage2_net`` and ``stage2_netft`` (both trained on the
   same four folds, so still cross-validated) with their probabilities averaged; no training (run
-  those two methods first);
+  those two methods first); ``stage2_ens_seeds`` / ``stage2_ens_ft_seeds``: the same with the
+  networks of ``stage2_net`` / ``stage2_netft`` and of their ``--repeat 1``;
 * ``stage2_net_gated`` / ``stage2_netclassic_gated`` / ``stage2_net25d_gated`` /
   ``stage2_netft_gated`` / ``stage2_ens_gated``: the same fold networks (their finished
   checkpoints; a fold whose network is not trained yet is skipped) fused with the first stage
@@ -75,7 +76,9 @@ N_FOLDS = 5
 # options of scar_stage2.train / predict per second-stage network
 NETS = {"stage2_net": {}, "stage2_netclassic": {"classic": True}, "stage2_net25d": {"context": True},
         "stage2_netft": {"loss": "focal_tversky"}}
-ENSEMBLES = {"stage2_ens": ("stage2_net", "stage2_netft")}  # members share their inputs
+# members share their inputs; "_r<R>": the networks of --repeat R
+ENSEMBLES = {"stage2_ens": ("stage2_net", "stage2_netft"), "stage2_ens_seeds": ("stage2_net", "stage2_net_r1"),
+             "stage2_ens_ft_seeds": ("stage2_netft", "stage2_netft_r1")}
 METHODS = ("current", "classic_nsd", "classic_fwhm") + tuple(NETS) + tuple(ENSEMBLES) + tuple(
     f"{n}_gated" for n in (*NETS, *ENSEMBLES))
 
@@ -223,7 +226,7 @@ def main() -> int:
         gated = args.method.endswith("_gated")
         base_method = args.method[: -len("_gated")] if gated else args.method
         members = ENSEMBLES.get(base_method, (base_method,))
-        opts = NETS.get(members[0], {})
+        opts = NETS.get(members[0].split("_r")[0], {})
         classic, context = bool(opts.get("classic")), bool(opts.get("context"))
         if args.method.startswith("stage2"):
             ckpt = WORK / (f"{base_method}_it{args.iterations}" + (f"_r{args.repeat}" if args.repeat else "")
@@ -231,7 +234,8 @@ def main() -> int:
             if gated or args.tta != "flips" or base_method in ENSEMBLES:
                 net = []
                 for m in members:
-                    path = WORK / f"{m}_it{args.iterations}_fold{k}.pt"
+                    m, _, r = m.partition("_r")
+                    path = WORK / (f"{m}_it{args.iterations}" + (f"_r{r}" if r else "") + f"_fold{k}.pt")
                     st = torch.load(path, weights_only=True) if path.is_file() else {"iteration": 0}
                     if st["iteration"] < args.iterations:
                         print(f"fold {k}: {path.name} not finished; run --method {m} first", flush=True)
