@@ -108,3 +108,99 @@ def test_fusion_follows_the_first_stage_on_hearts_without_scar_and_keeps_its_mvo
     assert np.array_equal(fused == L.MVO, lab == L.MVO)
     assert (fused[:, 50, 75:79] == L.SCAR).all()
     assert np.array_equal(fused > 0, (s2 > 0) | (lab == L.MVO))
+
+
+def test_context_channels_hold_the_neighbouring_slices_and_repeat_the_edges():
+    img, lab = _case()
+    img[1] += 500.0  # mark slice 1
+    myo = np.isin(lab, L.MYOCARDIAL)
+    x = S.input_channels(img, myo, classic=False, context=True)
+    assert x.shape[0] == S.n_inputs(False, True) == 4
+    below, above = x[2], x[3]
+    assert np.array_equal(below[2], x[0][1]) and np.array_equal(above[0], x[0][1])
+    assert np.array_equal(below[0], x[0][0]) and np.array_equal(above[3], x[0][3])  # edges repeated
+    assert S.intensity_channels(False, True) == [0, 2, 3] and S.intensity_channels(True, True) == [0, 4, 5]
+    assert np.array_equal(S.input_channels(img, myo, classic=False), x[:2])
+
+
+def test_focal_tversky_charges_a_miss_more_than_a_false_alarm():
+    target = torch.zeros(1, 8, 8, dtype=torch.long)
+    target[0, 2:6, 2:6] = 1
+
+    def logits(mask):
+        out = torch.zeros(1, 3, 8, 8)
+        out[:, 0] = 8.0
+        out[0, 0][mask] = 0.0
+        out[0, 1][mask] = 8.0  # as wrong on a missed pixel as on a false alarm
+        return out
+
+    scar = target[0] > 0
+    miss = scar.clone()
+    miss[2:4, 2:6] = False  # half the scar missed (8 pixels)
+    extra = scar.clone()
+    extra[6:8, 2:6] = True  # 8 pixels called scar outside it
+    ft = [float(S.loss_fn(logits(m), target, kind="focal_tversky")) for m in (miss, extra)]
+    dice = [float(S.loss_fn(logits(m), target, kind="dice_focal")) for m in (miss, extra)]
+    assert ft[0] > ft[1]
+    assert abs(dice[0] - dice[1]) < abs(ft[0] - ft[1])
+    with pytest.raises(ValueError, match="loss"):
+        S.loss_fn(logits(scar), target, kind="nope")
+
+
+def test_a_25d_focal_tversky_network_trains_and_predicts(tmp_path):
+    torch.set_num_threads(1)
+    img, lab = _case(0)
+    net = S.train([(img, lab), _case(1, scar=False)], str(tmp_path / "c.pt"), classic=False, context=True,
+                  loss="focal_tversky", iterations=2, batch=2)
+    assert net.enc[0][0].in_channels == 4
+    myo = np.isin(lab, L.MYOCARDIAL)
+    s2 = S.predict(net, img, myo, classic=False, context=True)
+    assert s2.shape == img.shape and not s2[~myo].any()
+    with pytest.raises(ValueError, match="loss"):
+        S.train([(img, lab)], str(tmp_path / "d.pt"), classic=False, loss="nope", iterations=1)
+
+
+
+class _Pointwise(torch.nn.Module):
+    """Scar wherever the normalised intensity is high, pixel by pixel: its answer does not depend on
+    the view, so views turned back correctly before averaging give the plain answer again."""
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        bright = x[:, :1]
+        return torch.cat([torch.full_like(bright, 0.5), bright, torch.full_like(bright, -9.0)], 1)
+
+
+@pytest.mark.parametrize("flips,rotations,views", [(True, False, 3), (False, True, 4), (True, True, 8)])
+def test_test_time_views_are_turned_back_before_averaging(flips, rotations, views):
+    img, lab = _case()  # scar on the left of the wall only: not symmetric
+    myo = np.isin(lab, L.MYOCARDIAL)
+    net = _Pointwise()
+    plain = S.predict(net, img, myo, classic=False, flips=False)
+    assert net.calls == 1 and (plain == L.SCAR).sum() > 0.9 * (lab == L.SCAR).sum()
+    net.calls = 0
+    out = S.predict(net, img, myo, classic=False, flips=flips, rotations=rotations)
+    assert net.calls == views
+    assert np.array_equal(out, plain)
+
+
+class _Background(torch.nn.Module):
+    """Background everywhere, surely."""
+
+    def forward(self, x):
+        out = torch.zeros(x.shape[0], 3, *x.shape[-2:])
+        out[:, 0] = 50.0
+        return out
+
+
+def test_several_networks_average_their_probabilities():
+    img, lab = _case()
+    myo = np.isin(lab, L.MYOCARDIAL)
+    one = S.predict(_Pointwise(), img, myo, classic=False)
+    assert (one == L.SCAR).any()
+    assert np.array_equal(S.predict([_Pointwise(), _Pointwise()], img, myo, classic=False), one)
+    assert not S.predict([_Pointwise(), _Background()], img, myo, classic=False).any()

@@ -17,10 +17,28 @@ Methods (``--method``):
 * ``stage2_net`` / ``stage2_netclassic``: the second-stage network (image + myocardium mask, or
   with the classic maps as two more channels), trained per fold on the four training folds only
   (reference myocardium with random jitter), checkpointed in ``bench/cv_work/`` and resumed.
-* ``stage2_net_gated`` / ``stage2_netclassic_gated``: the same fold networks (their finished
+* ``stage2_net25d``: ``stage2_net`` with 2.5D input (the normalised intensity of the slices below
+  and above as two more channels);
+* ``stage2_netft``: ``stage2_net`` trained with focal Tversky in place of soft Dice (false
+  negatives weighted more than false positives: a loss made for small structures);
+* ``stage2_ens``: the fold networks of ``stage2_net`` and ``stage2_netft`` (both trained on the
+  same four folds, so still cross-validated) with their probabilities averaged; no training (run
+  those two methods first); ``stage2_ens_seeds`` / ``stage2_ens_ft_seeds``: the same with the
+  networks of ``stage2_net`` / ``stage2_netft`` and of their ``--repeat 1``;
+* ``stage2_net_gated`` / ``stage2_netclassic_gated`` / ``stage2_net25d_gated`` /
+  ``stage2_netft_gated`` / ``stage2_ens_gated``: the same fold networks (their finished
   checkpoints; a fold whose network is not trained yet is skipped) fused with the first stage
   (:func:`cmrrisk.segmentation.scar_stage2.fuse`): no scar where the first stage finds none in
   the whole stack, the first stage's MVO kept, scar = stage-2 scar + MVO and first-stage MVO.
+
+Test-time views of the second-stage networks (``--tta``): ``flips`` (the default: the crop as is
+and flipped along each in-plane axis, probabilities averaged), ``none``, or ``dihedral`` (the eight
+quarter turns and mirrors of the square crop). Any other than ``flips`` only scores the finished
+fold networks (no training) and is written as ``lge_cv_<method>_tta-<views>.json``.
+
+``--repeat R`` (R > 0; the trained network methods only) trains the same method again with other
+seeds (fold seed + 100 R), written as ``lge_cv_<method>_r<R>.json``: the spread between repeats
+is what a design change must beat.
 
 Each method is scored with three myocardium sources:
 
@@ -35,7 +53,7 @@ Each method is scored with three myocardium sources:
 Resumable per fold: the JSON (bench/results/lge_cv_<method>.json) is rewritten after each fold
 and folds already in it are not redone. Single-threaded (torch.set_num_threads(1)).
 
-    .venv/bin/python bench/cv_lge.py --method stage2_net [--iterations 800]
+    .venv/bin/python bench/cv_lge.py --method stage2_net [--iterations 800] [--tta flips]
 """
 
 import argparse
@@ -55,8 +73,14 @@ if not (DATA / "emidec").is_dir():
     DATA = Path("/work/shared/data")
 WORK = ROOT / "bench" / "cv_work"
 N_FOLDS = 5
-METHODS = ("current", "classic_nsd", "classic_fwhm", "stage2_net", "stage2_netclassic", "stage2_net_gated",
-           "stage2_netclassic_gated")
+# options of scar_stage2.train / predict per second-stage network
+NETS = {"stage2_net": {}, "stage2_netclassic": {"classic": True}, "stage2_net25d": {"context": True},
+        "stage2_netft": {"loss": "focal_tversky"}}
+# members share their inputs; "_r<R>": the networks of --repeat R
+ENSEMBLES = {"stage2_ens": ("stage2_net", "stage2_netft"), "stage2_ens_seeds": ("stage2_net", "stage2_net_r1"),
+             "stage2_ens_ft_seeds": ("stage2_netft", "stage2_netft_r1")}
+METHODS = ("current", "classic_nsd", "classic_fwhm") + tuple(NETS) + tuple(ENSEMBLES) + tuple(
+    f"{n}_gated" for n in (*NETS, *ENSEMBLES))
 
 
 def folds(cases) -> list:
@@ -142,8 +166,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--method", required=True, choices=METHODS)
     ap.add_argument("--iterations", type=int, default=800)
+    ap.add_argument("--tta", choices=("flips", "none", "dihedral"), default="flips",
+                    help="test-time views of the second-stage networks (see above)")
+    ap.add_argument("--repeat", type=int, default=0, help="train again with other seeds (see above)")
     ap.add_argument("--folds", default=",".join(str(k) for k in range(N_FOLDS)))
     args = ap.parse_args()
+    if args.tta != "flips" and not args.method.startswith("stage2"):
+        print(f"--tta {args.tta}: only for the stage2_* methods", file=sys.stderr)
+        return 2
+    if args.repeat and (args.method not in NETS or args.tta != "flips"):
+        print("--repeat: only for the trained network methods, with the default --tta", file=sys.stderr)
+        return 2
 
     import torch
 
@@ -165,14 +198,18 @@ def main() -> int:
     split_ok = bool(held) and (split_dir / modeldir.WEIGHTS).is_file()
     split = stage1(str(split_dir), [c for c in cases if c.case in held], "lge_split") if split_ok else {}
 
-    dst = ROOT / "bench" / "results" / f"lge_cv_{args.method}.json"
+    name = args.method + ("" if args.tta == "flips" else f"_tta-{args.tta}") + (
+        f"_r{args.repeat}" if args.repeat else "")
+    dst = ROOT / "bench" / "results" / f"lge_cv_{name}.json"
     res = json.loads(dst.read_text()) if dst.is_file() else {}
     if res.get("iterations", args.iterations) != args.iterations and args.method.startswith("stage2"):
         print(f"{dst}: made with --iterations {res['iterations']}; remove it to start again", file=sys.stderr)
         return 2
-    res.update({"method": args.method, "iterations": args.iterations if args.method.startswith("stage2") else None,
+    res.update({"method": name, "iterations": args.iterations if args.method.startswith("stage2") else None,
                 "command": f"python bench/cv_lge.py --method {args.method}"
-                + (f" --iterations {args.iterations}" if args.method.startswith("stage2") else ""),
+                + (f" --iterations {args.iterations}" if args.method.startswith("stage2") else "")
+                + ("" if args.tta == "flips" else f" --tta {args.tta}")
+                + (f" --repeat {args.repeat}" if args.repeat else ""),
                 "folds_seed": 0, "n_folds": N_FOLDS, "fold_of_case": fold_of,
                 "heldout15": sorted(held), "lge_split_weights_present": split_ok})
     res.setdefault("rows", {})
@@ -188,21 +225,32 @@ def main() -> int:
         net = None
         gated = args.method.endswith("_gated")
         base_method = args.method[: -len("_gated")] if gated else args.method
-        classic = base_method == "stage2_netclassic"
+        members = ENSEMBLES.get(base_method, (base_method,))
+        opts = NETS.get(members[0].split("_r")[0], {})
+        classic, context = bool(opts.get("classic")), bool(opts.get("context"))
         if args.method.startswith("stage2"):
-            ckpt = WORK / f"{base_method}_it{args.iterations}_fold{k}.pt"
-            if gated:
-                st = torch.load(ckpt, weights_only=True) if ckpt.is_file() else {"iteration": 0}
-                if st["iteration"] < args.iterations:
-                    print(f"fold {k}: {ckpt.name} not finished; run --method {base_method} first", flush=True)
+            ckpt = WORK / (f"{base_method}_it{args.iterations}" + (f"_r{args.repeat}" if args.repeat else "")
+                           + f"_fold{k}.pt")
+            if gated or args.tta != "flips" or base_method in ENSEMBLES:
+                net = []
+                for m in members:
+                    m, _, r = m.partition("_r")
+                    path = WORK / (f"{m}_it{args.iterations}" + (f"_r{r}" if r else "") + f"_fold{k}.pt")
+                    st = torch.load(path, weights_only=True) if path.is_file() else {"iteration": 0}
+                    if st["iteration"] < args.iterations:
+                        print(f"fold {k}: {path.name} not finished; run --method {m} first", flush=True)
+                        break
+                    net.append(S.ScarNet(S.n_inputs(classic, context)))
+                    net[-1].load_state_dict(st["net"])
+                    net[-1].eval()
+                if len(net) < len(members):
                     continue
-                net = S.ScarNet(4 if classic else 2)
-                net.load_state_dict(st["net"])
-                net.eval()
             else:
                 WORK.mkdir(parents=True, exist_ok=True)
                 train = [data[n] for n in sorted(data) if fold_of[n] != k]
-                net = S.train(train, str(ckpt), classic=classic, iterations=args.iterations, seed=k,
+                net = S.train(train, str(ckpt), classic=classic, context=context,
+                              loss=opts.get("loss", "dice_focal"), iterations=args.iterations,
+                              seed=k + 100 * args.repeat,
                               log=lambda m: print(f"fold {k}: {m}", flush=True))
         rows = {}
         for src, s1 in sources.items():
@@ -224,7 +272,8 @@ def main() -> int:
                         stage1_labels = base.astype(np.uint8)
                     myo = np.isin(stage1_labels, L.MYOCARDIAL)
                     if net is not None:
-                        s2 = S.predict(net, img, myo, classic=classic)
+                        s2 = S.predict(net, img, myo, classic=classic, context=context,
+                                       flips=args.tta != "none", rotations=args.tta == "dihedral")
                         if gated:
                             s2 = S.fuse(bundled[n] if src == "reference" else stage1_labels, s2)
                     else:

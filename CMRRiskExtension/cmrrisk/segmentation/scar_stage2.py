@@ -11,7 +11,9 @@ labels each pixel background / scar / MVO. Its inputs are:
 * the myocardium mask;
 * optionally (``classic=True``) the classic maps inside the mask: n-SD (normalised intensity above
   remote mean + ``N_SD`` SD of the remote sector) and FWHM above remote (at or above half-way from
-  the remote mean to the 99th percentile of the myocardium).
+  the remote mean to the 99th percentile of the myocardium);
+* optionally (``context=True``, "2.5D") the normalised intensity of the slices below and above
+  (the edge slice repeated at the ends of the stack) as two more channels.
 
 The labels written back stay inside the first stage's myocardium: the stage-2 scar and MVO
 replace the first stage's, so the whole myocardium (and its Dice) is unchanged.
@@ -19,8 +21,10 @@ replace the first stage's, so the whole myocardium (and its Dice) is unchanged.
 Training (:func:`train`) uses reference myocardium masks jittered at random (dilation, erosion,
 in-plane shift) so that the network learns to work from an imperfect first stage, samples slices
 with scar twice as often as the others, and minimises soft Dice (scar + MVO, and MVO) plus focal
-cross-entropy. It checkpoints every ``checkpoint_every`` iterations and resumes from the
-checkpoint. Pure torch + numpy + scipy; CPU friendly (about 0.1 M parameters).
+cross-entropy (``loss="dice_focal"``), or focal Tversky (``loss="focal_tversky"``: false negatives
+weighted :data:`TVERSKY_BETA`, false positives :data:`TVERSKY_ALPHA`, exponent
+:data:`TVERSKY_GAMMA`, for small structures) plus focal cross-entropy. It checkpoints every
+``checkpoint_every`` iterations and resumes from the checkpoint. Pure torch + numpy + scipy; CPU friendly (about 0.1 M parameters).
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ N_SD = 3.0
 N_SECTORS = 6
 CROP = 80
 FEATURES = (8, 16, 32, 48)
+LOSSES = ("dice_focal", "focal_tversky")
+TVERSKY_ALPHA, TVERSKY_BETA, TVERSKY_GAMMA = 0.3, 0.7, 0.75
 
 
 # ----------------------------------------------------------------------------- intensity references
@@ -100,12 +106,27 @@ def classic_maps(norm: np.ndarray, myo: np.ndarray, ref: dict) -> tuple[np.ndarr
     return nsd.astype(np.float32), fwhm.astype(np.float32)
 
 
-def input_channels(image: np.ndarray, myo: np.ndarray, classic: bool) -> np.ndarray:
-    """(C, Z, H, W) float32 network input for a whole stack."""
+def n_inputs(classic: bool, context: bool = False) -> int:
+    """Number of input channels of the network for these options."""
+    return 2 + 2 * classic + 2 * context
+
+
+def intensity_channels(classic: bool, context: bool = False) -> list[int]:
+    """Indices of the channels that hold normalised intensity (augmented together in training)."""
+    return [0] + ([n_inputs(classic, False), n_inputs(classic, False) + 1] if context else [])
+
+
+def input_channels(image: np.ndarray, myo: np.ndarray, classic: bool, context: bool = False) -> np.ndarray:
+    """(C, Z, H, W) float32 network input for a whole stack: normalised intensity, mask, [classic
+    maps], [intensity of the slice below, of the slice above]."""
     norm, ref = normalise(image.astype(np.float32), myo)
-    chans = [np.clip(norm, -2.0, 4.0), myo.astype(np.float32)]
+    clipped = np.clip(norm, -2.0, 4.0)
+    chans = [clipped, myo.astype(np.float32)]
     if classic:
         chans += list(classic_maps(norm, myo, ref))
+    if context:
+        z = np.arange(image.shape[0])
+        chans += [clipped[np.maximum(z - 1, 0)], clipped[np.minimum(z + 1, image.shape[0] - 1)]]
     return np.stack(chans)
 
 
@@ -184,20 +205,36 @@ def n_parameters(net) -> int:
 
 
 @torch.inference_mode()
-def predict(net: ScarNet, image: np.ndarray, myo: np.ndarray, classic: bool, flips: bool = True) -> np.ndarray:
+def predict(net: ScarNet | list, image: np.ndarray, myo: np.ndarray, classic: bool, flips: bool = True,
+            context: bool = False, rotations: bool = False) -> np.ndarray:
     """Stage-2 label map (0 / :data:`L.SCAR` / :data:`L.MVO`, uint8, on the image's grid) inside
-    ``myo`` for a (Z, H, W) stack; zeros where the mask is empty."""
+    ``myo`` for a (Z, H, W) stack; zeros where the mask is empty. ``flips``: probabilities averaged
+    over the image as is and flipped along each in-plane axis; ``rotations``: averaged over the
+    four quarter turns instead, each also mirrored when ``flips`` (the eight symmetries of the
+    square crop). ``net`` may be a list of networks with the same inputs: their probabilities are
+    averaged too."""
     out = np.zeros(image.shape, np.uint8)
     if not myo.any():
         return out
-    net.eval()
+    nets = list(net) if isinstance(net, (list, tuple)) else [net]
+    for n in nets:
+        n.eval()
     cy, cx, side = crop_box(myo)
-    x = torch.from_numpy(crop(input_channels(image, myo, classic), cy, cx, side)).permute(1, 0, 2, 3).contiguous()
+    x = crop(input_channels(image, myo, classic, context), cy, cx, side)
+    x = torch.from_numpy(x).permute(1, 0, 2, 3).contiguous()
     prob = 0
-    for dims in ([None, (3,), (2,)] if flips else [None]):
-        xi = x if dims is None else x.flip(dims)
-        p = net(xi).softmax(1)
-        prob = prob + (p if dims is None else p.flip(dims))
+    for model in nets:
+        if rotations:
+            for k in range(4):
+                for mirror in ((False, True) if flips else (False,)):
+                    xi = torch.rot90(x.flip((3,)) if mirror else x, k, (2, 3))
+                    p = torch.rot90(model(xi).softmax(1), -k, (2, 3))
+                    prob = prob + (p.flip((3,)) if mirror else p)
+        else:
+            for dims in ([None, (3,), (2,)] if flips else [None]):
+                xi = x if dims is None else x.flip(dims)
+                p = model(xi).softmax(1)
+                prob = prob + (p if dims is None else p.flip(dims))
     lab = prob.argmax(1).numpy().astype(np.uint8)
     lab = np.choose(lab, [0, L.SCAR, L.MVO]).astype(np.uint8)
     lab = uncrop(lab, cy, cx, image.shape[-2:])
@@ -256,8 +293,11 @@ def _target(lab: np.ndarray) -> np.ndarray:
     return t
 
 
-def loss_fn(logits, target, gamma: float = 2.0):
-    """Soft Dice of scar + MVO and of MVO (over the batch) plus focal cross-entropy."""
+def loss_fn(logits, target, gamma: float = 2.0, kind: str = "dice_focal"):
+    """Focal cross-entropy plus, over the batch, for scar + MVO and for MVO: soft Dice
+    (``dice_focal``) or focal Tversky (``focal_tversky``)."""
+    if kind not in LOSSES:
+        raise ValueError(f"loss {kind!r}: expected one of {', '.join(LOSSES)}")
     p = logits.softmax(1)
     ce = F.cross_entropy(logits, target, reduction="none")
     pt = torch.exp(-ce)
@@ -265,17 +305,22 @@ def loss_fn(logits, target, gamma: float = 2.0):
     dl = 0
     for pred, ref in ((p[:, 1] + p[:, 2], (target > 0).float()), (p[:, 2], (target == 2).float())):
         inter = (pred * ref).sum()
-        dl = dl + 1 - (2 * inter + 1) / (pred.sum() + ref.sum() + 1)
+        if kind == "dice_focal":
+            dl = dl + 1 - (2 * inter + 1) / (pred.sum() + ref.sum() + 1)
+        else:
+            fp, fn = (pred * (1 - ref)).sum(), ((1 - pred) * ref).sum()
+            ti = (inter + 1) / (inter + TVERSKY_ALPHA * fp + TVERSKY_BETA * fn + 1)
+            dl = dl + (1 - ti) ** TVERSKY_GAMMA
     return focal + dl / 2
 
 
-def _samples(cases, classic: bool, rng):
+def _samples(cases, classic: bool, rng, context: bool = False):
     """Per case: (input channels (C, Z, H, W) cropped with a jittered mask, target (Z, side, side))."""
     out = []
     for image, lab in cases:
         myo_ref = np.isin(lab, L.MYOCARDIAL)
         m = jitter_mask(myo_ref, rng)
-        x = input_channels(image, m, classic)
+        x = input_channels(image, m, classic, context)
         cy, cx, side = crop_box(myo_ref)
         cy += int(rng.integers(-6, 7))
         cx += int(rng.integers(-6, 7))
@@ -284,12 +329,17 @@ def _samples(cases, classic: bool, rng):
 
 
 def train(cases, ckpt_path: str, *, classic: bool, iterations: int = 800, batch: int = 8, seed: int = 0,
-          lr: float = 2e-3, checkpoint_every: int = 100, refresh_every: int = 100, log=None) -> ScarNet:
+          lr: float = 2e-3, checkpoint_every: int = 100, refresh_every: int = 100, log=None,
+          context: bool = False, loss: str = "dice_focal") -> ScarNet:
     """Train a :class:`ScarNet` on ``cases`` [(image (Z, H, W), project labels)], resuming from
     ``ckpt_path`` when it exists; returns the trained network (eval mode). The jittered inputs
-    are redrawn every ``refresh_every`` iterations."""
+    are redrawn every ``refresh_every`` iterations. ``context``: 2.5D input (see
+    :func:`input_channels`); ``loss``: one of :data:`LOSSES` (see :func:`loss_fn`)."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss {loss!r}: expected one of {', '.join(LOSSES)}")
     torch.manual_seed(seed)
-    net = ScarNet(4 if classic else 2)
+    net = ScarNet(n_inputs(classic, context))
+    bright = intensity_channels(classic, context)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=iterations, pct_start=0.1)
     start = 0
@@ -304,7 +354,7 @@ def train(cases, ckpt_path: str, *, classic: bool, iterations: int = 800, batch:
     data = None
     for it in range(start, iterations):
         if data is None or (it - start) % refresh_every == 0:
-            data = _samples(cases, classic, rng)
+            data = _samples(cases, classic, rng, context)
             slices = [(i, k) for i, (x, t) in enumerate(data) for k in range(x.shape[1])]
             scar = [s for s in slices if (data[s[0]][1][s[1]] > 0).any()]
             plain = [s for s in slices if not (data[s[0]][1][s[1]] > 0).any()]
@@ -321,16 +371,16 @@ def train(cases, ckpt_path: str, *, classic: bool, iterations: int = 800, batch:
         kr = int(rng.integers(4))
         xb, tb = np.rot90(xb, kr, (-2, -1)), np.rot90(tb, kr, (-2, -1))
         xb = np.ascontiguousarray(xb)
-        xb[:, 0] = xb[:, 0] * float(rng.uniform(0.85, 1.15)) + float(rng.normal(0, 0.05))
+        xb[:, bright] = xb[:, bright] * float(rng.uniform(0.85, 1.15)) + float(rng.normal(0, 0.05))
         x = torch.from_numpy(np.ascontiguousarray(xb))
         t = torch.from_numpy(np.ascontiguousarray(tb))
-        loss = loss_fn(net(x), t)
+        value = loss_fn(net(x), t, kind=loss)
         opt.zero_grad()
-        loss.backward()
+        value.backward()
         opt.step()
         sched.step()
         if log and (it + 1) % 50 == 0:
-            log(f"iteration {it + 1}/{iterations} loss {float(loss):.4f}")
+            log(f"iteration {it + 1}/{iterations} loss {float(value):.4f}")
         if (it + 1) % checkpoint_every == 0 or it + 1 == iterations:
             tmp = ckpt_path + ".tmp"
             torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
