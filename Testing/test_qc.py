@@ -395,3 +395,37 @@ def test_slicer_logic_qc_of_a_cine_sequence_and_an_ed_es_pair(scene, segment_mod
     table = logic.qcVolume(ed, esVolumeNode=es2)
     assert table.GetAttribute("CMRRisk.qcStatus") == "exclude"
     assert "ed_es_spacing_mismatch" in rows(table)
+
+
+def test_shards_merged_give_the_single_run_report(tmp_path):
+    """``qc --shard I/N`` then ``merge-qc-shards``: the report a single run writes (the cohort-wide
+    intensity outlier, which needs every subject, found at the merge); a missing shard or a bad
+    shard spec is one clear error with nothing written."""
+    man = synthetic_cohort(tmp_path / "data")
+    single = tmp_path / "single"
+    assert _run_cli(man, "--out", str(single), "--workers", "1", "--no-segment", "--quiet").returncode == 0
+    for i in (1, 2, 3):
+        r = _run_cli(man, "--out", str(tmp_path / f"s{i}"), "--workers", "1", "--no-segment", "--quiet",
+                     "--shard", f"{i}/3")
+        assert r.returncode == 0, r.stderr
+        assert sorted(os.listdir(tmp_path / f"s{i}")) == ["qc_shard.json"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "CMRRiskExtension"))
+
+    def merge(*dirs, out):
+        return subprocess.run([sys.executable, "-m", "cmrrisk", "merge-qc-shards", *map(str, dirs), "--out", str(out)],
+                              capture_output=True, text=True, env=env, timeout=300)
+
+    r = merge(tmp_path / "s3", tmp_path / "s1", tmp_path / "s2", out=tmp_path / "merged")
+    assert r.returncode == 0, r.stderr
+    assert "8 subjects from 3 shards" in r.stdout
+    for name in ("qc_subjects.csv", "qc.md"):
+        assert (tmp_path / "merged" / name).read_text() == (single / name).read_text(), name
+    a, b = (json.loads((d / "qc.json").read_text()) for d in (single, tmp_path / "merged"))
+    a.pop("wall_seconds"), b.pop("wall_seconds")
+    assert a == b
+    assert "intensity_outlier" in (single / "qc_subjects.csv").read_text()  # the cohort-wide check is in it
+    r = merge(tmp_path / "s1", tmp_path / "s3", out=tmp_path / "incomplete")
+    assert r.returncode == 2 and "missing 2" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (tmp_path / "incomplete").exists()
+    r = _run_cli(man, "--out", str(tmp_path / "bad"), "--shard", "4/3", "--quiet")
+    assert r.returncode == 2 and "--shard 4/3" in r.stderr and not (tmp_path / "bad").exists()

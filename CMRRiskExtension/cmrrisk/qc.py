@@ -92,6 +92,8 @@ from . import labels as L
 from .errors import CMRRiskError
 from .qcchecks import (EXCLUDE, FLAG, MAX_MVO_WITHOUT_SCAR_SHARE, MAX_SCAR_BURDEN_PCT,  # noqa: F401
                        MAX_SCAR_OUTSIDE_SHARE, OK, check, scar_plausibility_checks, status_of)
+from .qcsummary import (finite_float, markdown, reasons, variety_summary, veracity_summary,  # noqa: F401
+                        volume_summary)
 
 MIN_SLICES = 6
 IN_PLANE_MM = (0.4, 3.0)
@@ -118,6 +120,8 @@ SEG_EXCLUDE = ("no_heart_found", "lv_empty", "myocardium_empty")
 
 
 QC_JSON, QC_CSV, QC_MD = "qc.json", "qc_subjects.csv", "qc.md"
+#: what ``qc --shard I/N`` writes: its subjects' results, joined by ``merge-shards``
+QC_SHARD = "qc_shard.json"
 
 
 # ------------------------------------------------------------------------------ one volume
@@ -550,162 +554,25 @@ def _robust_outliers(results: list) -> None:
                 r["status"] = status_of(r["checks"])
 
 
-def _dist(values) -> dict | None:
-    v = np.asarray([x for x in values if x is not None and math.isfinite(float(x))], float)
-    if v.size == 0:
-        return None
-    return {"n": int(v.size), "min": float(v.min()), "median": float(np.median(v)), "max": float(v.max())}
-
-
-def _counts(values) -> dict:
-    out: dict = {}
-    for v in values:
-        key = "unknown" if v in (None, "") else (f"{v:g} T" if isinstance(v, float) else str(v))
-        out[key] = out.get(key, 0) + 1
-    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-def finite_float(v):
-    """``float(v)`` when it is a finite number, else None."""
-    try:
-        x = float(v)
-    except (TypeError, ValueError):
-        return None
-    return x if math.isfinite(x) else None
-
-
-def volume_summary(man, results: list) -> dict:
-    rows = man.rows
-    out = {"n_subjects": len(rows),
-           "n_with_image": {role: sum(1 for r in rows if r.get(role)) for role in man.image_roles},
-           "n_with_reference_segmentation": {f"{role}_seg": sum(1 for r in rows if r.get(f"{role}_seg"))
-                                             for role in man.image_roles if f"{role}_seg" in man.columns}}
-    if "event" in man.columns:
-        ev = [r.get("event", "") for r in rows]
-        out["n_events"] = sum(1 for e in ev if e in ("1", "1.0", "True", "true"))
-        out["n_censored"] = sum(1 for e in ev if e in ("0", "0.0", "False", "false"))
-    if "time" in man.columns:
-        t = [finite_float(r.get("time")) for r in rows]
-        tc = [finite_float(r.get("time")) for r in rows if r.get("event") in ("0", "0.0", "False", "false")]
-
-        def fu(vals):
-            v = np.asarray([x for x in vals if x is not None], float)
-            if v.size == 0:
-                return None
-            q = np.percentile(v, [25, 50, 75])
-            return {"n": int(v.size), "median": float(q[1]), "q1": float(q[0]), "q3": float(q[2]),
-                    "max": float(v.max())}
-
-        out["follow_up"] = {"all": fu(t), "censored": fu(tc)}
-    if "label" in man.columns:
-        out["labels"] = _counts(r.get("label", "") for r in rows)
-    out["status"] = {s: sum(1 for r in results if r["status"] == s) for s in (OK, FLAG, EXCLUDE)}
-    return out
-
-
-def variety_summary(results: list) -> dict:
-    infos = [(role, info) for r in results for role, info in r["images"].items() if info.get("readable")]
-    out = {"per_role": {}}
-    for role in sorted({role for role, _ in infos}):
-        ii = [i for rl, i in infos if rl == role]
-        out["per_role"][role] = {
-            "n_images": len(ii),
-            "manufacturer": _counts(i.get("manufacturer") for i in ii),
-            "field_strength": _counts(i.get("field_strength_t") for i in ii),
-            "sequence": _counts(i.get("sequence") for i in ii),
-            "orientation": _counts(i.get("orientation") for i in ii),
-            "in_plane_mm": _dist(i.get("in_plane_mm") for i in ii),
-            "slice_spacing_mm": _dist(i.get("slice_spacing_mm") for i in ii),
-            "slice_thickness_mm": _dist(i.get("slice_thickness_mm") for i in ii),
-            "n_slices": _dist(i.get("n_slices") for i in ii),
-            "n_phases": _dist(i.get("n_phases") for i in ii),
-            "matrix_rows": _dist(i["matrix"][0] for i in ii if i.get("matrix")),
-            "matrix_columns": _dist(i["matrix"][1] for i in ii if i.get("matrix")),
-            "matrices": _counts(f"{i['matrix'][0]}x{i['matrix'][1]}" for i in ii if i.get("matrix")),
-        }
-    # per subject (one vendor per subject: its first image that names one)
-    def first(r, key):
-        for info in r["images"].values():
-            if info.get(key) not in (None, ""):
-                return info[key]
-        return None
-
-    out["manufacturer"] = _counts(first(r, "manufacturer") for r in results)
-    out["field_strength"] = _counts(first(r, "field_strength_t") for r in results)
-    out["sequence"] = _counts(first(r, "sequence") for r in results)
-    return out
-
-
-def veracity_summary(results: list) -> dict:
-    codes: dict = {}
-    for r in results:
-        for c in r["checks"]:
-            key = f"{c['severity']}:{c['code']}"
-            codes[key] = codes.get(key, 0) + 1
-    return {"check_counts": dict(sorted(codes.items())),
-            "subjects": [{"subject": r["subject"], "status": r["status"], "checks": r["checks"],
-                          "segmentation": r.get("segmentation", {}), "indices": r.get("indices", {})}
-                         for r in results]}
-
-
-def _reasons(r: dict, severity: str) -> str:
-    return "; ".join(f"{c['role'] + ': ' if c['role'] else ''}{c['code']}" for c in r["checks"]
-                     if c["severity"] == severity)
-
-
-def _markdown(report: dict) -> str:
-    v, var = report["volume"], report["variety"]
-    lines = [f"# Cohort QC: {os.path.basename(report['manifest'])}", "",
-             f"- subjects: {v['n_subjects']} (ok {v['status']['ok']}, flagged {v['status']['flag']}, "
-             f"excluded {v['status']['exclude']})",
-             "- images: " + ", ".join(f"{k} {n}" for k, n in v["n_with_image"].items())]
-    if "n_events" in v:
-        lines.append(f"- events: {v['n_events']} (censored {v['n_censored']})")
-    fu = (v.get("follow_up") or {}).get("all")
-    if fu:
-        lines.append(f"- follow-up (time, all subjects): median {fu['median']:g} (IQR {fu['q1']:g}-{fu['q3']:g}), "
-                     f"max {fu['max']:g}")
-    if v.get("labels"):
-        lines.append("- labels: " + ", ".join(f"{k} {n}" for k, n in v["labels"].items()))
-    lines += ["", "## Variety", "",
-              "- vendor: " + ", ".join(f"{k} {n}" for k, n in var["manufacturer"].items()),
-              "- field strength: " + ", ".join(f"{k} {n}" for k, n in var["field_strength"].items()),
-              "- sequence: " + ", ".join(f"{k} {n}" for k, n in var["sequence"].items())]
-    for role, d in var["per_role"].items():
-        def rng(x, unit=""):
-            return "n/a" if not x else f"{x['min']:.3g}/{x['median']:.3g}/{x['max']:.3g}{unit}"
-        lines.append(f"- {role} (min/median/max): in-plane {rng(d['in_plane_mm'], ' mm')}, slice spacing "
-                     f"{rng(d['slice_spacing_mm'], ' mm')}, slice thickness {rng(d['slice_thickness_mm'], ' mm')}, "
-                     f"slices {rng(d['n_slices'])}, matrix rows {rng(d['matrix_rows'])} x columns "
-                     f"{rng(d['matrix_columns'])}")
-    lines += ["", "## Flagged and excluded subjects", ""]
-    bad = [s for s in report["veracity"]["subjects"] if s["status"] != OK]
-    if not bad:
-        lines.append("none")
-    for s in bad:
-        lines.append(f"- **{s['subject']}** ({s['status']}): " + "; ".join(
-            f"[{c['severity']}] {c['role'] + ': ' if c['role'] else ''}{c['code']}: {c['message']}"
-            for c in s["checks"]))
-    return "\n".join(lines) + "\n"
-
-
 def cohort_qc(manifest, out_dir: str, segment: bool = True, workers: int | None = None,
-              progress=True, engine=None) -> dict:
+              progress=True, engine=None, shard=None) -> dict:
     """QC of every subject of a manifest (path or :class:`~cmrrisk.manifest.Manifest`); writes
     ``qc.json``, ``qc_subjects.csv`` and ``qc.md`` into ``out_dir`` (atomically) and returns the
     report. Raises :class:`CMRRiskError` only for a bad manifest (missing columns, bad values);
     a missing or unreadable image excludes its subject (``missing_file``, ``unreadable``).
     ``engine``: a :class:`cmrrisk.parallel.Engine` (default: ``workers`` local workers);
     ``progress``: True (a bar), False, or a :class:`cmrrisk.progress.Progress` updated per subject
-    (a cancel stops before the next subject; nothing is written then)."""
-    from .manifest import Manifest, read_manifest, write_csv
-    from .modeldir import write_json, write_text_atomic
+    (a cancel stops before the next subject; nothing is written then). ``shard`` (I, N): only
+    the I-th block of subjects, written as ``qc_shard.json`` for :func:`merge_qc_shards` (the
+    cohort-wide checks need every subject, so a shard writes no report)."""
+    from .manifest import Manifest, read_manifest
+    from .modeldir import write_json
+    from .parallel import run_subjects, shard_slice
 
     man = manifest if isinstance(manifest, Manifest) else read_manifest(manifest, require_images=True,
                                                                        check_paths=False)
-    from .parallel import run_subjects
+    rows = man.rows[shard_slice(len(man.rows), shard)]
 
-    rows = man.rows
     def crashed(subject, exc):
         return {"subject": subject, "images": {}, "segmentation": {}, "indices": {},
                 "checks": [check("qc_failed", EXCLUDE, f"{type(exc).__name__}: {exc}", "")], "status": EXCLUDE}
@@ -719,14 +586,72 @@ def cohort_qc(manifest, out_dir: str, segment: bool = True, workers: int | None 
     results = run_subjects(_run_one, [(r["subject"], (r, segment)) for r in rows], workers, "qc",
                            progress, on_crash=crashed, engine=engine)
     ordered = [results[r["subject"]] for r in rows]
-    _robust_outliers(ordered)
-    from . import __version__
+    seconds = round(time.perf_counter() - t0, 2)
+    if shard is not None:
+        part = {"manifest": os.path.abspath(man.path), "segment": bool(segment), "wall_seconds": seconds,
+                "shard": {"index": shard[0], "count": shard[1], "n_manifest_rows": len(man.rows),
+                          "subjects": [r["subject"] for r in rows]},
+                "results": ordered}
+        os.makedirs(out_dir, exist_ok=True)
+        write_json(os.path.join(out_dir, QC_SHARD), part)
+        return part
+    return write_qc_report(man, ordered, out_dir, segment, seconds)
 
+
+def merge_qc_shards(folders: list, out_dir: str) -> dict:
+    """Join the ``qc --shard I/N`` outputs (folders holding ``qc_shard.json``, all N shards of one
+    manifest) into the report a single run writes (the cohort-wide intensity outliers computed
+    over all subjects)."""
+    import json
+
+    from .manifest import read_manifest
+
+    parts = []
+    for folder in folders:
+        path = os.path.join(folder, QC_SHARD)
+        try:
+            with open(path, encoding="utf-8") as fh:
+                parts.append((path, json.load(fh)))
+        except (OSError, ValueError) as exc:
+            raise CMRRiskError(f"{path}: not a qc shard output ({exc}); give the --out folders of "
+                               "`cmrrisk qc --shard I/N` runs.") from None
+    first_path, first = parts[0]
+    for path, p in parts[1:]:
+        for key in ("manifest", "segment"):
+            if p[key] != first[key]:
+                raise CMRRiskError(f"{path}: {key} {p[key]!r} differs from {first_path} ({first[key]!r}); merge "
+                                   "the shards of one qc run.")
+        if p["shard"]["count"] != first["shard"]["count"]:
+            raise CMRRiskError(f"{path}: shard of {p['shard']['count']}, {first_path} of {first['shard']['count']}.")
+    n = first["shard"]["count"]
+    have = sorted(p["shard"]["index"] for _, p in parts)
+    if have != list(range(1, n + 1)):
+        missing = sorted(set(range(1, n + 1)) - set(have))
+        twice = sorted({i for i in have if have.count(i) > 1})
+        raise CMRRiskError(f"qc shards: {n} expected; " + (f"missing {', '.join(map(str, missing))}" if missing else "")
+                           + ("; " if missing and twice else "") + (f"given twice {', '.join(map(str, twice))}"
+                                                                   if twice else "") + ".")
+    man = read_manifest(first["manifest"], require_images=True, check_paths=False)
+    ordered = [r for _, p in sorted(parts, key=lambda ip: ip[1]["shard"]["index"]) for r in p["results"]]
+    if [r["subject"] for r in ordered] != man.subjects:
+        raise CMRRiskError(f"{first['manifest']}: its subjects are not those the shards hold (the manifest changed "
+                           "since the qc runs); run them again.")
+    return write_qc_report(man, ordered, out_dir, first["segment"], round(sum(p["wall_seconds"] for _, p in parts), 2))
+
+
+def write_qc_report(man, ordered: list, out_dir: str, segment: bool, wall_seconds: float) -> dict:
+    """The cohort checks over the per-subject results ``ordered`` (manifest order), then
+    ``qc.json``, ``qc_subjects.csv`` and ``qc.md`` in ``out_dir``; returns the report."""
+    from . import __version__
+    from .manifest import write_csv
+    from .modeldir import write_json, write_text_atomic
+
+    _robust_outliers(ordered)
     report = {
         "manifest": os.path.abspath(man.path),
         "cmrrisk_version": __version__,
         "segment": bool(segment),
-        "wall_seconds": round(time.perf_counter() - t0, 2),
+        "wall_seconds": wall_seconds,
         "thresholds": {"MIN_SLICES": MIN_SLICES, "IN_PLANE_MM": IN_PLANE_MM, "SLICE_SPACING_MM": SLICE_SPACING_MM,
                        "MAX_IN_PLANE_ANISOTROPY": MAX_IN_PLANE_ANISOTROPY, "MAX_GAP_RATIO": MAX_GAP_RATIO,
                        "MIN_PHASES": MIN_PHASES, "SATURATED_SHARE": SATURATED_SHARE, "ROBUST_Z": ROBUST_Z,
@@ -743,7 +668,7 @@ def cohort_qc(manifest, out_dir: str, segment: bool = True, workers: int | None 
     for r in ordered:
         info = next(iter(r["images"].values()), {}) if r["images"] else {}
         csv_rows.append({"subject": r["subject"], "status": r["status"],
-                         "exclude_reasons": _reasons(r, EXCLUDE), "flag_reasons": _reasons(r, FLAG),
+                         "exclude_reasons": reasons(r, EXCLUDE), "flag_reasons": reasons(r, FLAG),
                          "manufacturer": info.get("manufacturer") or "",
                          "field_strength_t": "" if info.get("field_strength_t") is None else info["field_strength_t"],
                          "in_plane_mm": info.get("in_plane_mm", ""), "slice_spacing_mm": info.get("slice_spacing_mm", ""),
@@ -752,18 +677,24 @@ def cohort_qc(manifest, out_dir: str, segment: bool = True, workers: int | None 
     write_csv(os.path.join(out_dir, QC_CSV), ["subject", "status", "exclude_reasons", "flag_reasons", "manufacturer",
                                               "field_strength_t", "in_plane_mm", "slice_spacing_mm", "n_slices",
                                               "messages"], csv_rows)
-    write_text_atomic(os.path.join(out_dir, QC_MD), _markdown(report))
+    write_text_atomic(os.path.join(out_dir, QC_MD), markdown(report))
     return report
 
 
 # ------------------------------------------------------------------------------ command line
 
 def cmd_qc(args) -> int:
-    from .parallel import engine_from_args
+    from .parallel import engine_from_args, parse_shard
 
     with engine_from_args(args) as engine:
         rep = cohort_qc(args.manifest, args.out, segment=not args.no_segment, progress=not args.quiet,
-                        engine=engine)
+                        engine=engine, shard=parse_shard(args.shard))
+    if "shard" in rep:
+        sh = rep["shard"]
+        print(f"shard {sh['index']}/{sh['count']}: {len(sh['subjects'])} of {sh['n_manifest_rows']} subjects -> "
+              f"{os.path.join(args.out, QC_SHARD)}; join the {sh['count']} shards with `cmrrisk merge-shards "
+              f"DIR... --out DIR`")
+        return 0
     v = rep["volume"]
     st = v["status"]
     print(f"{v['n_subjects']} subjects: {st['ok']} ok, {st['flag']} flagged, {st['exclude']} excluded")
@@ -777,8 +708,18 @@ def cmd_qc(args) -> int:
     return 0
 
 
+def cmd_merge_qc_shards(args) -> int:
+    rep = merge_qc_shards(args.shards, args.out)
+    st = rep["volume"]["status"]
+    print(f"{rep['volume']['n_subjects']} subjects from {len(args.shards)} shards: {st['ok']} ok, {st['flag']} flagged, "
+          f"{st['exclude']} excluded")
+    print(f"report: {os.path.join(args.out, QC_JSON)}, {os.path.join(args.out, QC_CSV)}, "
+          f"{os.path.join(args.out, QC_MD)}")
+    return 0
+
+
 def add_commands(subparsers) -> None:
-    """Register ``qc`` on the ``cmrrisk`` subparsers."""
+    """Register ``qc`` and ``merge-qc-shards`` on the ``cmrrisk`` subparsers."""
     p = subparsers.add_parser("qc", help="cohort quality report: volume, variety and veracity checks; "
                               "subjects flagged or excluded with reasons")
     p.add_argument("manifest", metavar="MANIFEST", help="cohort manifest CSV")
@@ -788,8 +729,13 @@ def add_commands(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     from .parallel import add_engine_arguments
 
-    add_engine_arguments(p)
+    add_engine_arguments(p, shard=True)
     p.set_defaults(func=cmd_qc)
+    m = subparsers.add_parser("merge-qc-shards", help="join the outputs of `qc --shard I/N` runs into the "
+                              "report of a single run")
+    m.add_argument("shards", nargs="+", metavar="SHARD_DIR", help="the N shards' --out folders (qc_shard.json in each)")
+    m.add_argument("--out", required=True, help="output folder for qc.json, qc_subjects.csv, qc.md")
+    m.set_defaults(func=cmd_merge_qc_shards)
 
 
 if __name__ == "__main__":  # pragma: no cover - ``python -m cmrrisk.qc qc ...`` is ``cmrrisk qc ...``

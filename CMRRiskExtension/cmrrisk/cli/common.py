@@ -39,7 +39,7 @@ OUTPUTS = {
     "predict": {"out": "file"}, "evaluate": {"json": "file"}, "manifest": {"out": "file"},
     "train": {"out": "dir"}, "train-segmentation": {"out": "dir"}, "average-segmentation": {"out": "dir"},
     "synth": {"out": "dir"}, "qc": {"out": "dir"}, "explain": {"out": "dir"}, "demo": {"out": "dir"},
-    "report": {"out": "file"}, "merge-shards": {"out": "file"},
+    "report": {"out": "file"}, "merge-shards": {"out": "file"}, "merge-qc-shards": {"out": "dir"},
 }
 
 

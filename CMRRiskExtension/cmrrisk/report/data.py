@@ -14,7 +14,7 @@ import os
 import numpy as np
 
 from ..errors import CMRRiskError
-from ..qc import finite_float
+from ..qcsummary import finite_float
 from .figures import km_curves
 from .format import MAX_EXPLANATIONS, MAX_SUBGROUP_LEVELS, MIN_SUBGROUP_N, MISSING_TEXT, gnum, pct
 
