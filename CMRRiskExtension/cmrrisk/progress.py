@@ -276,9 +276,7 @@ def cli_progress(desc: str = "", unit: str = "it", leave: bool = True) -> Progre
     standard error (``bar``), JSON lines on standard output (``json``) or nothing (``none``)."""
     if is_json():
         return json_progress()
-    if mode() == "none":
-        return Progress()
-    return Progress(_Bar(desc, unit, leave))
+    return as_progress(mode() != "none", desc=desc, unit=unit, leave=leave)
 
 
 def parse(line):

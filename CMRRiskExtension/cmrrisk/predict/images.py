@@ -36,35 +36,18 @@ def _normalise(a: np.ndarray) -> np.ndarray:
 
 
 def load_cine_pair(row: dict):
-    """(ed Volume, es Volume, ed labels, es labels, sources) of a manifest row (absolute paths)."""
-    from ..image import read_image
-    from ..labelmap import read_labelmap
-    from ..segmentation.service import segment_cine, segment_ed_es
+    """(ed Volume, es Volume, ed labels, es labels, sources) of a manifest row (absolute paths):
+    the row's cine read by :meth:`cmrrisk.study.Study.from_row`, frames without a label map
+    segmented by the service (ES anchored to ED)."""
+    from ..segmentation.service import segment_ed_es
 
-    conv = row.get("seg_labels", "")
-    if row.get("cine_ed") and row.get("cine_es"):
-        ed, es = read_image(row["cine_ed"], allow_4d=False), read_image(row["cine_es"], allow_4d=False)
-        if ed.array.shape != es.array.shape:
-            raise CMRRiskError(f"{row['cine_ed']} and {row['cine_es']}: ED and ES frames differ in shape.")
-        given = {ph: read_labelmap(row[f"cine_{ph}_seg"], vol, conv) if row.get(f"cine_{ph}_seg") else None
-                 for ph, vol in (("ed", ed), ("es", es))}
-        r = segment_ed_es(ed, es, given["ed"], given["es"])  # ES anchored to the ED labels
-        return ed, es, r.ed, r.es, r.sources
-    if row.get("cine"):
-        cine = read_image(row["cine"])
-        if not cine.is_cine:
-            raise CMRRiskError(f"{row['cine']}: column cine needs a 4D cine.")
-        if row.get("cine_seg"):
-            all_seg, s = read_labelmap(row["cine_seg"], cine, conv), "reference"
-        else:
-            r = segment_cine(cine)
-            all_seg, t_ed, t_es, s = r.labels, r.ed_phase, r.es_phase, r.source
-        if s == "reference":
-            from ..metrics import ed_es_phases
-
-            t_ed, t_es = ed_es_phases(all_seg, cine.spacing)
-        return cine.frame(t_ed), cine.frame(t_es), all_seg[t_ed], all_seg[t_es], {"ed": s, "es": s}
-    raise CMRRiskError(f"subject {row.get('subject')!r}: the multi-input model needs cine_ed + cine_es or cine.")
+    if not (row.get("cine_ed") and row.get("cine_es")) and not row.get("cine"):
+        raise CMRRiskError(f"subject {row.get('subject')!r}: the multi-input model needs cine_ed + cine_es or cine.")
+    study = Study.from_row({k: v for k, v in row.items() if k not in ("lge", "lge_seg")})
+    if study.phases:  # the ED and ES phases of a 4D cine, labelled when they were found
+        return study.ed, study.es, study.ed_seg, study.es_seg, dict(study.phases["segmentation"])
+    r = segment_ed_es(study.ed, study.es, study.ed_seg, study.es_seg)
+    return study.ed, study.es, r.ed, r.es, r.sources
 
 
 def grid_geometry(ed_seg: np.ndarray, spacing_xyz, grid: dict = GRID) -> dict:

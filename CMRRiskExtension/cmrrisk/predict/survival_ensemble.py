@@ -98,8 +98,6 @@ def _fit_member(x, y, inputs, i, name, params, seed, max_epochs):
 def fit_cost(name, params, max_epochs=None) -> float:
     """A rough relative cost of fitting model ``name`` with ``params`` (about seconds per fit on
     2000 subjects with 14 covariates): only used to start the costliest fits first."""
-    from .survival_networks import NetSurvival
-
     cls = lookup(name, "survival")
     p = dict(params)
     if issubclass(cls, NetSurvival):

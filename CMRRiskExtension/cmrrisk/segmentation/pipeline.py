@@ -202,23 +202,16 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
     return report
 
 
-#: models loaded by this process for :func:`segment_one` tasks: (name, device, tta, slice order
-#: checked) -> Segmenter
-_WORKER_MODELS: dict = {}
-
-
 def segment_one(p: str, out_dir: str, seg_model, reason, dicom: bool, vol: Volume | None = None,
                 series=None, progress=None) -> dict:
     """Segment input ``p`` and write ``<out>/<name>_seg.nii.gz`` (and its DICOM outputs):
-    the input's entry of ``segment.json``. ``seg_model``: a :class:`Segmenter`, or the key
-    (name, device, tta, slice order checked) of one this process loads once for all its tasks."""
+    the input's entry of ``segment.json``. ``seg_model``: a :class:`Segmenter`, or the arguments
+    (name, device, tta, slice order checked) of :func:`cmrrisk.segmentation.service.segmenter`,
+    which loads it once per process for all its tasks."""
     if not isinstance(seg_model, Segmenter):
-        if seg_model not in _WORKER_MODELS:
-            name, device, tta, check = seg_model
-            m = Segmenter.load(name, device=device, tta=tta)
-            m.check_slice_order = check
-            _WORKER_MODELS[seg_model] = m
-        seg_model = _WORKER_MODELS[seg_model]
+        from .service import segmenter
+
+        seg_model = segmenter(*seg_model)
     vol = vol or read_image(p)
     if dicom and series is None:
         from ..dicomout.source import load_series

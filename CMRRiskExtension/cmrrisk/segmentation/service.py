@@ -1,7 +1,8 @@
 """The one place that loads the bundled segmenters and segments a subject's cine.
 
 * :func:`segmenter`: a loaded :class:`~cmrrisk.segmentation.infer.Segmenter`, cached per
-  process by (model, device), so that every caller in a process shares one copy of the weights.
+  process by (model, device, test-time flips, slice-order check), so that every caller in a
+  process (a command, or a Dask worker's tasks) shares one copy of the weights.
 * :func:`segment_frame`: one 3D frame (ES anchored to ED when ``prior`` is given).
 * :func:`segment_ed_es`: the ED and ES frames of a cine; ED first, then ES anchored to the ED
   labels (the reference ED labels when given). Reference labels are kept as given.
@@ -21,13 +22,17 @@ import numpy as np
 _CACHE: dict = {}
 
 
-def segmenter(model: str = "cine", device: str = "cpu"):
-    """The segmenter of bundled model ``model`` on ``device`` (loaded once per process)."""
+def segmenter(model: str = "cine", device: str = "cpu", tta: bool | None = None, check_slice_order: bool = True):
+    """The segmenter of model ``model`` (a bundled name or a model folder) on ``device`` with
+    ``tta`` (None: the model's default) and the slice-order check on or off, loaded once per
+    process for each such combination."""
     from .infer import Segmenter
 
-    key = (model, device or "cpu")
+    key = (model, device or "cpu", tta, bool(check_slice_order))
     if key not in _CACHE:
-        _CACHE[key] = Segmenter.load(model, device=device or "cpu")
+        m = Segmenter.load(model, device=device or "cpu", tta=tta)
+        m.check_slice_order = bool(check_slice_order)
+        _CACHE[key] = m
     return _CACHE[key]
 
 
