@@ -50,6 +50,11 @@ Each method is scored with three myocardium sources:
   myocardium and MVO: honest for both stages (``lge_split`` never trained on them and each is
   scored by the second stage of its own fold). Skipped, and said so, when the weights are missing.
 
+With ``--stage1 TAG`` the one source instead is ``cv_TAG``: every case segmented by the first stage
+trained without its fold (``bench/cv_lge_stage1.py --tag TAG``), then by the second stage of its
+fold: honest for both stages over all 75 cases. With ``--method current`` it scores that first
+stage alone.
+
 Resumable per fold: the JSON (bench/results/lge_cv_<method>.json) is rewritten after each fold
 and folds already in it are not redone. Single-threaded (torch.set_num_threads(1)).
 
@@ -115,6 +120,22 @@ def stage1(model: str, cases, tag: str) -> dict:
     return cached
 
 
+def stage1_folds(tag: str, cases, fold_of: dict) -> dict:
+    """{case: labels} from the first stage of each case's own fold (``bench/cv_lge_stage1.py --tag
+    TAG``; folds whose model is not finished yet are left out), cached per fold model's weights."""
+    from cmrrisk import modeldir
+
+    out = {}
+    for k in range(N_FOLDS):
+        d = WORK / f"stage1_{tag}_fold{k}"
+        if not (d / modeldir.WEIGHTS).is_file():
+            print(f"--stage1 {tag}: fold {k} has no finished model ({d})", flush=True)
+            continue
+        digest = modeldir.sha256(str(d / modeldir.WEIGHTS))[:12]
+        out.update(stage1(str(d), [c for c in cases if fold_of[c.case] == k], f"{tag}_fold{k}_{digest}"))
+    return out
+
+
 def score(case, group, pred, ref) -> dict:
     from cmrrisk import labels as L
     from cmrrisk.metrics import dice, scar_burden_pct
@@ -170,6 +191,9 @@ def main() -> int:
                     help="test-time views of the second-stage networks (see above)")
     ap.add_argument("--repeat", type=int, default=0, help="train again with other seeds (see above)")
     ap.add_argument("--folds", default=",".join(str(k) for k in range(N_FOLDS)))
+    ap.add_argument("--stage1", default=None, metavar="TAG",
+                    help="score with the first stage of each case's own fold instead (bench/cv_lge_stage1.py "
+                    "--tag TAG): honest for both stages over all 75 cases; written as lge_cv_<method>_s1-<TAG>.json")
     args = ap.parse_args()
     if args.tta != "flips" and not args.method.startswith("stage2"):
         print(f"--tta {args.tta}: only for the stage2_* methods", file=sys.stderr)
@@ -199,7 +223,7 @@ def main() -> int:
     split = stage1(str(split_dir), [c for c in cases if c.case in held], "lge_split") if split_ok else {}
 
     name = args.method + ("" if args.tta == "flips" else f"_tta-{args.tta}") + (
-        f"_r{args.repeat}" if args.repeat else "")
+        f"_r{args.repeat}" if args.repeat else "") + (f"_s1-{args.stage1}" if args.stage1 else "")
     dst = ROOT / "bench" / "results" / f"lge_cv_{name}.json"
     res = json.loads(dst.read_text()) if dst.is_file() else {}
     if res.get("iterations", args.iterations) != args.iterations and args.method.startswith("stage2"):
@@ -209,12 +233,15 @@ def main() -> int:
                 "command": f"python bench/cv_lge.py --method {args.method}"
                 + (f" --iterations {args.iterations}" if args.method.startswith("stage2") else "")
                 + ("" if args.tta == "flips" else f" --tta {args.tta}")
-                + (f" --repeat {args.repeat}" if args.repeat else ""),
+                + (f" --repeat {args.repeat}" if args.repeat else "")
+                + (f" --stage1 {args.stage1}" if args.stage1 else ""),
                 "folds_seed": 0, "n_folds": N_FOLDS, "fold_of_case": fold_of,
                 "heldout15": sorted(held), "lge_split_weights_present": split_ok})
     res.setdefault("rows", {})
     res.setdefault("seconds", {})
     sources = {"reference": None, "bundled": bundled, "heldout15": split}
+    if args.stage1:
+        sources = {f"cv_{args.stage1}": stage1_folds(args.stage1, cases, fold_of)}
 
     for k in [int(x) for x in args.folds.split(",")]:
         if str(k) in res["rows"]:
@@ -222,6 +249,10 @@ def main() -> int:
             continue
         t0 = time.perf_counter()
         test = [n for n in sorted(data) if fold_of[n] == k]
+        if args.stage1 and not any(n in sources[f"cv_{args.stage1}"] for n in test):
+            print(f"fold {k}: its first stage is not trained yet (bench/cv_lge_stage1.py --tag {args.stage1} "
+                  f"--fold {k}); skipped", flush=True)
+            continue
         net = None
         gated = args.method.endswith("_gated")
         base_method = args.method[: -len("_gated")] if gated else args.method
@@ -257,7 +288,7 @@ def main() -> int:
             rows[src] = []
             for n in test:
                 img, ref = data[n]
-                if src == "heldout15" and n not in s1:
+                if s1 is not None and n not in s1:  # heldout15 / --stage1: only the cases they hold
                     continue
                 if args.method == "current":
                     if src == "reference":

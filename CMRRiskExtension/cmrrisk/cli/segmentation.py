@@ -92,12 +92,22 @@ def cmd_evaluate_segmentation(args) -> int:
     return 0
 
 
+def read_subject_list(value):
+    """``--val-subjects``: None, a text file with one subject per line, or comma-separated names."""
+    if value is None:
+        return None
+    if os.path.isfile(value):
+        with open(value, encoding="utf-8") as f:
+            return [line.strip() for line in f if line.strip() and not line.startswith("#")]
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
 def cmd_train_segmentation(args) -> int:
     from ..segmentation.train import train
 
     metrics = train(args.data, args.out, seed=args.seed, device=args.device, use_all=args.all,
                     threads=args.threads, task=args.task, iterations=args.iterations, batch=args.batch,
-                    lr=args.lr, init=args.init)
+                    lr=args.lr, init=args.init, val_subjects=read_subject_list(args.val_subjects))
     if metrics:
         s = metrics["summary"]
         print(json.dumps({k: s[k] for k in s if k != "n_subjects"}, indent=1))
@@ -181,7 +191,11 @@ def add_commands(sub) -> None:
     t.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     t.add_argument("--lr", type=float, default=None, help="peak learning rate (default 2e-3)")
     t.add_argument("--init", default=None, metavar="MODEL_DIR",
-                   help="fine-tune: start from this model's weights (same task; bundled name or folder)")
+                   help="fine-tune: start from this model's weights (bundled name or folder); a model of "
+                   "the other task gives every layer but its output layer (e.g. --task lge --init cine)")
+    t.add_argument("--val-subjects", default=None, metavar="LIST",
+                   help="hold out exactly these subjects for validation (comma-separated, or a text file "
+                   "with one per line) instead of the split drawn from --seed, e.g. one cross-validation fold")
     t.add_argument("--all", action="store_true", help="train on all subjects (no validation split)")
     t.set_defaults(func=cmd_train_segmentation)
     a = sub.add_parser("average-segmentation", help="average the weights of a segmentation model "

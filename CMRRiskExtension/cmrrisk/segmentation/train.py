@@ -176,8 +176,12 @@ def _state_digest(state: dict) -> str:
 
 def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool = False,
           threads: int | None = None, task: str = "cine", init: str | None = None,
-          progress=None, **overrides) -> dict:
+          progress=None, val_subjects: list | None = None, **overrides) -> dict:
     """Train (or, with ``init``, fine-tune from a model directory) and write ``out``.
+
+    ``val_subjects``: the subjects to hold out for validation (e.g. one fold of a
+    cross-validation) instead of the split drawn from ``seed``. ``init`` may be a model of the
+    other task with the same network: every tensor but the output layer is then taken from it.
 
     ``progress``: a :class:`cmrrisk.progress.Progress`, updated every 50 iterations with the
     iterations done (in a one-process run its cancel stops training there; the checkpoint
@@ -194,7 +198,8 @@ def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool
     created = not os.path.exists(out)
     rank, world, _ = distributed_context(device)
     try:
-        return _train(data, out, seed, device, use_all, threads, task, init, progress=progress, **overrides)
+        return _train(data, out, seed, device, use_all, threads, task, init, progress=progress,
+                      val_subjects=val_subjects, **overrides)
     except BaseException:
         if rank == 0 and created and os.path.isdir(out) and not os.listdir(out):
             os.rmdir(out)
@@ -209,7 +214,7 @@ def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool
 
 def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool = False,
            threads: int | None = None, task: str = "cine", init: str | None = None,
-           progress=None, **overrides) -> dict:
+           progress=None, val_subjects: list | None = None, **overrides) -> dict:
     from ..progress import as_progress
 
     progress = as_progress(progress)
@@ -235,7 +240,9 @@ def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: boo
         os.makedirs(out, exist_ok=True)
 
     subjects = _list_subjects(task, data)
-    if use_all:
+    if val_subjects is not None:
+        train_subj, val_subj = _given_split(subjects, val_subjects, data, use_all)
+    elif use_all:
         train_subj, val_subj = subjects, []
     else:
         if len(subjects) < hp["n_val"] + 5:
@@ -271,6 +278,8 @@ def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: boo
             "hyperparameters": hp,
         },
     }
+    if val_subjects is not None:
+        config["training"]["val_subjects_given"] = True
 
     t_load = time.perf_counter()
     if task == "cine":
@@ -283,16 +292,17 @@ def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: boo
     if init:
         init_dir = modeldir.resolve(init)
         init_cfg, init_state = modeldir.load(init_dir)
-        if init_cfg.get("network") != config["network"] or init_cfg.get("task") != task:
-            raise CMRRiskError(f"--init {init}: that model's network or task differs from "
-                               f"--task {task}; start from a model of the same task.")
-        net.load_state_dict(init_state)
+        new_tensors = _load_init(net, init, init_cfg, init_state, config, task)
         config["training"]["initialised_from"] = {
             "model": init_cfg.get("name", os.path.basename(init_dir)),
             "weights_sha256": modeldir.sha256(os.path.join(init_dir, modeldir.WEIGHTS)),
             "iterations_before": init_cfg.get("training", {}).get("iterations_done"),
             "train_subjects_before": init_cfg.get("training", {}).get("train_subjects"),
         }
+        if init_cfg.get("task") != task:
+            config["training"]["initialised_from"].update(task=init_cfg.get("task"), new_tensors=new_tensors)
+            log(f"--init {init}: every tensor but {', '.join(new_tensors)} from the "
+                f"{init_cfg.get('task')} model")
         if not use_all:
             leaked = set(config["training"]["initialised_from"]["train_subjects_before"] or []) & \
                 {s.subject for s in val_subj}
@@ -405,6 +415,46 @@ def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: boo
     if world > 1:
         dist.barrier()
     return metrics
+
+
+def _given_split(subjects: list, val_subjects: list, data: str, use_all: bool):
+    """(train, val) with exactly the named validation subjects; a name not in ``data`` is refused."""
+    if use_all:
+        raise CMRRiskError("--val-subjects and --all: give one of them (--all trains on every subject).")
+    names = {s.subject for s in subjects}
+    wanted = list(dict.fromkeys(str(v).strip() for v in val_subjects if str(v).strip()))
+    missing = [v for v in wanted if v not in names]
+    if missing:
+        raise CMRRiskError(f"--val-subjects: {data} has no subject {', '.join(repr(v) for v in missing[:5])} "
+                           f"(it has {len(names)}, e.g. {', '.join(sorted(names)[:3])}).")
+    if not wanted or len(names) - len(wanted) < 5:
+        raise CMRRiskError(f"--val-subjects: {len(wanted)} validation subjects of {len(names)} leave too few "
+                           "to train on (at least 5) or none to validate on.")
+    held = set(wanted)
+    return ([s for s in subjects if s.subject not in held],
+            sorted((s for s in subjects if s.subject in held), key=lambda s: s.subject))
+
+
+def _load_init(net, init: str, init_cfg: dict, init_state: dict, config: dict, task: str) -> list:
+    """Load ``init``'s weights into ``net``. A model of the same task must have the same network;
+    a model of the other task may differ only in its output layer, which stays as initialised.
+    Returns the names of the tensors not taken from ``init``."""
+    ours, theirs = config["network"], init_cfg.get("network") or {}
+    if init_cfg.get("task") == task:
+        if theirs != ours:
+            raise CMRRiskError(f"--init {init}: that model's network differs from --task {task}'s "
+                               f"({theirs} against {ours}); start from a model with the same network.")
+        net.load_state_dict(init_state)
+        return []
+    if {k: v for k, v in theirs.items() if k != "out_channels"} != \
+            {k: v for k, v in ours.items() if k != "out_channels"}:
+        raise CMRRiskError(f"--init {init}: a {init_cfg.get('task')} model whose network differs from "
+                           f"--task {task}'s in more than its output layer ({theirs} against {ours}).")
+    own = net.state_dict()
+    taken = {k: v for k, v in init_state.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+    own.update(taken)
+    net.load_state_dict(own)
+    return sorted(set(own) - set(taken))
 
 
 def _list_subjects(task: str, data: str) -> list:
@@ -571,9 +621,14 @@ def model_card(config: dict, metrics: dict) -> str:
         f"- Reproduce: `cmrrisk train-segmentation --task {config['task']} --data DATA_DIR --out MODEL_DIR "
         f"--seed {tr['seed']} --iterations {hp['iterations']}"
         + (f" --lr {hp['lr']}" if hp["lr"] != task_defaults(config["task"])["lr"] else "")
-        + (" --init PREVIOUS_MODEL_DIR" if tr.get("initialised_from") else "")
+        + (f" --init {init['model']}" if init.get("task") else
+           " --init PREVIOUS_MODEL_DIR" if init else "")
+        + (" --val-subjects " + ",".join(tr["val_subjects"]) if tr.get("val_subjects_given") else "")
         + (" --all" if not tr["val_subjects"] else "") + "`"
-        + (f" (fine-tuned from a model trained {init['iterations_before']} iterations on "
+        + (f" (initialised from the {init['task']} model `{init['model']}` (SHA-256 "
+           f"{init['weights_sha256'][:12]}…): every tensor but {', '.join(init['new_tensors'])})"
+           if init.get("task") else
+           f" (fine-tuned from a model trained {init['iterations_before']} iterations on "
            + ("the same training subjects" if sorted(before) == sorted(tr["train_subjects"]) else
               f"{len(before)} of these subjects" if before and set(before) <= set(tr["train_subjects"]) else
               "other subjects")
