@@ -233,9 +233,9 @@ def test_report_sections_take_the_context():
     assert build.section_imbalance not in build.sections(ReportContext(endpoint="survival", infos=[]))
 
 
-#: the one file that may touch a segmenter's ``last_*`` attributes (it sets them for interactive
-#: use); every caller reads the result object of ``predict_frame_detailed`` / ``segment_detailed``
-LAST_ATTRIBUTES_ALLOWED = {"cmrrisk/segmentation/infer.py"}
+#: files that may touch ``last_*`` attributes: none (a segmenter keeps no state of its last call;
+#: every caller reads the result object of ``predict_frame_detailed`` / ``segment_detailed``)
+LAST_ATTRIBUTES_ALLOWED: set = set()
 MODULES = PKG.parents[1]
 
 

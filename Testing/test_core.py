@@ -221,10 +221,15 @@ def test_segment_phases_anchors_the_es_phase_to_ed():
     calls.clear()
     windows.clear()
     geometries.clear()
-    out, ed, es = seg.segment_phases(frames, (1.0, 1.0, 8.0), ed_es=(1, 3), geometry="G")
+    from cmrrisk.image import Volume
+
+    geometry = np.diag([1.0, 1.0, 8.0, 1.0])
+    res = seg.segment_detailed(Volume(frames, geometry, "cine"), ed_es=(1, 3))
+    out, ed, es = res.volume.array, res.ed_phase, res.es_phase
     assert (ed, es) == (1, 3)
     # the geometry reaches every phase; the first phase's order decision is the one reported
-    assert geometries == ["G"] * 4 and seg.last_order_source == "labels"
+    assert len(geometries) == 4 and all(np.array_equal(g, geometry) for g in geometries)
+    assert res.order_source == "labels" and not res.reversed
     assert [t for t, _ in calls] == [1, 0, 2, 3]
     assert np.array_equal(calls[3][1], out[1]) and calls[0][1] is None
     assert windows[0] is None and all(np.array_equal(w, out[1]) for w in windows[1:])

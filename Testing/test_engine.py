@@ -68,6 +68,28 @@ def test_local_cluster_and_shards_give_the_single_run_table(cohort, tmp_path):
     assert not os.path.exists(tmp_path / "m2.csv")
 
 
+def _imported(name):
+    return name in sys.modules
+
+
+def test_warm_imports_on_the_workers():
+    """``Engine.warm``: every worker imports the modules in the background (the workers of a
+    local cluster start without them)."""
+    import time
+
+    name = "cmrrisk.explain.cohort"
+    with Engine(workers=2, verbose=False) as eng:
+        eng.warm([name])
+        eng._join()
+        seen = {}
+        for _ in range(600):  # until both workers have imported it (the import itself takes ms)
+            seen = eng.client.run(_imported, name)
+            if len(seen) == 2 and all(seen.values()):
+                break
+            time.sleep(0.1)
+    assert len(seen) == 2 and all(seen.values()), seen
+
+
 def test_shard_blocks_cover_every_row_once():
     for n_rows in (0, 1, 5, 17):
         for n in (1, 2, 3, 7):

@@ -54,16 +54,17 @@ def test_outside_the_window_is_background_and_the_window_is_recorded(monkeypatch
     monkeypatch.setattr(s, "_scores", scores)
     prior = np.zeros(frame.shape, np.uint8)
     prior[:, 40:50, 40:50] = 1
-    out = s.predict_frame(frame, (1.5, 1.5), post=False, window_from=prior, reverse=False)
-    assert s.last_window == (16, 64, 32, 80) and seen == [(48, 48)]
+    got = s.predict_frame_detailed(frame, (1.5, 1.5), post=False, window_from=prior, reverse=False)
+    out = got.labels
+    assert got.window == (16, 64, 32, 80) and seen == [(48, 48)]
     # the grid is the frame itself here (1.5 mm, 96 a multiple of 16): inside rows 16-63 and
     # columns 32-79 what the network said, outside everything is background
     inside = np.zeros(frame.shape[1:], bool)
     inside[16:64, 32:80] = True
     assert not out[:, ~inside].any()
     assert (out[:, 17:63, 33:79] == 1).all()
-    s.predict_frame(frame, (1.5, 1.5), post=False, reverse=False)
-    assert s.last_window is None and seen[-1] == (96, 96)
+    got = s.predict_frame_detailed(frame, (1.5, 1.5), post=False, reverse=False)
+    assert got.window is None and seen[-1] == (96, 96)
 
 
 def test_window_labels_of_another_shape_are_refused():
@@ -86,9 +87,10 @@ def test_es_anchored_in_the_window_agrees_with_the_whole_image():
     sxy = ed_img.spacing[:2]
     whole, window = _segmenter(None), _segmenter(30.0)
     ed = whole.predict_frame(ed_img.array, sxy)
-    es_whole = whole.predict_frame(es_img.array, sxy, prior=ed)
-    es_window = window.predict_frame(es_img.array, sxy, prior=ed)
-    assert whole.last_window is None and window.last_window is not None
+    got_whole = whole.predict_frame_detailed(es_img.array, sxy, prior=ed)
+    got_window = window.predict_frame_detailed(es_img.array, sxy, prior=ed)
+    es_whole, es_window = got_whole.labels, got_window.labels
+    assert got_whole.window is None and got_window.window is not None
     for label in (L.LV_BLOOD_POOL, L.LV_MYOCARDIUM, L.RV_BLOOD_POOL):
         assert dice(es_whole == label, es_window == label) >= 0.97, label
 

@@ -66,27 +66,31 @@ def test_a_stack_given_in_the_other_order_is_segmented_in_the_training_order(seg
     es = read_image(acdc_frame(subj, "es"))
     ref = L.map_labels(read_image(acdc_frame(subj, "ed", gt=True)).array, L.ACDC_TO_PROJECT)[::-1]
     sp = ed.spacing[:2]
-    given = segmenter.predict_frame(ed.array, sp)
-    assert not segmenter.last_reversed
+    got = segmenter.predict_frame_detailed(ed.array, sp)
+    given = got.labels
+    assert not got.reversed
     rev_in = np.ascontiguousarray(ed.array[::-1])
-    auto = segmenter.predict_frame(rev_in, sp)
-    assert segmenter.last_reversed
+    got = segmenter.predict_frame_detailed(rev_in, sp)
+    auto = got.labels
+    assert got.reversed
     assert np.array_equal(auto, given[::-1])
-    forced = segmenter.predict_frame(rev_in, sp, reverse=False)
-    assert not segmenter.last_reversed and not np.array_equal(forced, auto)
+    got = segmenter.predict_frame_detailed(rev_in, sp, reverse=False)
+    forced = got.labels
+    assert not got.reversed and not np.array_equal(forced, auto)
     d_auto = np.mean([dice(auto == k, ref == k) for k in L.CINE_LABELS])
     d_forced = np.mean([dice(forced == k, ref == k) for k in L.CINE_LABELS])
     assert d_auto > d_forced
     es_given = segmenter.predict_frame(es.array, sp, prior=given)
-    es_rev = segmenter.predict_frame(np.ascontiguousarray(es.array[::-1]), sp, prior=auto)
-    assert segmenter.last_reversed and np.array_equal(es_rev, es_given[::-1])
+    got = segmenter.predict_frame_detailed(np.ascontiguousarray(es.array[::-1]), sp, prior=auto)
+    assert got.reversed and np.array_equal(got.labels, es_given[::-1])
     # a 4D cine apex first: every phase reversed for the network, ES anchored to ED
     from cmrrisk.image import Volume
 
     frames = np.stack([ed.array, es.array])[:, ::-1]
     vol4 = Volume(np.ascontiguousarray(frames), ed.ijk_to_ras, "cine")
-    out = segmenter.segment(vol4).array
-    assert segmenter.last_reversed
+    res = segmenter.segment_detailed(vol4)
+    out = res.volume.array
+    assert res.reversed
     assert np.array_equal(out[0], given[::-1]) and np.array_equal(out[1], es_given[::-1])
 
 

@@ -62,13 +62,14 @@ def test_segmenter_follows_the_geometry_before_the_labels(segmenter):
     frame = np.random.default_rng(0).normal(size=(4, 64, 64)).astype(np.float32)
     segmenter._predict = counting
     try:
-        segmenter.predict_frame(frame, (1.5, 1.5), geometry=_matrix([0.672, -0.666, 0.323]))
-        assert segmenter.last_reversed and segmenter.last_order_source == "geometry"
+        got = segmenter.predict_frame_detailed(frame, (1.5, 1.5), geometry=_matrix([0.672, -0.666, 0.323]))
+        assert got.reversed and got.order_source == "geometry"
         assert len(calls) == 1  # no first pass to judge the LV area
-        segmenter.predict_frame(frame, (1.5, 1.5), geometry=np.diag([-1.5, -1.5, 10.0, 1.0]))
-        assert segmenter.last_order_source == "labels"
-        segmenter.predict_frame(frame, (1.5, 1.5), reverse=False, geometry=_matrix([0.672, -0.666, 0.323]))
-        assert not segmenter.last_reversed and segmenter.last_order_source == "caller"
+        got = segmenter.predict_frame_detailed(frame, (1.5, 1.5), geometry=np.diag([-1.5, -1.5, 10.0, 1.0]))
+        assert got.order_source == "labels"
+        got = segmenter.predict_frame_detailed(frame, (1.5, 1.5), reverse=False,
+                                               geometry=_matrix([0.672, -0.666, 0.323]))
+        assert not got.reversed and got.order_source == "caller"
     finally:
         del segmenter._predict
 
@@ -104,10 +105,12 @@ def test_sunnybrook_apex_found_with_the_geometry(segmenter):
                    .glob("*-contours/IM-0001-0208-icontour-manual.txt"))
     ref = contour_mask(contour, frame.array.shape[1:])
 
-    by_labels = segmenter.predict_frame(frame.array, frame.spacing[:2])
-    assert not segmenter.last_reversed and segmenter.last_order_source == "labels"
-    by_geometry = segmenter.segment(frame).array
-    assert segmenter.last_reversed and segmenter.last_order_source == "geometry"
+    got = segmenter.predict_frame_detailed(frame.array, frame.spacing[:2])
+    by_labels = got.labels
+    assert not got.reversed and got.order_source == "labels"
+    res = segmenter.segment_detailed(frame)
+    by_geometry = res.volume.array
+    assert res.reversed and res.order_source == "geometry"
     d_labels, d_geometry = dice(by_labels[z] == 1, ref), dice(by_geometry[z] == 1, ref)
     assert d_geometry > max(d_labels, 0.8), (d_labels, d_geometry)
 
@@ -115,8 +118,9 @@ def test_sunnybrook_apex_found_with_the_geometry(segmenter):
 
     flipped = _flip_slices(frame)
     assert slice_order_from_geometry(flipped.ijk_to_ras) == "base_first"
-    again = segmenter.segment(flipped).array
-    assert not segmenter.last_reversed and segmenter.last_order_source == "geometry"
+    res = segmenter.segment_detailed(flipped)
+    again = res.volume.array
+    assert not res.reversed and res.order_source == "geometry"
     assert np.array_equal(again[::-1], by_geometry)
 
 
@@ -133,8 +137,9 @@ def test_segment_a_volume_passes_its_geometry_and_prior(segmenter):
     prior[:, 20:40, 20:40] = 1
     m = _matrix([0.672, -0.666, 0.323], spacing=1.5)
     vol = Volume(arr, m, "frame")
-    got = segmenter.segment(vol, prior=prior).array
-    assert segmenter.last_order_source == "geometry" and segmenter.last_reversed
+    res = segmenter.segment_detailed(vol, prior=prior)
+    got = res.volume.array
+    assert res.order_source == "geometry" and res.reversed
     want = segmenter.predict_frame(arr, vol.spacing[:2], prior=prior, geometry=m)
     assert np.array_equal(got, want)
     with pytest.raises(CMRRiskError, match="4D cine"):

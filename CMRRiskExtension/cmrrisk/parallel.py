@@ -82,6 +82,14 @@ def _warm(modules) -> list:
     return bad
 
 
+async def _warm_later(modules) -> list:
+    """:func:`_warm` in a thread of the worker, off its event loop: Dask runs a coroutine
+    function without waiting for it (``Client.run(..., wait=False)`` refuses a plain one)."""
+    import asyncio
+
+    return await asyncio.get_running_loop().run_in_executor(None, _warm, list(modules))
+
+
 @contextlib.contextmanager
 def thread_limits(n: int | None):
     """Run the enclosed work on ``n`` threads of torch, the BLAS/OpenMP pools and ITK (restored
@@ -225,7 +233,7 @@ class Engine:
             try:
                 self._start()
                 if self._warm_modules:
-                    self.client.run(_warm, list(self._warm_modules), wait=False, on_error="ignore")
+                    self.client.run(_warm_later, list(self._warm_modules), wait=False, on_error="ignore")
             except BaseException as exc:  # given to the caller by _join
                 self._start_error = exc
 
@@ -253,7 +261,7 @@ class Engine:
                 return  # the starting thread warms the workers once they are up
             self._join()
         if self.client is not None:
-            self.client.run(_warm, modules, wait=False, on_error="ignore")
+            self.client.run(_warm_later, modules, wait=False, on_error="ignore")
 
     def __exit__(self, *exc):
         self._depth -= 1

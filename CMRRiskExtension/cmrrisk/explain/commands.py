@@ -8,17 +8,24 @@ similar cases) and PNG overlays. ``--subject`` may be repeated; ``--all`` explai
 
 from __future__ import annotations
 
+import sys
+
 from ..errors import CMRRiskError
 
 
 def cmd_explain(args) -> int:
     from .. import progress
+    from ..parallel import default_engine
     from ..predict.store import load_pipeline
     from ..predict.tabular import load_table
     from ..predict.validation import needs_image_features
-    from .core import register_models, explain_subject, load_reference, reference_latents, write_explanation
+    from .cohort import WORKER_MODULES, explain_subjects, on_workers
+    from .core import load_reference, reference_latents, register_models
     from .saliency import METHODS
 
+    engine = default_engine()  # the command's engine (--workers, --scheduler, --cluster)
+    if engine is not None and on_workers(engine, 2):
+        engine.warm(WORKER_MODULES)  # the workers import torch and captum while the model loads here
     register_models()
     if args.threads:
         import torch
@@ -45,25 +52,39 @@ def cmd_explain(args) -> int:
         ref_table = load_reference(pipe, args.reference)
         if ref_table is not None:
             print(f"reference cohort: {ref_table.source} ({len(ref_table)} subjects)")
-            reference = reference_latents(pipe, ref_table)
+            reference = reference_latents(pipe, ref_table)  # once, here; sent to each worker once
         else:
             print("no reference cohort (the training manifest is not where it was; give --reference): "
                   "no similar cases")
-    # the per-subject lines below are the human-readable progress; --progress json adds events
-    steps = progress.json_progress() if progress.is_json() else progress.Progress()
-    for i, s in enumerate(subjects):
-        steps.update(i, len(subjects), f"explaining {s}")
-        e = explain_subject(pipe, table, s, args.method, reference=reference, k=args.k, layer=args.layer,
-                            internal_batch_size=args.internal_batch_size)
-        paths = write_explanation(e, args.out, png=not args.no_png)
-        print(f"{s}: {e.text}")
-        for col, p in paths["heatmaps"].items():
-            reg = e.image_regions.get(col, {})
-            extra = f" (positive attribution inside the heart dilated by 5 voxels: " \
-                    f"{100 * reg['heart_dilated_5']:.0f} %)" if "heart_dilated_5" in reg else ""
-            print(f"  heatmap {col}: {p}{extra}")
-        print(f"  attributions: {paths['attributions']}\n  explanation: {paths['explanation']}")
+    if on_workers(engine, len(subjects)):  # results come at the end: a bar (or JSON lines) meanwhile
+        steps = progress.cli_progress(desc="explain", unit="subject")
+    else:  # the per-subject lines below are the human-readable progress; --progress json adds events
+        steps = progress.json_progress() if progress.is_json() else progress.Progress()
+    options = {"method": args.method, "k": args.k, "layer": args.layer,
+               "internal_batch_size": args.internal_batch_size, "png": not args.no_png}
+    results = explain_subjects(pipe, table, subjects, options, reference, args.out, engine=engine,
+                               progress=steps, on_result=_print_result)
+    failed = [r["subject"] for r in results if "error" in r]
+    if failed:
+        print(f"{len(failed)} of {len(subjects)} subjects could not be explained: {', '.join(failed)}",
+              file=sys.stderr)
+        return 1
     return 0
+
+
+def _print_result(r: dict) -> None:
+    """The lines of one subject: its sentence and files, or its error on standard error."""
+    s = r["subject"]
+    if "error" in r:
+        print(f"failed: {s}: {r['error']}", file=sys.stderr)
+        return
+    print(f"{s}: {r['text']}")
+    for col, p in r["paths"]["heatmaps"].items():
+        reg = r["regions"].get(col, {})
+        extra = f" (positive attribution inside the heart dilated by 5 voxels: " \
+                f"{100 * reg['heart_dilated_5']:.0f} %)" if "heart_dilated_5" in reg else ""
+        print(f"  heatmap {col}: {p}{extra}")
+    print(f"  attributions: {r['paths']['attributions']}\n  explanation: {r['paths']['explanation']}")
 
 
 def add_commands(subparsers) -> None:

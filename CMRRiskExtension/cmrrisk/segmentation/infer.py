@@ -177,18 +177,6 @@ class Segmenter:
         #: detected and reversed for the network (see :meth:`predict_frame`)
         self.slice_order = pre.get("slice_order") or TRAINING_SLICE_ORDER.get(config.get("task"))
         self.check_slice_order = self.slice_order is not None
-        #: whether the last :meth:`predict_frame` / :meth:`segment` call reversed the stack.
-        #: Kept for interactive use only: code reads the result of
-        #: :meth:`predict_frame_detailed` / :meth:`segment_detailed` instead, which stays right
-        #: when several threads share one segmenter.
-        self.last_reversed = False
-        #: what decided it: "geometry" (the image's slice direction, see
-        #: :func:`slice_order_from_geometry`), "labels" (the LV area along the stack), "caller"
-        #: (``reverse`` given) or "unchecked"
-        self.last_order_source = "unchecked"
-        #: the heart window (y0, y1, x0, x1 of the padded network grid) of the last network
-        #: call, None when it saw the whole image
-        self.last_window = None
 
     @classmethod
     def load(cls, model: str = "cine", device: str | None = "cpu", tta: bool | None = None) -> "Segmenter":
@@ -279,26 +267,18 @@ class Segmenter:
             else:
                 seg = self._predict(arr, spacing_xy, post, None, window, seen)
                 if not self.reads_reversed(seg):
-                    return self._remember(FramePrediction(seg, False, source, seen.get("window")))
+                    return FramePrediction(seg, False, source, seen.get("window"))
                 reverse = True
         if not reverse:
             seg = self._predict(arr, spacing_xy, post, prior, window, seen)
-            return self._remember(FramePrediction(seg, False, source, seen.get("window")))
+            return FramePrediction(seg, False, source, seen.get("window"))
 
         def flipped(a):
             return None if a is None else np.ascontiguousarray(np.asarray(a)[::-1])
 
         seg = np.ascontiguousarray(self._predict(flipped(arr), spacing_xy, post, flipped(prior),
                                                  flipped(window), seen)[::-1])
-        return self._remember(FramePrediction(seg, True, source, seen.get("window")))
-
-    def _remember(self, result):
-        """``result`` (a :class:`FramePrediction` or :class:`VolumeSegmentation`), its decision
-        also kept in the ``last_*`` attributes for interactive use."""
-        self.last_reversed, self.last_order_source = bool(result.reversed), result.order_source
-        if isinstance(result, FramePrediction):
-            self.last_window = result.window
-        return result
+        return FramePrediction(seg, True, source, seen.get("window"))
 
     def geometry_reverse(self, ijk_to_ras) -> bool | None:
         """Whether a stack with this geometry must be reversed for the network (its slice order,
@@ -559,7 +539,6 @@ class Segmenter:
         else:
             ed_t, es_t = ed_es
         progress.report(n, n, f"{n} phase(s) segmented")
-        self.last_reversed, self.last_order_source = bool(reverse), source
         return out, int(ed_t), int(es_t), bool(reverse), source
 
     def segment(self, vol: Volume, progress: Progress | None = None, prior: np.ndarray | None = None) -> Volume:
