@@ -57,7 +57,22 @@ def cohort(tmp_path_factory):
     return d / "m.csv"
 
 
-def _torchrun(nproc, manifest, out, check_dir, timeout=300):
+@pytest.fixture(scope="module")
+def survival_cohort(cohort):
+    """The same subjects with follow-up: the larger LVs have their events earlier."""
+    import csv
+
+    with open(cohort) as fh:
+        rows = list(csv.DictReader(fh))
+    rng = np.random.default_rng(1)
+    for i, r in enumerate(rows):
+        r["time"] = f"{rng.exponential(2.0 if r.pop('label') == 'DCM' else 10.0):.3f}"
+        r["event"] = "1" if i % 3 else "0"
+    write_manifest(cohort.parent / "s.csv", rows)
+    return cohort.parent / "s.csv"
+
+
+def _torchrun(nproc, manifest, out, check_dir, args=TRAIN, timeout=300):
     """``python -m torch.distributed.run`` of ``cmrrisk train`` inside a network namespace whose
     only interface is ``lo`` (the rendezvous store listens on every interface); stopped by its
     process group on timeout."""
@@ -65,7 +80,7 @@ def _torchrun(nproc, manifest, out, check_dir, timeout=300):
 
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(nproc),
            "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-           "-m", "cmrrisk", "train", str(manifest), "--out", str(out), *TRAIN]
+           "-m", "cmrrisk", "train", str(manifest), "--out", str(out), *args]
     env = dict(os.environ, PYTHONPATH=PKG, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo",
                CMRRISK_DDP_CHECK=str(check_dir))
     line = "ip link set lo up && exec " + " ".join(shlex.quote(c) for c in cmd)
@@ -124,6 +139,29 @@ def test_two_process_gloo_training_writes_one_model_with_equal_replicas(cohort, 
     assert main(["train", str(cohort), "--out", str(single), *TRAIN]) == 0
     assert sorted(os.listdir(single)) == sorted(os.listdir(out))
     assert "distributed" not in json.loads((single / "config.json").read_text())["model"]
+
+
+@pytest.mark.skipif(_private_network() is not None, reason=str(_private_network()))
+def test_two_process_survival_network_with_its_events_shared(survival_cohort, tmp_path):
+    """The Cox loss: each process's share of a batch weighted by its events (a share without
+    any gives no gradient); the replicas still end equal and the model predicts."""
+    from cmrrisk.distributed import state_digest
+    from cmrrisk.predict.store import load_pipeline
+    from cmrrisk.predict.tabular import load_table
+
+    args = ["--endpoint", "survival", "--model", "multiinput", "--cv", "0", "--max-epochs", "3",
+            "--param", "width=4", "--param", "batch_size=6", "--threads", "1"]
+    out, check = tmp_path / "model", tmp_path / "check"
+    rc, stdout, stderr = _torchrun(2, survival_cohort, out, check, args)
+    assert rc == 0, stderr[-3000:]
+    pipe = load_pipeline(str(out))
+    dist = json.loads((out / "config.json").read_text())["model"]["distributed"]
+    assert (dist["world_size"], dist["batch_per_process"], dist["max_weight_difference"]) == (2, 3, 0.0)
+    finals = [json.loads((check / f"rank{r}.jsonl").read_text().splitlines()[-1])["final"] for r in (0, 1)]
+    assert finals[0] == finals[1] == state_digest(pipe.model.net.state_dict())
+    table = load_table(str(survival_cohort), "survival", image_features=False)
+    s = pipe.predict_survival(table, [1.0, 5.0])
+    assert s.shape == (12, 2) and np.all(s[:, 1] <= s[:, 0] + 1e-9)
 
 
 def test_torchrun_refusals_before_any_work(cohort, tmp_path, monkeypatch, capsys):

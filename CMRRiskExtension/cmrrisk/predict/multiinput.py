@@ -41,6 +41,8 @@ parallel this way and are refused under ``torchrun``, as are engine workers (``-
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from ..errors import CMRRiskError
@@ -192,11 +194,13 @@ class _MultiInput(Model):
                                  p["dropout"], len(LGE_CHANNELS) if self.uses_lge else 0)
             if parallel is not None:  # equal initial weights, then each process its own dropout
                 torch.manual_seed(self.seed + 7919 * (parallel.rank + 1))
+            t0 = time.perf_counter()
             best_epoch = fit_network(self.net, batch_loss, val_loss, tr, lr=p["lr"],
                                      weight_decay=p["weight_decay"], batch_size=p["batch_size"],
                                      max_epochs=p["max_epochs"], patience=p["patience"], generator=g,
                                      skip_batch=self._skip_batch, tol=1e-6, history=self.history,
                                      parallel=parallel, weight=self._weight)
+            self.fit_seconds = round(time.perf_counter() - t0, 2)
         if parallel is not None:
             self.distributed = dict(parallel.check_replicas(self.net),
                                     batch_per_process=int(p["batch_size"]) // parallel.world)
@@ -235,6 +239,7 @@ class _MultiInput(Model):
         return arrays, {"name": self.name, "seed": self.seed, "params": self.params, "grid": self.grid,
                         "channels": CHANNELS, "lge_channels": LGE_CHANNELS if self.uses_lge else [],
                         "uses_lge": self.uses_lge, "n_cov": self.n_cov, "best_epoch": self.best_epoch,
+                        "fit_seconds": getattr(self, "fit_seconds", None),
                         **({"distributed": self.distributed} if getattr(self, "distributed", None) else {}),
                         **self._extra_config()}
 
