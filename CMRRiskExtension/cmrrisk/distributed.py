@@ -65,12 +65,30 @@ def close() -> None:
             dist.destroy_process_group()
 
 
+_BARRIERS = [0]
+
+
 def barrier() -> None:
-    """Wait for every process (nothing outside a process group)."""
+    """Wait for every process (nothing outside a process group). After the group's own barrier,
+    a second one through ``torchrun``'s rendezvous store: a gloo context closed right after a
+    barrier can still fail a peer that has not finished it, so a process leaves the group only
+    once every process has finished its last collective."""
+    import datetime
+
     import torch.distributed as dist
 
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    dist.barrier()
+    addr, port = os.environ.get("MASTER_ADDR"), os.environ.get("MASTER_PORT")
+    if not (addr and port):
+        return
+    store = dist.TCPStore(addr, int(port), is_master=False, timeout=datetime.timedelta(minutes=10))
+    _BARRIERS[0] += 1
+    key = (f"cmrrisk-barrier/{os.environ.get('TORCHELASTIC_RUN_ID', '')}/"
+           f"{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}/{_BARRIERS[0]}")
+    store.set(f"{key}/{dist.get_rank()}", "1")
+    store.wait([f"{key}/{r}" for r in range(dist.get_world_size())])
 
 
 def state_digest(state: dict) -> str:

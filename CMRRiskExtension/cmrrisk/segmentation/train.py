@@ -31,7 +31,7 @@ from .. import labels as L
 from .. import modeldir
 from ..datasets import list_acdc, stratified_split
 from ..distributed import close as close_group
-from ..distributed import distributed_context, state_digest
+from ..distributed import barrier, distributed_context, state_digest
 from ..errors import CMRRiskError
 from ..image import read_image
 from .augment import FrameStore, sample_batch
@@ -369,12 +369,11 @@ def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: boo
         config["training"]["distributed"] = {"world_size": world, "backend": dist.get_backend(),
                                              "batch_per_process": per_rank, "replicas_identical": True}
         if rank != 0:
-            dist.barrier()  # rank 0 writes the model directory
+            barrier()  # rank 0 writes the model directory
             return {}
     state = {k: v.contiguous() for k, v in net.state_dict().items()}
     metrics = _validate_and_save(out, state, config, val_subj, dev)
-    if world > 1:
-        dist.barrier()
+    barrier()
     return metrics
 
 
