@@ -14,7 +14,7 @@ import sys
 from .. import __version__
 from ..errors import CMRRiskError
 from .cohort import add_commands as add_cohort_commands
-from .common import check_arguments, os_error_message
+from .common import check_arguments, os_error_message, torchrun_setup
 from .segmentation import add_commands as add_segmentation_commands
 
 
@@ -66,6 +66,7 @@ def main(argv=None) -> int:
     progress.set_mode(args.progress)
     try:
         check_arguments(args)
+        torchrun_setup(args)
         if args.command in ENGINE_COMMANDS:
             from ..parallel import engine_from_args, set_default_engine
 

@@ -98,3 +98,37 @@ def os_error_message(exc: OSError) -> str:
     if base.startswith(".") and ("tmp" in base or base.count(".") >= 2):
         path = os.path.dirname(path) or path
     return f"{path}: {exc.strerror or exc}" if path else str(exc)
+
+
+def torchrun_setup(args) -> None:
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1) every process runs the whole command and only the
+    network fits are data-parallel (see :mod:`cmrrisk.predict.multiinput`): the engine must be
+    the in-process one on each process (engine workers are refused), and only rank 0 reports
+    progress. ``train`` runs this way and ``train-segmentation`` its own way
+    (:mod:`cmrrisk.segmentation.train`); other commands are refused."""
+    from ..distributed import world_size
+
+    world = world_size()
+    if world <= 1:
+        return
+    if args.command == "train-segmentation":
+        return
+    if args.command != "train":
+        raise CMRRiskError(f"{args.command} does not run under torchrun ({world} processes would each "
+                           "do the whole work); start it as one process (its --workers run the tasks "
+                           "in parallel).")
+    asked = [f"--{k} {v}" for k, v in (("workers", getattr(args, "workers", None)),
+                                       ("scheduler", getattr(args, "scheduler", None)),
+                                       ("cluster", getattr(args, "cluster", None)))
+             if v is not None and not (k == "workers" and v == 1)]
+    if asked:
+        raise CMRRiskError(f"{', '.join(asked)}: engine workers cannot be combined with torchrun "
+                           f"({world} processes); under torchrun each process runs the command itself "
+                           "and the network fits are data-parallel. Leave the engine options out, or "
+                           "run without torchrun.")
+    args.workers = 1  # the in-process engine on every process
+    if int(os.environ.get("RANK", "0") or 0) != 0:
+        from .. import progress
+
+        progress.set_mode("none")
+

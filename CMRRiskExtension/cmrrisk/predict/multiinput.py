@@ -21,9 +21,27 @@ Training: Adam, mini-batches, augmentation (in-plane flips and 90-degree rotatio
 grid, intensity scale/shift of the image channels), early stopping on a stratified validation
 split of the training subjects (best epoch kept). The layer ``cnn.block4`` is the Grad-CAM
 target used by ``cmrrisk explain``.
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1; ``torchrun --nproc_per_node N -m cmrrisk train MANIFEST
+--model multiinput ...``) every process runs the whole command the same way: it reads the
+manifest, prepares the same image tensors, makes the same cross-validation folds and fits the
+same sequence of networks, and each of those fits is data-parallel (PyTorch
+DistributedDataParallel over gloo, on the CPU): the epoch's shuffle comes from the seed, alike on
+every process; each process takes every N-th row of each batch (``batch_size`` is the total and
+must be a multiple of N, at least 2N), augments it from its own stream and draws its own dropout;
+the gradients are averaged (each process's loss weighted by its share of the batch's rows, or of
+its events for the Cox loss); the batch-norm statistics are rank 0's before each validation and
+rank 0's validation loss decides early stopping for all, so every process stops at the same epoch.
+At the end of each fit the replicas are compared (largest weight difference and digests; they must
+be equal, recorded as ``distributed`` in the model's configuration). Only rank 0 prints and writes
+the model directory (:func:`cmrrisk.predict.study.train_model`). Other models are not trained in
+parallel this way and are refused under ``torchrun``, as are engine workers (``--workers``,
+``--scheduler``, ``--cluster``): the engine is the in-process one on every rank.
 """
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
@@ -66,6 +84,7 @@ def _augment(xb, g, n_intensity=2):
 
 class _MultiInput(Model):
     uses_inputs = True
+    data_parallel = True  # fits under torchrun with DistributedDataParallel (see the module)
     parameter_constraints = {"width": [COUNT], "dropout": [Interval(float, 0, 1, "left")],
                              "lr": [POSITIVE], "weight_decay": [NON_NEGATIVE], "batch_size": [COUNT],
                              "max_epochs": [COUNT], "patience": [COUNT], "val_fraction": [FRACTION],
@@ -125,11 +144,25 @@ class _MultiInput(Model):
         tr = np.setdiff1d(np.arange(n), va)
         return tr, va
 
+    def check_world(self, world: int) -> None:
+        """Refuse a number of ``torchrun`` processes that cannot share the batch evenly."""
+        b = int(self.params["batch_size"])
+        if world > 1 and (b % world or b < 2 * world):
+            raise CMRRiskError(f"model {self.name!r}: batch_size {b} cannot be shared by the {world} "
+                               f"processes of torchrun; give a multiple of {world} of at least {2 * world} "
+                               f"(--param batch_size={2 * world * max(1, round(b / (2 * world)))}; the batch "
+                               "is the total over all processes) or start fewer processes.")
+
     def fit(self, x, y, inputs=None, images=None):
         import torch
 
+        from ..distributed import data_parallel, world_size
+
+        self.check_world(world_size())
+        parallel = data_parallel(f"{self.name} {self.endpoint} fit")
+        rank0 = parallel is None or parallel.rank == 0
         self.uses_lge = self._decide_lge(inputs, images)
-        imgs = self.images(inputs, progress=True) if images is None else images
+        imgs = self.images(inputs, progress=rank0) if images is None else images
         cine, lge = self._parts(imgs)
         n = len(cine)
         cov = self._cov(x, n)
@@ -139,29 +172,45 @@ class _MultiInput(Model):
         tr, va = self._split(n, self._strata(y))
         X, C = torch.from_numpy(cine), torch.from_numpy(cov)
         G = torch.from_numpy(lge) if lge is not None else None
-        g = torch.Generator().manual_seed(self.seed)
+        g = torch.Generator().manual_seed(self.seed)  # the shuffles: alike on every process
+        # augmentation: this process's own stream under torchrun (one stream with the shuffles
+        # otherwise, as single-process fits always drew)
+        aug = g if parallel is None else torch.Generator().manual_seed(self.seed + 7919 * (parallel.rank + 1))
 
         def batch_loss(net, ix):
             it = torch.from_numpy(ix)
-            lg = _augment(G[it], g, 1) if G is not None else None
-            return self._loss(net(_augment(X[it], g), C[it], lg), ix)
+            lg = _augment(G[it], aug, 1) if G is not None else None
+            return self._loss(net(_augment(X[it], aug), C[it], lg), ix)
 
         def val_loss(net):
             iv = torch.from_numpy(va)
             return self._loss(net(X[iv], C[iv], G[iv] if G is not None else None), va)
 
         self.history = []
+        self.distributed = None
         # an image network keeps the caller's thread count; torch's generator is not restored
         with seeded(self.seed, threads=None, fork=False):
             self.net = build_net(len(CHANNELS), self.n_cov, self._n_out(), p["width"], self.grid["slices"],
                                  p["dropout"], len(LGE_CHANNELS) if self.uses_lge else 0)
+            if parallel is not None:  # equal initial weights, then each process its own dropout
+                torch.manual_seed(self.seed + 7919 * (parallel.rank + 1))
+            t0 = time.perf_counter()
             best_epoch = fit_network(self.net, batch_loss, val_loss, tr, lr=p["lr"],
                                      weight_decay=p["weight_decay"], batch_size=p["batch_size"],
                                      max_epochs=p["max_epochs"], patience=p["patience"], generator=g,
-                                     skip_batch=self._skip_batch, tol=1e-6, history=self.history)
+                                     skip_batch=self._skip_batch, tol=1e-6, history=self.history,
+                                     parallel=parallel, weight=self._weight)
+            self.fit_seconds = round(time.perf_counter() - t0, 2)
+        if parallel is not None:
+            self.distributed = dict(parallel.check_replicas(self.net),
+                                    batch_per_process=int(p["batch_size"]) // parallel.world)
         self.best_epoch = best_epoch
         self._after_fit(imgs, cov, y)
         return self
+
+    def _weight(self, ix):
+        """What a batch's mean loss is averaged over (rows)."""
+        return len(ix)
 
     def _skip_batch(self, ix):
         return False
@@ -190,6 +239,8 @@ class _MultiInput(Model):
         return arrays, {"name": self.name, "seed": self.seed, "params": self.params, "grid": self.grid,
                         "channels": CHANNELS, "lge_channels": LGE_CHANNELS if self.uses_lge else [],
                         "uses_lge": self.uses_lge, "n_cov": self.n_cov, "best_epoch": self.best_epoch,
+                        "fit_seconds": getattr(self, "fit_seconds", None),
+                        **({"distributed": self.distributed} if getattr(self, "distributed", None) else {}),
                         **self._extra_config()}
 
     @classmethod
@@ -271,6 +322,10 @@ class MultiInputSurvival(BreslowMixin, _MultiInput):
 
     def _skip_batch(self, ix):
         return self._e[ix].sum() == 0
+
+    def _weight(self, ix):
+        """The Cox loss is a mean over the batch's events."""
+        return float(self._e[ix].sum())
 
     def _loss(self, out, ix):
         import torch

@@ -217,15 +217,12 @@ def train_model(manifest: str, endpoint: str, out: str, model: str | None = None
     :class:`Cancelled` and the model directory is not written. Returns {"model_dir", "model", "cv" (the metrics or
     None), "chosen", "cv_scores", "seconds"}."""
     from . import multiinput  # noqa: F401  (registers the image models)
-    from .base import DEFAULTS, get_class, interrupt_hook, parse_params
-    from .pipeline import Pipeline
-    from .store import save_pipeline
-    from .tabular import load_table
-    from .validation import cross_validate
+    from .base import DEFAULTS, get_class, parse_params
 
+    from ..distributed import close as close_group
+    from ..distributed import distributed_context, world_size
     from ..modeldir import check_output
 
-    log = log or (lambda _msg: None)
     if endpoint not in DEFAULTS:
         raise CMRRiskError(f"endpoint {endpoint!r}: choose survival or diagnosis.")
     name = model or DEFAULTS[endpoint]
@@ -235,6 +232,37 @@ def train_model(manifest: str, endpoint: str, out: str, model: str | None = None
     k = int(cv or 0)
     if k == 1 or k < 0:
         raise CMRRiskError(f"--cv {cv}: give 0 (no cross-validation) or at least 2 folds.")
+    params = {"max_epochs": int(max_epochs)} if max_epochs else {}
+    params.update(user_params)
+    world, rank = world_size(), 0
+    if world > 1:  # under torchrun: every process runs this; the network fits are data-parallel
+        cls = get_class(name, endpoint)
+        if not getattr(cls, "data_parallel", False):
+            raise CMRRiskError(f"model {name!r} is not trained data-parallel: under torchrun ({world} "
+                               "processes) only --model multiinput is. Run `cmrrisk train` without "
+                               "torchrun (--workers N spreads this model's fits over worker processes).")
+        cls(seed=seed, **params).check_world(world)
+        rank = distributed_context("cpu")[0]
+        if rank != 0:  # rank 0 alone reports and writes
+            log, progress = None, None
+    try:
+        return _train_model(manifest, endpoint, out, name, seed, k, max_features, cache_dir, progress,
+                            log, params, user_params, image_model, rank)
+    finally:
+        close_group()
+
+
+def _train_model(manifest, endpoint, out, name, seed, k, max_features, cache_dir, progress, log,
+                 params, user_params, image_model, rank) -> dict:
+    from .base import interrupt_hook
+    from .pipeline import Pipeline
+    from .store import save_pipeline
+    from .tabular import load_table
+    from .validation import cross_validate
+
+    from ..distributed import barrier
+
+    log = log or (lambda _msg: None)
     total = 3 + (k if k > 1 else 0)
     state = {"step": 0, "doing": "reading the manifest"}
 
@@ -258,8 +286,6 @@ def train_model(manifest: str, endpoint: str, out: str, model: str | None = None
         log(f"{manifest}: {len(table)} subjects, {table.covariates.shape[1]} input column(s); "
             f"model {name} ({endpoint})")
         tick(f"read {len(table)} subjects", "cross-validation fold 1" if k > 1 else "final fit")
-        params = {"max_epochs": int(max_epochs)} if max_epochs else {}
-        params.update(user_params)
         metrics = None
         if k > 1:
             c0 = time.time()
@@ -278,8 +304,10 @@ def train_model(manifest: str, endpoint: str, out: str, model: str | None = None
             "data (" + ", ".join(f"{key} {v:.3f}" for key, v in pipe.model.cv_scores.items()) + ")")
     tick("final fit on all subjects", "writing the model")
     pipe.user_params = user_params
-    save_pipeline(pipe, out, metrics)
-    log(f"model written: {out}")
+    if rank == 0:
+        save_pipeline(pipe, out, metrics)
+        log(f"model written: {out}")
+    barrier()  # under torchrun the other processes end once rank 0 has written
     progress.report(total, total, "model written")
     return {"model_dir": out, "model": name, "cv": metrics, "chosen": chosen,
             "cv_scores": getattr(pipe.model, "cv_scores", None), "seconds": round(time.time() - t0, 1)}

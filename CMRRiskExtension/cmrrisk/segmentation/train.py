@@ -30,6 +30,8 @@ import torch.nn.functional as F
 from .. import labels as L
 from .. import modeldir
 from ..datasets import list_acdc, stratified_split
+from ..distributed import close as close_group
+from ..distributed import barrier, distributed_context, state_digest
 from ..errors import CMRRiskError
 from ..image import read_image
 from .augment import FrameStore, sample_batch
@@ -147,33 +149,6 @@ def lr_at(it: int, total: int, base: float, warmup: int) -> float:
     return base * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
 
 
-def distributed_context(device: str = "cpu") -> tuple[int, int, int]:
-    """(rank, world size, local rank) under ``torchrun`` (the process group initialised here:
-    nccl when training on CUDA, else gloo); (0, 1, 0) otherwise."""
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    if world <= 1:
-        return 0, 1, 0
-    import torch.distributed as dist
-
-    rank, local = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-    if not dist.is_initialized():
-        cuda = device in ("cuda", "auto") and torch.cuda.is_available()
-        if cuda:
-            torch.cuda.set_device(local)
-        dist.init_process_group("nccl" if cuda else "gloo")
-    return rank, world, local
-
-
-def _state_digest(state: dict) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for k in sorted(state):
-        h.update(k.encode())
-        h.update(state[k].detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
 def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool = False,
           threads: int | None = None, task: str = "cine", init: str | None = None,
           progress=None, val_subjects: list | None = None, **overrides) -> dict:
@@ -205,11 +180,7 @@ def train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool
             os.rmdir(out)
         raise
     finally:
-        if world > 1:
-            import torch.distributed as dist
-
-            if dist.is_initialized():
-                dist.destroy_process_group()
+        close_group()
 
 
 def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: bool = False,
@@ -402,18 +373,17 @@ def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: boo
         for b in net.buffers():
             dist.broadcast(b, 0)
         digests = [None] * world
-        dist.all_gather_object(digests, _state_digest(net.state_dict()))
+        dist.all_gather_object(digests, state_digest(net.state_dict()))
         if len(set(digests)) != 1:
             raise RuntimeError(f"distributed training: the {world} replicas differ after training")
         config["training"]["distributed"] = {"world_size": world, "backend": dist.get_backend(),
                                              "batch_per_process": per_rank, "replicas_identical": True}
         if rank != 0:
-            dist.barrier()  # rank 0 writes the model directory
+            barrier()  # rank 0 writes the model directory
             return {}
     state = {k: v.contiguous() for k, v in net.state_dict().items()}
     metrics = _validate_and_save(out, state, config, val_subj, dev)
-    if world > 1:
-        dist.barrier()
+    barrier()
     return metrics
 
 

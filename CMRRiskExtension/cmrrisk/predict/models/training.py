@@ -80,36 +80,61 @@ def split_validation(n, fraction, seed, strata=None):
 
 
 def fit_network(net, batch_loss, val_loss, rows, *, lr, weight_decay, batch_size, max_epochs,
-                patience, generator, skip_batch=None, tol=1e-7, history=None):
+                patience, generator, skip_batch=None, tol=1e-7, history=None, parallel=None,
+                weight=len):
     """Train ``net`` in place and keep its best epoch's weights; returns the best epoch (1-based).
 
     Each epoch: :func:`check_interrupt`, ``rows`` shuffled with ``generator``, mini-batches of
     ``batch_size`` (a batch of fewer than two rows, or one ``skip_batch(ix)`` refuses, is
     skipped), ``batch_loss(net, ix)`` minimised with Adam; then ``val_loss(net)`` in evaluation
     mode. Training stops ``patience`` epochs after the last improvement by more than ``tol``.
-    ``history`` (a list) receives {"epoch", "train_loss", "val_loss"} per epoch."""
+    ``history`` (a list) receives {"epoch", "train_loss", "val_loss"} per epoch.
+
+    ``parallel`` (a :class:`cmrrisk.distributed.DataParallel`, under ``torchrun``): this process
+    is one replica. ``generator`` must then be seeded alike on every process (the shuffles, and so
+    the batches and the skipped ones, are the same everywhere); each process computes the loss on
+    its share of the batch through the DistributedDataParallel wrapper, scaled by its share of
+    ``weight(ix)`` (rows; events for a Cox loss) so that the averaged gradient is the batch's; a
+    batch with fewer rows than processes is skipped; before validation the batch-norm statistics
+    are rank 0's and rank 0's validation loss decides for all, so the processes stop together
+    with equal weights (checked at the end)."""
     import torch
 
+    model = net if parallel is None else parallel.wrap(net)
     opt = torch.optim.Adam(net.parameters(), lr=lr, weight_decay=weight_decay)
     best, best_state, best_ep = np.inf, None, 0
     for ep in range(int(max_epochs)):
         check_interrupt()
-        net.train()
+        model.train()
         perm = rows[torch.randperm(len(rows), generator=generator).numpy()]
         losses = []
         for s in range(0, len(perm), batch_size):
             ix = perm[s:s + batch_size]
             if len(ix) < 2 or (skip_batch is not None and skip_batch(ix)):
                 continue
+            if parallel is not None and not parallel.usable(ix):
+                continue
             opt.zero_grad()
-            loss = batch_loss(net, ix)
+            if parallel is None:
+                loss = batch_loss(net, ix)
+            else:
+                part = parallel.share(ix)
+                loss = batch_loss(model, part) * parallel.scale(weight(part), weight(ix))
             loss.backward()
             opt.step()
             if history is not None:
                 losses.append(loss.item())
         net.eval()
+        if parallel is not None:
+            parallel.sync_buffers(net)
+            parallel.epoch_done(net)
         with torch.no_grad():
             vl = float(val_loss(net))
+        if parallel is not None:
+            vl = parallel.agree(vl)
+            if history is not None:  # the mean over processes of the batches' (scaled) losses
+                total, count = parallel.total(sum(losses), len(losses))
+                losses = [total / count] if count else []
         if history is not None:
             history.append({"epoch": ep + 1, "train_loss": float(np.mean(losses)) if losses else None,
                             "val_loss": vl})
