@@ -13,10 +13,11 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
+
+import netns
 
 ORTHANC = shutil.which("Orthanc") or ("/usr/sbin/Orthanc" if os.path.exists("/usr/sbin/Orthanc") else None)
 PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
@@ -29,23 +30,12 @@ def missing() -> str | None:
         return "Orthanc is not installed (Debian: apt-get install orthanc orthanc-dicomweb)"
     if not os.path.exists(PLUGIN):
         return f"the Orthanc DICOMweb plugin is not installed ({PLUGIN}; Debian: orthanc-dicomweb)"
-    if not shutil.which("unshare") or not shutil.which("ip"):
-        return "unshare or ip (util-linux, iproute2) not available for a private network namespace"
-    r = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True)
-    if r.returncode != 0:
-        return f"cannot create a private network namespace ({(r.stderr or '').strip()[:120]})"
-    return None
+    return netns.unavailable()
 
 
 def run_in_private_network(cmd: str, **kw):
     """``cmd`` (a shell line) inside a new network namespace whose only interface is ``lo``."""
     return subprocess.run(["unshare", "-n", "sh", "-c", f"ip link set lo up && {cmd}"], **kw)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextlib.contextmanager
@@ -54,7 +44,7 @@ def orthanc(folder, lua: str | None = None, timeout: float = 60):
     URL; stop it by its process id. Basic authentication with :data:`USER` / :data:`PASSWORD`."""
     folder = str(folder)
     os.makedirs(folder, exist_ok=True)
-    port = _free_port()
+    port = netns.free_port()
     cfg = {"Name": "cmrrisk-test", "StorageDirectory": os.path.join(folder, "db"),
            "IndexDirectory": os.path.join(folder, "db"), "HttpPort": port, "DicomServerEnabled": False,
            "RemoteAccessAllowed": False, "AuthenticationEnabled": True, "RegisteredUsers": {USER: PASSWORD},

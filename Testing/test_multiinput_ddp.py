@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
+import netns
 from test_features import write_manifest, write_subject
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -25,22 +24,6 @@ PKG = os.path.join(os.path.dirname(HERE), "CMRRiskExtension")
 TRAIN = ["--endpoint", "diagnosis", "--model", "multiinput", "--cv", "2", "--max-epochs", "3",
          "--seed", "3", "--param", "width=4", "--param", "batch_size=4", "--param", "patience=3",
          "--threads", "1"]
-
-
-def _private_network() -> str | None:
-    """Why a private network namespace cannot be made here (None when it can)."""
-    if not shutil.which("unshare") or not shutil.which("ip"):
-        return "unshare or ip (util-linux, iproute2) not available for a private network namespace"
-    r = subprocess.run(["unshare", "-n", "sh", "-c", "ip link set lo up"], capture_output=True, text=True)
-    if r.returncode != 0:
-        return f"cannot create a private network namespace ({(r.stderr or '').strip()[:120]})"
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +62,7 @@ def _torchrun(nproc, manifest, out, check_dir, args=TRAIN, timeout=300):
     import shlex
 
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", str(nproc),
-           "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
+           "--master_addr", "127.0.0.1", "--master_port", str(netns.free_port()),
            "-m", "cmrrisk", "train", str(manifest), "--out", str(out), *args]
     env = dict(os.environ, PYTHONPATH=PKG, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo",
                CMRRISK_DDP_CHECK=str(check_dir))
@@ -95,7 +78,7 @@ def _torchrun(nproc, manifest, out, check_dir, args=TRAIN, timeout=300):
     return proc.returncode, stdout, stderr
 
 
-@pytest.mark.skipif(_private_network() is not None, reason=str(_private_network()))
+@pytest.mark.skipif(netns.unavailable() is not None, reason=str(netns.unavailable()))
 def test_two_process_gloo_training_writes_one_model_with_equal_replicas(cohort, tmp_path):
     from cmrrisk.cli import main
     from cmrrisk.distributed import state_digest
@@ -141,7 +124,7 @@ def test_two_process_gloo_training_writes_one_model_with_equal_replicas(cohort, 
     assert "distributed" not in json.loads((single / "config.json").read_text())["model"]
 
 
-@pytest.mark.skipif(_private_network() is not None, reason=str(_private_network()))
+@pytest.mark.skipif(netns.unavailable() is not None, reason=str(netns.unavailable()))
 def test_two_process_survival_network_with_its_events_shared(survival_cohort, tmp_path):
     """The Cox loss: each process's share of a batch weighted by its events (a share without
     any gives no gradient); the replicas still end equal and the model predicts."""
