@@ -7,7 +7,7 @@ equal to ``--epochs`` so that early stopping never ends a run sooner) as
 * one process with 2 torch threads (the same cores as two processes),
 * ``torchrun`` with 2 processes of 1 thread each (DistributedDataParallel over gloo),
 
-and records the wall time of each command (start-up, reading and preparing the images, the
+and records the wall time of each command (``--repeat R``: R interleaved rounds, medians) (start-up, reading and preparing the images, the
 fit, writing) and of its final fit alone (``fit_seconds`` in the model's configuration: the
 training loop, rank 0's under torchrun). Under torchrun every process prepares the images
 itself. The torchrun runs go in a private network namespace
@@ -15,7 +15,7 @@ itself. The torchrun runs go in a private network namespace
 ``bench/results/multiinput_ddp.json``; the load average before and after each run is recorded
 (other work on the machine slows the runs).
 
-    .venv/bin/python bench/bench_multiinput_ddp.py [--n 32] [--epochs 6] [--batch 8] [--width 16]
+    .venv/bin/python bench/bench_multiinput_ddp.py [--n 32] [--epochs 6] [--batch 8] [--width 16] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -80,25 +80,41 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--batch", type=int, default=8, help="total batch (each of 2 processes: half)")
     ap.add_argument("--width", type=int, default=16)
+    ap.add_argument("--repeat", type=int, default=1, help="rounds of the three runs, interleaved; medians kept")
     args = ap.parse_args()
     from cmrrisk.synthetic import generate_cohort
 
     work = tempfile.mkdtemp(prefix="cmrrisk_ddp_bench_")
     try:
         manifest = generate_cohort(os.path.join(work, "cohort"), n=args.n, seed=0, progress=False)
-        runs = {}
-        for label, nproc, threads in (("1 process x 1 thread", 1, 1), ("1 process x 2 threads", 1, 2),
-                                      ("torchrun 2 processes x 1 thread", 2, 1)):
-            runs[label] = _run(nproc, threads, manifest, os.path.join(work, f"m{nproc}_{threads}"), args, args.epochs)
-            print(label, runs[label], flush=True)
+        import statistics
+
+        runs, rounds = {}, []
+        for i in range(args.repeat):
+            rounds.append({})
+            for label, nproc, threads in (("1 process x 1 thread", 1, 1), ("1 process x 2 threads", 1, 2),
+                                          ("torchrun 2 processes x 1 thread", 2, 1)):
+                rounds[-1][label] = _run(nproc, threads, manifest, os.path.join(work, f"m{nproc}_{threads}_{i}"),
+                                         args, args.epochs)
+                print(i, label, rounds[-1][label], flush=True)
+        for label in rounds[0]:
+            runs[label] = dict(rounds[-1][label], **{
+                key: statistics.median(r[label][key] for r in rounds) for key in ("seconds", "fit_seconds")})
+        one = runs["1 process x 1 thread"]
+        ddp = runs["torchrun 2 processes x 1 thread"]
+        speedup = {"command": round(one["seconds"] / ddp["seconds"], 2),
+                   "final_fit": round(one["fit_seconds"] / ddp["fit_seconds"], 2)}
         res = {"what": "cmrrisk train --endpoint survival --model multiinput --cv 0 on a synthetic cohort "
                        "(cine + LGE with reference label maps), fixed epochs",
                "n_subjects": args.n, "epochs": args.epochs, "batch": args.batch, "width": args.width,
                "cpu_count": os.cpu_count(), "private_network_namespace": _private(),
-               "command": "python bench/bench_multiinput_ddp.py " + " ".join(sys.argv[1:]), "runs": runs}
-        os.makedirs(os.path.dirname(OUT), exist_ok=True)
-        with open(OUT, "w") as fh:
-            json.dump(res, fh, indent=2)
+               "command": "python bench/bench_multiinput_ddp.py " + " ".join(sys.argv[1:]),
+               "repeats": args.repeat, "runs": runs, "rounds": rounds,
+               "speedup_torchrun_2_over_1_process_median": speedup}
+        from cmrrisk import modeldir
+
+        modeldir.write_json(OUT, res)
+        print("speed-up of torchrun (2 processes) over 1 process, medians:", speedup)
         print("written", OUT)
     finally:
         shutil.rmtree(work, ignore_errors=True)
