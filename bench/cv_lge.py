@@ -120,6 +120,11 @@ def stage1(model: str, cases, tag: str) -> dict:
     return cached
 
 
+def stage1_fold_dir(tag: str, k: int) -> Path:
+    """Where ``bench/cv_lge_stage1.py --tag TAG --fold K`` writes the first stage of fold K."""
+    return WORK / f"stage1_{tag}_fold{k}"
+
+
 def stage1_folds(tag: str, cases, fold_of: dict) -> dict:
     """{case: labels} from the first stage of each case's own fold (``bench/cv_lge_stage1.py --tag
     TAG``; folds whose model is not finished yet are left out), cached per fold model's weights."""
@@ -127,7 +132,7 @@ def stage1_folds(tag: str, cases, fold_of: dict) -> dict:
 
     out = {}
     for k in range(N_FOLDS):
-        d = WORK / f"stage1_{tag}_fold{k}"
+        d = stage1_fold_dir(tag, k)
         if not (d / modeldir.WEIGHTS).is_file():
             print(f"--stage1 {tag}: fold {k} has no finished model ({d})", flush=True)
             continue
@@ -216,11 +221,13 @@ def main() -> int:
     fold_of = folds(cases)
     data = {c.case: read_emidec_case(c) for c in cases}
     group = {c.case: c.group for c in cases}
-    bundled = stage1("lge", cases, "bundled")
+    # the bundled and development first stages: not needed with --stage1 (its own source only)
+    bundled = {} if args.stage1 else stage1("lge", cases, "bundled")
     split_dir = SPLIT_DIR / "lge_split"
     held = set(val_subjects(str(split_dir))) if (split_dir / "config.json").is_file() else set()
     split_ok = bool(held) and (split_dir / modeldir.WEIGHTS).is_file()
-    split = stage1(str(split_dir), [c for c in cases if c.case in held], "lge_split") if split_ok else {}
+    split = stage1(str(split_dir), [c for c in cases if c.case in held], "lge_split") if split_ok and not \
+        args.stage1 else {}
 
     name = args.method + ("" if args.tta == "flips" else f"_tta-{args.tta}") + (
         f"_r{args.repeat}" if args.repeat else "") + (f"_s1-{args.stage1}" if args.stage1 else "")

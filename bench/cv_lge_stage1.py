@@ -17,11 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "CMRRiskExtension"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from cv_lge import DATA, N_FOLDS, WORK, folds  # noqa: E402
-
-
-def fold_dir(tag: str, k: int) -> Path:
-    return WORK / f"stage1_{tag}_fold{k}"
+from cv_lge import DATA, N_FOLDS, WORK, folds, stage1_fold_dir  # noqa: E402
 
 
 def main() -> int:
@@ -40,7 +36,7 @@ def main() -> int:
     cases = list_emidec(str(DATA / "emidec"))
     fold_of = folds(cases)
     held = sorted(n for n, f in fold_of.items() if f == args.fold)
-    out = fold_dir(args.tag, args.fold)
+    out = stage1_fold_dir(args.tag, args.fold)
     WORK.mkdir(parents=True, exist_ok=True)
     train(str(DATA / "emidec"), str(out), seed=args.seed + args.fold, threads=1, task="lge", init=args.init,
           val_subjects=held, iterations=args.iterations, lr=args.lr)
