@@ -61,3 +61,21 @@ def test_lge_frame_and_a_prior_on_a_4d_cine_is_refused(subject):
     cine = Volume(np.stack([vols["ed"].array, vols["es"].array]), vols["ed"].ijk_to_ras, "cine")
     with pytest.raises(CMRRiskError, match="4D cine"):
         service.segment_frame(cine, prior=np.zeros(vols["ed"].array.shape, np.uint8))
+
+
+def test_slice_order_check_stays_off_for_a_model_without_a_slice_order(tmp_path):
+    """A model whose config gives no training slice order cannot judge a stack's order: asking
+    for the check (the default) must not turn it on, as Segmenter.load leaves it off."""
+    import json
+
+    from cmrrisk import modeldir
+
+    cfg, state = modeldir.load(modeldir.resolve("cine"))
+    cfg = json.loads(json.dumps(cfg))
+    cfg["preprocessing"].pop("slice_order")
+    cfg["task"] = "custom"
+    path = str(tmp_path / "no_order")
+    modeldir.save(path, state, cfg)
+    assert service.segmenter(path).check_slice_order is False
+    assert service.segmenter(path, check_slice_order=False).check_slice_order is False
+    assert service.segmenter("cine").check_slice_order is True

@@ -188,6 +188,12 @@ class Engine:
 
     # -- what kind of engine
     @property
+    def workers_asked(self) -> bool:
+        """True when the command asked for workers (``--workers`` above 1, a scheduler or a
+        cluster): per-subject work then goes to them even for a few subjects."""
+        return bool(self.scheduler or self.cluster_type or (self.workers or 1) > 1)
+
+    @property
     def distributed(self) -> bool:
         """True when tasks go to Dask (a cluster or more than one local worker)."""
         return self.scheduler is not None or self.cluster_type is not None or (self.workers or os.cpu_count() or 1) > 1

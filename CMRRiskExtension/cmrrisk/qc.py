@@ -92,7 +92,7 @@ from . import labels as L
 from .errors import CMRRiskError
 from .qcchecks import (EXCLUDE, FLAG, MAX_MVO_WITHOUT_SCAR_SHARE, MAX_SCAR_BURDEN_PCT,  # noqa: F401
                        MAX_SCAR_OUTSIDE_SHARE, OK, check, scar_plausibility_checks, status_of)
-from .qcsummary import (finite_float, markdown, reasons, variety_summary, veracity_summary,  # noqa: F401
+from .qcsummary import (markdown, reasons, variety_summary, veracity_summary,  # noqa: F401
                         volume_summary)
 
 MIN_SLICES = 6

@@ -78,9 +78,7 @@ def on_workers(engine, n_subjects: int) -> bool:
     """Whether ``n_subjects`` subjects go to the workers of ``engine``: only when workers, a
     scheduler or a cluster were asked for (starting worker processes and loading the model in
     each costs seconds) and there is more than one subject."""
-    if engine is None or n_subjects < 2:
-        return False
-    return bool(engine.scheduler or engine.cluster_type or (engine.workers or 1) > 1)
+    return engine is not None and n_subjects > 1 and engine.workers_asked
 
 
 def input_files(model_dir: str, table, subjects) -> list:

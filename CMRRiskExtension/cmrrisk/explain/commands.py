@@ -24,7 +24,7 @@ def cmd_explain(args) -> int:
     from .saliency import METHODS
 
     engine = default_engine()  # the command's engine (--workers, --scheduler, --cluster)
-    if engine is not None and on_workers(engine, 2):
+    if engine is not None and engine.workers_asked:
         engine.warm(WORKER_MODULES)  # the workers import torch and captum while the model loads here
     register_models()
     if args.threads:

@@ -41,9 +41,6 @@ class Ensemble(Model):
             validate(lookup(m[0], "survival"), m[1])
         super().__init__(seed, members=members, max_epochs=max_epochs)
 
-    def _make(self, i, name, params):
-        return make_member(i, name, params, self.seed, self.params.get("max_epochs"))
-
     def fit(self, x, y, inputs=None):
         from ..parallel import map_fits
 

@@ -64,7 +64,7 @@ def cross_validate(table: Table, endpoint: str, model: str | None = None, k: int
     if endpoint == "diagnosis":
         classes = sorted(set(table.label))
         oof = np.zeros((len(table), len(classes)))
-        for (_, (tr, te)), (_, (pipe_classes, p)) in zip(enumerate(splits), results):
+        for (tr, te), (_, (pipe_classes, p)) in zip(splits, results):
             # align fold classes with the whole table's classes
             for j, c in enumerate(pipe_classes):
                 oof[te, classes.index(c)] = p[:, j]

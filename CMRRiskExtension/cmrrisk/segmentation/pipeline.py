@@ -172,8 +172,8 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
         report["model_selection"] = "auto"
         report["models"] = {name: _model_info(m) for name, m in models.items()}
     os.makedirs(out_dir, exist_ok=True)
-    asked = engine is not None and (engine.scheduler or engine.cluster_type or (engine.workers or 1) > 1)
-    if asked and len(inputs) > 1:  # each input a task; a worker loads each model it needs once
+    # each input a task on the workers asked for; a worker loads each model it needs once
+    if engine is not None and engine.workers_asked and len(inputs) > 1:
         engine.check_visible(inputs, "inputs")
         jobs = [(i, (p, out_dir, (chosen[p][0], device, tta, models[chosen[p][0]].check_slice_order),
                      chosen[p][1], dicom)) for i, p in enumerate(inputs)]

@@ -31,7 +31,7 @@ def segmenter(model: str = "cine", device: str = "cpu", tta: bool | None = None,
     key = (model, device or "cpu", tta, bool(check_slice_order))
     if key not in _CACHE:
         m = Segmenter.load(model, device=device or "cpu", tta=tta)
-        m.check_slice_order = bool(check_slice_order)
+        m.check_slice_order = m.check_slice_order and bool(check_slice_order)  # never on for a model without an order
         _CACHE[key] = m
     return _CACHE[key]
 

@@ -90,14 +90,10 @@ def _log(msg: str) -> None:
     print(time.strftime("%H:%M:%S"), msg, flush=True)
 
 
-def load_store(subjects, target: float, progress=None) -> FrameStore:
-    """Every training frame resampled to ``target`` mm (``progress``: a
-    :class:`cmrrisk.progress.Progress`, updated per subject)."""
-    from ..progress import as_progress
-
-    progress = as_progress(progress)
+def load_store(subjects, target: float) -> FrameStore:
+    """Every training frame resampled to ``target`` mm."""
     store = FrameStore()
-    for n, s in enumerate(subjects):
+    for s in subjects:
         for phase in ("ed", "es"):
             img = read_image(s.frame_path(phase))
             ref = read_image(s.frame_path(phase, gt=True))
@@ -109,7 +105,6 @@ def load_store(subjects, target: float, progress=None) -> FrameStore:
             x = prepare_frame(img.array, (sx, sy), target)[:, 0].numpy()
             y = labels_to_target_grid(lab, (sx, sy), target, 4)
             store.add(x, y)
-        progress.update(n + 1, len(subjects), f"{s.subject} loaded")
     return store
 
 
