@@ -16,7 +16,11 @@ def cmd_segment(args) -> int:
     from ..segmentation.pipeline import segment_inputs
 
     set_threads(args.threads)
-    options = {"device": args.device, "progress": not args.quiet, "tta": args.tta,
+    from .. import progress as P
+
+    # the bar (unless --quiet) or, with --progress json, the JSON lines: frames over all inputs
+    bar = P.cli_progress(desc="segment", unit="frame", leave=False) if not args.quiet or P.is_json() else None
+    options = {"device": args.device, "progress": bar, "tta": args.tta,
                "check_slice_order": not args.keep_slice_order}
     if args.dicomweb:
         from ..dicomout.web import segment_from_server

@@ -191,7 +191,6 @@ def segment_inputs(inputs: list[str], out_dir: str, model: str = "cine", device:
                     frames_done[0] += i - _done[0]
                     _done[0] = i
                     bar.update(frames_done[0], n_frames, f"{_name}: frame {i}/{n}")
-                    P.emit(i / max(1, n), f"{_name}: frame {i}/{n}")  # --progress json
 
                 report["inputs"].append(segment_one(p, out_dir, models[chosen[p][0]], chosen[p][1], dicom,
                                                     cache.pop(p, None), sources.pop(p, None),
