@@ -57,7 +57,8 @@ def test_two_process_gloo_training_and_resume(tmp_path):
     modeldir.verify(out)  # every file present with its checksum
     cfg = json.load(open(os.path.join(out, "config.json")))
     dist = cfg["training"]["distributed"]
-    assert dist == {"world_size": 2, "backend": "gloo", "batch_per_process": 2, "replicas_identical": True}
+    assert dist == {"world_size": 2, "backend": "gloo", "batch_per_process": 2, "replicas_identical": True,
+                    "max_weight_difference": 0.0}
     assert cfg["training"]["iterations_done"] == 3
     log = [json.loads(line) for line in open(os.path.join(out, "training_log.jsonl"))]
     assert [rec["iteration"] for rec in log] == [3]  # one writer: rank 0

@@ -104,8 +104,10 @@ class DataParallel:
     """One replica's side of a data-parallel fit (see the module); make it with
     :func:`data_parallel`, which returns None outside ``torchrun``."""
 
-    def __init__(self, rank: int, world: int, label: str = "fit"):
+    def __init__(self, rank: int, world: int, label: str = "fit", device=None):
         self.rank, self.world, self.label = rank, world, label
+        #: where the exchanged values live: the network's device (nccl exchanges CUDA tensors only)
+        self.device = device
         self.epoch_digests: list = []
 
     def wrap(self, net):
@@ -141,7 +143,7 @@ class DataParallel:
         import torch
         import torch.distributed as dist
 
-        t = torch.tensor([float(value)], dtype=torch.float64)
+        t = torch.tensor([float(value)], dtype=torch.float64, device=self.device)
         dist.broadcast(t, 0)
         return float(t.item())
 
@@ -150,7 +152,7 @@ class DataParallel:
         import torch
         import torch.distributed as dist
 
-        t = torch.tensor([float(v) for v in values], dtype=torch.float64)
+        t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=self.device)
         dist.all_reduce(t)
         return [float(v) for v in t]
 
@@ -167,7 +169,7 @@ class DataParallel:
         import torch.distributed as dist
 
         state = net.state_dict()
-        worst = torch.zeros(1, dtype=torch.float64)
+        worst = torch.zeros(1, dtype=torch.float64, device=self.device)
         for k in sorted(state):
             v = state[k].detach()
             ref = v.clone()

@@ -31,7 +31,7 @@ from .. import labels as L
 from .. import modeldir
 from ..datasets import list_acdc, stratified_split
 from ..distributed import close as close_group
-from ..distributed import barrier, distributed_context, state_digest
+from ..distributed import DataParallel, barrier, distributed_context
 from ..errors import CMRRiskError
 from ..image import read_image
 from .augment import FrameStore, sample_batch
@@ -299,11 +299,11 @@ def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: boo
         log(f"resumed from iteration {start_it} ({elapsed / 60:.1f} min trained)"
             + (f" on {world} processes" if world > 1 else ""))
     per_rank = hp["batch"] // world
-    model = net
+    model, parallel = net, None
     if world > 1:
-        import torch.distributed as dist
         from torch.nn.parallel import DistributedDataParallel
 
+        parallel = DataParallel(rank, world, "training", device=dev)
         torch.manual_seed(seed + 1000 * rank)  # per-rank seed (the weights are rank 0's, broadcast)
         model = DistributedDataParallel(net, device_ids=[local] if dev.type == "cuda" else None)
 
@@ -331,10 +331,8 @@ def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: boo
         if done % 50 == 0 or done == hp["iterations"]:
             secs = elapsed + time.perf_counter() - t0
             mean_loss = float(np.mean(running))
-            if world > 1:  # the mean over all processes
-                t = torch.tensor([mean_loss], dtype=torch.float64)
-                dist.all_reduce(t)
-                mean_loss = float(t.item()) / world
+            if parallel is not None:  # the mean over all processes
+                mean_loss = parallel.total(mean_loss)[0] / world
             rec = {"iteration": done, "loss": mean_loss, "lr": opt.param_groups[0]["lr"],
                    "seconds": secs}
             running = []
@@ -363,16 +361,10 @@ def _train(data: str, out: str, seed: int = 0, device: str = "cpu", use_all: boo
         "hardware": _hardware(dev),
     })
     config["software"] = modeldir.software_versions()
-    if world > 1:
+    if parallel is not None:
         # batch-norm statistics are each process's own: take rank 0's, then check the replicas
-        for b in net.buffers():
-            dist.broadcast(b, 0)
-        digests = [None] * world
-        dist.all_gather_object(digests, state_digest(net.state_dict()))
-        if len(set(digests)) != 1:
-            raise RuntimeError(f"distributed training: the {world} replicas differ after training")
-        config["training"]["distributed"] = {"world_size": world, "backend": dist.get_backend(),
-                                             "batch_per_process": per_rank, "replicas_identical": True}
+        parallel.sync_buffers(net)
+        config["training"]["distributed"] = dict(parallel.check_replicas(net), batch_per_process=per_rank)
         if rank != 0:
             barrier()  # rank 0 writes the model directory
             return {}
