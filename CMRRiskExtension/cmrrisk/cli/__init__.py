@@ -75,6 +75,10 @@ def main(argv=None) -> int:
                     from ..predict.survival_ensemble import WORKER_MODULES
 
                     engine.warm(WORKER_MODULES)
+                elif args.command == "explain" and engine.workers_asked:  # torch and captum
+                    from ..explain.cohort import WORKER_MODULES
+
+                    engine.warm(WORKER_MODULES)
                 set_default_engine(engine)
                 try:
                     status = args.func(args)

@@ -19,13 +19,11 @@ def cmd_explain(args) -> int:
     from ..predict.store import load_pipeline
     from ..predict.tabular import load_table
     from ..predict.validation import needs_image_features
-    from .cohort import WORKER_MODULES, explain_subjects, on_workers
+    from .cohort import explain_subjects, on_workers
     from .core import load_reference, reference_latents, register_models
     from .saliency import METHODS
 
     engine = default_engine()  # the command's engine (--workers, --scheduler, --cluster)
-    if engine is not None and engine.workers_asked:
-        engine.warm(WORKER_MODULES)  # the workers import torch and captum while the model loads here
     register_models()
     if args.threads:
         import torch
