@@ -19,6 +19,18 @@ def unavailable() -> str | None:
     return None
 
 
+def private_command(line: str) -> list:
+    """The argument list that runs the shell ``line`` inside a new network namespace whose only
+    interface is ``lo`` (brought up first). Begin ``line`` with ``exec`` for the command to
+    replace the shell (its process id, signals and exit status then are the command's own)."""
+    return ["unshare", "-n", "sh", "-c", f"ip link set lo up && {line}"]
+
+
+def run_private(line: str, **kw) -> subprocess.CompletedProcess:
+    """:func:`subprocess.run` of :func:`private_command` (``kw`` passed on)."""
+    return subprocess.run(private_command(line), **kw)
+
+
 def free_port() -> int:
     """A TCP port free on 127.0.0.1 now."""
     with socket.socket() as s:

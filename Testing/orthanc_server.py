@@ -35,7 +35,7 @@ def missing() -> str | None:
 
 def run_in_private_network(cmd: str, **kw):
     """``cmd`` (a shell line) inside a new network namespace whose only interface is ``lo``."""
-    return subprocess.run(["unshare", "-n", "sh", "-c", f"ip link set lo up && {cmd}"], **kw)
+    return netns.run_private(cmd, **kw)
 
 
 @contextlib.contextmanager

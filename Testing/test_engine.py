@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
+import netns
 from cmrrisk import cli
 from cmrrisk.parallel import Engine, job_script, parse_shard, shard_slice
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PKG = os.path.join(os.path.dirname(HERE), "CMRRiskExtension")
 FAST = ["--no-radiomics", "--no-deep", "--quiet"]
+NETNS_UNAVAILABLE = netns.unavailable()
 
 
 @pytest.fixture(scope="module")
@@ -79,8 +80,10 @@ def test_warm_imports_on_the_workers():
 
     name = "cmrrisk.explain.cohort"
     with Engine(workers=2, verbose=False) as eng:
+        eng._join()  # the workers up, before anything asks them to import it
+        before = eng.client.run(_imported, name)
+        assert len(before) == 2 and not any(before.values()), before  # so it is warm that imports it
         eng.warm([name])
-        eng._join()
         seen = {}
         for _ in range(600):  # until both workers have imported it (the import itself takes ms)
             seen = eng.client.run(_imported, name)
@@ -109,8 +112,7 @@ def _crash_once(i, mark_dir):
     return i * i
 
 
-@pytest.mark.skipif(shutil.which("unshare") is None or shutil.which("ip") is None or os.geteuid() != 0,
-                    reason="needs unshare, ip and root for a private network namespace")
+@pytest.mark.skipif(NETNS_UNAVAILABLE is not None, reason=str(NETNS_UNAVAILABLE))
 def test_external_scheduler_and_workers_in_private_network(cohort, tmp_path):
     man, single, _ = cohort
     env = dict(os.environ, PYTHONPATH=PKG)

@@ -33,11 +33,32 @@ def _fit(engine):
         set_default_engine(None)
 
 
-def test_search_on_two_workers_is_the_serial_search():
+def _record_maps(monkeypatch):
+    """``Engine.map`` calls from now on, as (task function, number of tasks, whether the engine
+    had a started cluster once the call returned: the tasks went to its workers)."""
+    import cmrrisk.parallel as P
+
+    mapped = []
+    real_map = P.Engine.map
+
+    def recording(self, fn, jobs, **kw):
+        out = real_map(self, fn, jobs, **kw)
+        mapped.append((fn.__name__, len(jobs), self.client is not None))
+        return out
+
+    monkeypatch.setattr(P.Engine, "map", recording)
+    return mapped
+
+
+def test_search_on_two_workers_is_the_serial_search(monkeypatch):
     serial, x = _fit(None)
+    mapped = _record_maps(monkeypatch)
     with Engine(workers=2, verbose=False, threads=1) as eng:
         par, _ = _fit(eng)
         assert eng.client is not None  # the fits did go to the workers
+    # the candidate x fold fits were mapped on the started cluster
+    assert ("_member_fold_risks", len(CANDS) * 3, True) in mapped, mapped
+    assert all(on_cluster for _, _, on_cluster in mapped), mapped
     assert par.cv_scores == serial.cv_scores and par.chosen == serial.chosen
     np.testing.assert_array_equal(par.predict_risk(x), serial.predict_risk(x))
 
@@ -57,10 +78,28 @@ def test_forest_blocks_on_workers_are_the_forest_grown_here():
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
-def test_map_sends_shared_arguments_and_submits_costliest_first():
+def test_map_sends_shared_arguments_and_submits_costliest_first(monkeypatch):
+    import distributed
+
+    submitted, scattered = [], []
+    real_submit, real_scatter = distributed.Client.submit, distributed.Client.scatter
+
+    def submit(self, func, *args, **kw):
+        submitted.append(args[-1])  # the task's own arguments (the last positional one)
+        return real_submit(self, func, *args, **kw)
+
+    def scatter(self, data, *args, **kw):
+        scattered.append((data, kw.get("broadcast")))
+        return real_scatter(self, data, *args, **kw)
+
+    monkeypatch.setattr(distributed.Client, "submit", submit)
+    monkeypatch.setattr(distributed.Client, "scatter", scatter)
     with Engine(workers=2, verbose=False) as eng:
         out = eng.map_ordered(_scaled, [(1,), (2,), (3,)], shared=(np.arange(3),), cost=[1, 3, 2])
     assert [o.tolist() for o in out] == [[0, 1, 2], [0, 2, 4], [0, 3, 6]]
+    assert submitted == [(2,), (3,), (1,)]  # costliest first; each task carries only its own argument
+    assert len(scattered) == 1 and scattered[0][1] is True  # the shared array: one broadcast
+    assert len(scattered[0][0]) == 1 and scattered[0][0][0].tolist() == [0, 1, 2]
     assert fit_cost("rsf", {"min_samples_leaf": 5}) > fit_cost("coxboost", {}) > fit_cost("cox", {})
 
 
@@ -80,7 +119,7 @@ def _without_seconds(res):
     return {**res, "folds": [{k: v for k, v in f.items() if k != "seconds"} for f in res["folds"]]}
 
 
-def test_cross_validation_folds_on_two_workers_are_the_serial_folds():
+def test_cross_validation_folds_on_two_workers_are_the_serial_folds(monkeypatch):
     from cmrrisk.predict.tabular import table_from_arrays
     from cmrrisk.predict.validation import cross_validate
 
@@ -89,6 +128,7 @@ def test_cross_validation_folds_on_two_workers_are_the_serial_folds():
     label = np.where(x[:, 0] + 0.3 * x[:, 2] > 0, "a", "b")
     diag = table_from_arrays(x, label=label)
     here = [cross_validate(surv, "survival", "cox", k=3), cross_validate(diag, "diagnosis", "logistic", k=3)]
+    mapped = _record_maps(monkeypatch)
     with Engine(workers=2, verbose=False) as eng:
         set_default_engine(eng)
         try:
@@ -97,6 +137,9 @@ def test_cross_validation_folds_on_two_workers_are_the_serial_folds():
         finally:
             set_default_engine(None)
         assert eng.client is not None  # the folds did go to the workers
+    # both cross-validations mapped their 3 folds on the started cluster
+    assert [m for m in mapped if m[1] == 3 and m[2]] and all(on for _, _, on in mapped), mapped
+    assert len([m for m in mapped if m[1] == 3]) >= 2, mapped
     assert [_without_seconds(r) for r in there] == [_without_seconds(r) for r in here]
     assert there[1]["pooled_out_of_fold"] == here[1]["pooled_out_of_fold"]
 

@@ -7,11 +7,11 @@ server is tested in test_segment_dicomweb.py (Orthanc in a private network names
 
 import json
 import os
-import socket
 
 import numpy as np
 import pytest
 
+import netns
 from cmrrisk import labels as L
 from cmrrisk.errors import CMRRiskError
 from synthdicom import synthetic_subject, write_series
@@ -134,12 +134,6 @@ def test_lge_result_exports_and_imports_with_names_colours_geometry(scene, tmp_p
     assert np.array_equal(mrml.segmentation_to_labels(alone["segmentation"], node), labels)
 
 
-def _closed_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_bad_input_says_what_to_do(scene, tmp_path, subject, segment_module):
     from cmrrisk import mrml
     from cmrrisk.image import Volume
@@ -177,7 +171,7 @@ def test_bad_input_says_what_to_do(scene, tmp_path, subject, segment_module):
     seg.SetAttribute("CMRRisk.dicomFiles", json.dumps(files))
     with pytest.raises(CMRRiskError, match="enter the DICOMweb server's URL"):
         logic.sendDicomParameters(params)
-    params.dicomwebUrl = f"http://127.0.0.1:{_closed_port()}/dicom-web"
+    params.dicomwebUrl = f"http://127.0.0.1:{netns.free_port()}/dicom-web"
     with pytest.raises(CMRRiskError, match=r"^DICOMweb server http://127\.0\.0\.1:\d+/dicom-web: cannot connect .*check the URL"):
         logic.sendDicomParameters(params)
     with pytest.raises(CMRRiskError, match="holds a user name or password.*environment"):
